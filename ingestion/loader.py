@@ -1,0 +1,202 @@
+"""Load one export file into ``raw`` with COPY, exactly once, in one transaction.
+
+Ledger semantics (``raw.ingest_files``):
+
+* the file's sha256 is its identity: the same bytes for the same tenant and source load once;
+  dropping them again returns ``status='duplicate'`` and loads nothing;
+* a *changed* file with the same name is a new **version**: it loads in full and the previous
+  version is marked ``superseded`` in the same transaction. Its rows stay in ``raw`` for audit,
+  but staging reads only rows whose file is ``loaded``, so the new version *replaces* the old one
+  downstream (dbt's incremental facts delete superseded rows);
+* a file-level problem rolls the data back and records a ``rejected`` ledger row with the reason.
+
+Every row read is either loaded or quarantined; the counts are checked before commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ingestion.readers import FileRejected, read_chunks
+from ingestion.spec import SourceSpec
+from ingestion.validate import TenantInfo, new_file_state, validate_chunk
+
+ProgressFn = Callable[[int, int], None]  # (rows read so far, rows quarantined so far)
+
+
+class IngestError(Exception):
+    """A load could not even start (unknown tenant, missing file)."""
+
+
+@dataclass
+class LoadResult:
+    path: Path
+    tenant_id: str
+    source: str
+    status: str  # loaded | duplicate | rejected
+    file_id: int | None = None
+    version: int | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    replaced_file_id: int | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def message(self) -> str:
+        if self.status == "duplicate":
+            return (f"{self.path.name}: already loaded as file {self.file_id} "
+                    "(same sha256); nothing loaded")
+        if self.status == "rejected":
+            return f"{self.path.name}: rejected: {self.error}"
+        replaced = f", replaces file {self.replaced_file_id}" if self.replaced_file_id else ""
+        return (f"{self.path.name}: loaded {self.rows_loaded:,} of {self.rows_read:,} rows, "
+                f"{self.rows_quarantined:,} quarantined (file {self.file_id}, "
+                f"version {self.version}{replaced})")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tenant_info(conn: sa.Connection, tenant_id: str) -> TenantInfo:
+    row = conn.execute(
+        sa.text("select tenant_id, timezone, currency, country_code from ops.tenants "
+                "where tenant_id = :t"), {"t": tenant_id}).first()
+    if row is None:
+        raise IngestError(f"tenant '{tenant_id}' is not registered; run "
+                          f"`storepulse tenants add {tenant_id} ...` first")
+    return TenantInfo(*row)
+
+
+def _known_stores(conn: sa.Connection, tenant_id: str) -> set[str] | None:
+    rows = conn.execute(sa.text(
+        "select distinct s.store_id from raw.stores s join raw.ingest_files f "
+        "on f.file_id = s.source_file_id where s.tenant_id = :t and f.status = 'loaded'"),
+        {"t": tenant_id}).scalars().all()
+    return set(rows) or None
+
+
+def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
+              source: str | None = None, file_name: str | None = None,
+              progress: ProgressFn | None = None) -> LoadResult:
+    """Load ``path`` for ``tenant_id`` with ``spec``; see the module docstring for semantics."""
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError(f"{path}: no such file")
+    source = source or spec.name
+    file_name = file_name or path.name
+    started = time.perf_counter()
+    digest = sha256_of(path)
+    size = path.stat().st_size
+    result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="loaded")
+    try:
+        with engine.begin() as conn:
+            tenant = tenant_info(conn, tenant_id)
+            # Serialise loads of the same file name so versions are numbered without races.
+            conn.execute(sa.text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                         {"k": f"{tenant_id}/{source}/{file_name}"})
+            existing = conn.execute(sa.text(
+                "select file_id, version from raw.ingest_files where tenant_id = :t and "
+                "source = :s and sha256 = :h and status in ('loaded', 'superseded')"),
+                {"t": tenant_id, "s": source, "h": digest}).first()
+            if existing:
+                result.status, result.file_id, result.version = "duplicate", *existing
+                result.seconds = time.perf_counter() - started
+                return result
+            previous = conn.execute(sa.text(
+                "select file_id, version from raw.ingest_files where tenant_id = :t and "
+                "source = :s and file_name = :n and status = 'loaded' "
+                "order by version desc limit 1"),
+                {"t": tenant_id, "s": source, "n": file_name}).first()
+            version = (previous.version + 1) if previous else 1
+            file_id = conn.execute(sa.text(
+                "insert into raw.ingest_files (tenant_id, source, target, file_name, path, "
+                "sha256, bytes, version, status) values (:t, :s, :g, :n, :p, :h, :b, :v, "
+                "'loaded') returning file_id"),
+                {"t": tenant_id, "s": source, "g": spec.target, "n": file_name,
+                 "p": str(path), "h": digest, "b": size, "v": version}).scalar_one()
+            result.file_id, result.version = file_id, version
+            known = _known_stores(conn, tenant_id) if spec.target == "sales_lines" else None
+            state = new_file_state(spec, tenant, file_id, known)
+            # Naive local timestamps in the export are read in the source's time zone.
+            conn.execute(sa.text("select set_config('TimeZone', :tz, true)"),
+                         {"tz": spec.resolve_timezone(tenant.timezone)})
+            _copy_file(conn, path, spec, state, result, progress)
+            if result.rows_read != result.rows_loaded + result.rows_quarantined:
+                raise RuntimeError(
+                    f"{path.name}: counts do not reconcile: read {result.rows_read}, loaded "
+                    f"{result.rows_loaded}, quarantined {result.rows_quarantined}")
+            if previous:
+                conn.execute(sa.text(
+                    "update raw.ingest_files set status = 'superseded', superseded_by = :new "
+                    "where file_id = :old"), {"new": file_id, "old": previous.file_id})
+                result.replaced_file_id = previous.file_id
+            conn.execute(sa.text(
+                "update raw.ingest_files set rows_read = :r, rows_loaded = :l, "
+                "rows_quarantined = :q, loaded_at = now() where file_id = :f"),
+                {"r": result.rows_read, "l": result.rows_loaded,
+                 "q": result.rows_quarantined, "f": file_id})
+    except FileRejected as exc:
+        result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="rejected",
+                            error=str(exc))
+        with engine.begin() as conn:
+            result.file_id = conn.execute(sa.text(
+                "insert into raw.ingest_files (tenant_id, source, target, file_name, path, "
+                "sha256, bytes, status, error) values (:t, :s, :g, :n, :p, :h, :b, "
+                "'rejected', :e) returning file_id"),
+                {"t": tenant_id, "s": source, "g": spec.target, "n": file_name,
+                 "p": str(path), "h": digest, "b": size, "e": str(exc)}).scalar_one()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _copy_file(conn: sa.Connection, path: Path, spec: SourceSpec, state, result: LoadResult,
+               progress: ProgressFn | None) -> None:
+    contract = spec.contract
+    columns = ["tenant_id", *contract.names, "source_file_id", "source_line"]
+    cursor = conn.connection.driver_connection.cursor()
+    write_options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    # Quarantined rows wait on disk: a file that is all bad must not fill memory.
+    with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
+        quarantine_writer = csv.writer(spool)
+        copy_sql = f"copy {contract.table} ({', '.join(columns)}) from stdin with (format csv)"
+        with cursor.copy(copy_sql) as copy:
+            for chunk in read_chunks(path, spec):
+                checked = validate_chunk(chunk, spec, state)
+                if checked.good.num_rows:
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(checked.good, buffer, write_options)
+                    copy.write(buffer.getbuffer())
+                for bad in checked.quarantined:
+                    quarantine_writer.writerow([state.file_id, state.tenant.tenant_id,
+                                                bad.line_number, bad.field, bad.reason,
+                                                bad.raw_text])
+                result.rows_read += chunk.rows_read
+                result.rows_loaded += checked.good.num_rows
+                result.rows_quarantined += len(checked.quarantined)
+                if progress:
+                    progress(result.rows_read, result.rows_quarantined)
+        if result.rows_read == 0:
+            raise FileRejected(f"{path.name}: empty file (no data rows)")
+        spool.seek(0)
+        with cursor.copy("copy raw.quarantine (file_id, tenant_id, line_number, field, reason, "
+                         "raw_text) from stdin with (format csv)") as copy:
+            while block := spool.read(1 << 20):
+                copy.write(block)

@@ -1,0 +1,343 @@
+"""Chunked readers: turn one export file into string tables, never holding the whole file.
+
+Every reader yields :class:`RawChunk` objects whose ``table`` holds the spec's source columns as
+strings (null where absent), with the physical line number of each row, plus rows it could not
+even split into fields (``rejects``), which go to quarantine like any other bad row.
+File-level problems raise :class:`FileRejected` with a message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ingestion.spec import SourceSpec
+
+CSV_BLOCK_BYTES = 4 << 20
+XLSX_CHUNK_ROWS = 50_000
+JSONL_CHUNK_ORDERS = 20_000
+_OTHER_DELIMITERS = (";", "\t", "|", ",")
+
+
+class FileRejected(Exception):
+    """The whole file is unusable; nothing of it may load."""
+
+
+@dataclass
+class Reject:
+    line_number: int
+    raw_text: str
+    reason: str
+    field: str | None = None
+
+
+@dataclass
+class RawChunk:
+    table: pa.Table
+    line_numbers: np.ndarray
+    raw_text: Callable[[int], str]
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return self.table.num_rows + len(self.rejects)
+
+
+def _open_bytes(path: Path) -> io.BufferedIOBase:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def _sniff_binary(path: Path, head: bytes, fmt: str) -> None:
+    if head.startswith(b"PK\x03\x04"):
+        raise FileRejected(f"{path.name}: is a ZIP/XLSX archive, not {fmt.upper()} as its name says")
+    if head.startswith(b"%PDF"):
+        raise FileRejected(f"{path.name}: is a PDF, not {fmt.upper()} as its name says")
+    if b"\x00" in head:
+        raise FileRejected(f"{path.name}: contains NUL bytes; it is binary, not {fmt.upper()}")
+
+
+def read_chunks(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise FileRejected(f"{path.name}: empty file (0 bytes)")
+    readers = {"csv": _read_csv, "xlsx": _read_xlsx, "jsonl": _read_jsonl}
+    yield from readers[spec.format](path, spec)
+
+
+def _check_columns(path: Path, header: list[str], spec: SourceSpec, where: str) -> None:
+    missing = [c for c in spec.source_columns if c.split(".")[0] not in header]
+    if missing:
+        raise FileRejected(
+            f"{path.name}: missing required column(s) {', '.join(missing)} {where} "
+            f"(found: {', '.join(header[:12])})"
+        )
+
+
+# --------------------------------------------------------------------------------------- CSV
+def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
+    try:
+        with _open_bytes(path) as fh:
+            head = fh.read(64 * 1024)
+    except (OSError, EOFError) as exc:
+        raise FileRejected(f"{path.name}: cannot be read as {path.suffix} ({exc})") from None
+    _sniff_binary(path, head, "csv")
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if head.startswith(b"\xef\xbb\xbf"):
+        first_line = first_line[3:]
+    try:
+        text = first_line.decode(spec.encoding)
+    except UnicodeDecodeError as exc:
+        raise FileRejected(
+            f"{path.name}: line 1: undecodable bytes for encoding {spec.encoding} "
+            f"(byte {exc.start}: {first_line[exc.start:exc.start + 1]!r})"
+        ) from None
+    if not text.strip():
+        raise FileRejected(f"{path.name}: empty file (no header line)")
+    header = next(csv.reader([text], delimiter=spec.delimiter))
+    if len(header) == 1:
+        for other in _OTHER_DELIMITERS:
+            if other != spec.delimiter and other in text:
+                raise FileRejected(
+                    f"{path.name}: line 1: wrong delimiter: the spec says {spec.delimiter!r} but "
+                    f"the header is {other!r}-separated"
+                )
+    _check_columns(path, header, spec, "in the header")
+    if b"\n" not in head.rstrip(b"\r\n") and len(head) < 64 * 1024:
+        raise FileRejected(f"{path.name}: empty file (a header and no rows)")
+    return header
+
+
+def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    header = _read_csv_header(path, spec)
+    invalid: list[Reject] = []
+
+    def on_invalid_row(row: pacsv.InvalidRow) -> str:
+        line = (row.number or 0)
+        invalid.append(Reject(line, row.text, f"has {row.actual_columns} fields where the header "
+                                              f"has {row.expected_columns}"))
+        return "skip"
+
+    wanted = spec.source_columns
+    reader_opts = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=spec.encoding,
+                                    use_threads=False)
+    parse_opts = pacsv.ParseOptions(delimiter=spec.delimiter, newlines_in_values=False,
+                                    invalid_row_handler=on_invalid_row)
+    convert_opts = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in header},
+        strings_can_be_null=False, quoted_strings_can_be_null=False,
+    )
+    try:
+        stream = pacsv.open_csv(pa.input_stream(str(path)), read_options=reader_opts,
+                                parse_options=parse_opts, convert_options=convert_opts)
+        next_line = 2  # line 1 is the header
+        while True:
+            try:
+                batch = stream.read_next_batch()
+            except StopIteration:
+                break
+            table = pa.Table.from_batches([batch])
+            rejects, invalid[:] = list(invalid), []
+            # Rows pyarrow skipped shift the physical line numbers of those after them.
+            line_numbers = np.arange(next_line, next_line + table.num_rows, dtype=np.int64)
+            for rej in rejects:
+                line_numbers[line_numbers >= rej.line_number] += 1
+            next_line += table.num_rows + len(rejects)
+            yield RawChunk(
+                table=table.select([c for c in wanted if c in header]),
+                line_numbers=line_numbers,
+                raw_text=_csv_row_text(table, spec.delimiter),
+                rejects=rejects,
+            )
+    except pa.ArrowInvalid as exc:
+        message = str(exc).splitlines()[0]
+        if "UTF8" in message or "decode" in message.lower():
+            raise FileRejected(f"{path.name}: undecodable bytes for encoding {spec.encoding} "
+                               f"near line {next_line}: {message}") from None
+        raise FileRejected(f"{path.name}: unreadable CSV near line {next_line}: {message}"
+                           ) from None
+
+
+def _csv_row_text(table: pa.Table, delimiter: str) -> Callable[[int], str]:
+    def raw_text(i: int) -> str:
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator="").writerow(
+            table.slice(i, 1).to_pylist()[0].values())
+        return out.getvalue()
+    return raw_text
+
+
+# -------------------------------------------------------------------------------------- XLSX
+def _cell_text(value: object, spec: SourceSpec) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.strftime(spec.timestamp_format)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_xlsx(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    import zipfile
+
+    import openpyxl
+
+    if not zipfile.is_zipfile(path):
+        raise FileRejected(f"{path.name}: is not an XLSX workbook (not a ZIP archive)")
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise FileRejected(f"{path.name}: cannot be opened as XLSX ({exc})") from None
+    try:
+        sheet = book[spec.sheet] if spec.sheet else book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header_row = next(rows, None)
+        if header_row is None:
+            raise FileRejected(f"{path.name}: empty workbook (no header row)")
+        header = [str(h).strip() if h is not None else "" for h in header_row]
+        _check_columns(path, header, spec, f"in sheet {sheet.title!r}")
+        positions = {c: header.index(c) for c in spec.source_columns if c in header}
+        buffer: list[tuple] = []
+        line = 1
+        produced = False
+        for values in rows:
+            line += 1
+            if values is None or all(v is None for v in values):
+                continue
+            buffer.append((line, values))
+            if len(buffer) >= XLSX_CHUNK_ROWS:
+                yield _xlsx_chunk(buffer, positions, spec)
+                produced = True
+                buffer = []
+        if buffer:
+            yield _xlsx_chunk(buffer, positions, spec)
+            produced = True
+        if not produced:
+            raise FileRejected(f"{path.name}: empty workbook (a header and no rows)")
+    finally:
+        book.close()
+
+
+def _xlsx_chunk(buffer: list[tuple], positions: dict[str, int], spec: SourceSpec) -> RawChunk:
+    columns = {
+        name: pa.array([_cell_text(v[pos] if pos < len(v) else None, spec) for _, v in buffer],
+                       type=pa.string())
+        for name, pos in positions.items()
+    }
+    table = pa.table(columns)
+    rows = [v for _, v in buffer]
+    return RawChunk(
+        table=table,
+        line_numbers=np.array([ln for ln, _ in buffer], dtype=np.int64),
+        raw_text=lambda i: "\t".join("" if c is None else str(c) for c in rows[i]),
+    )
+
+
+# ------------------------------------------------------------------------------------- JSONL
+def _lookup(obj: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    prefix = spec.lines_field + "."
+    header_cols = [c for c in spec.source_columns if not c.startswith(prefix)]
+    line_cols = [c for c in spec.source_columns if c.startswith(prefix)]
+    with _open_bytes(path) as fh:
+        head = fh.read(4096)
+    _sniff_binary(path, head, "json")
+    columns: dict[str, list] = {c: [] for c in spec.source_columns}
+    line_numbers: list[int] = []
+    raw_lines: list[str] = []
+    row_raw: list[int] = []
+    rejects: list[Reject] = []
+    orders = 0
+    seen_any = False
+
+    def flush() -> RawChunk:
+        nonlocal columns, line_numbers, raw_lines, row_raw, rejects, orders
+        texts = raw_lines
+        index = row_raw
+        chunk = RawChunk(
+            table=pa.table({c: pa.array(v, type=pa.string()) for c, v in columns.items()}),
+            line_numbers=np.array(line_numbers, dtype=np.int64),
+            raw_text=lambda i: texts[index[i]],
+            rejects=rejects,
+        )
+        columns = {c: [] for c in spec.source_columns}
+        line_numbers, raw_lines, row_raw, rejects, orders = [], [], [], [], 0
+        return chunk
+
+    with _open_bytes(path) as fh:
+        text_stream = io.TextIOWrapper(fh, encoding=spec.encoding)
+        line_no = 0
+        try:
+            for raw in text_stream:
+                line_no += 1
+                stripped = raw.strip()
+                if not stripped:
+                    continue
+                try:
+                    order = json.loads(stripped)
+                except json.JSONDecodeError as exc:
+                    if not seen_any:
+                        raise FileRejected(f"{path.name}: line {line_no}: not JSON lines "
+                                           f"({exc.msg})") from None
+                    rejects.append(Reject(line_no, stripped, f"not valid JSON ({exc.msg})"))
+                    continue
+                seen_any = True
+                if not isinstance(order, dict):
+                    rejects.append(Reject(line_no, stripped, "is not a JSON object"))
+                    continue
+                items = order.get(spec.lines_field)
+                if not isinstance(items, list) or not items:
+                    rejects.append(Reject(line_no, stripped,
+                                          f"order has no '{spec.lines_field}' items",
+                                          spec.lines_field))
+                    continue
+                raw_lines.append(stripped)
+                header_values = {c: _as_text(_lookup(order, c)) for c in header_cols}
+                for item in items:
+                    for c in header_cols:
+                        columns[c].append(header_values[c])
+                    for c in line_cols:
+                        columns[c].append(_as_text(_lookup(item, c[len(prefix):])))
+                    line_numbers.append(line_no)
+                    row_raw.append(len(raw_lines) - 1)
+                orders += 1
+                if orders >= JSONL_CHUNK_ORDERS:
+                    yield flush()
+        except UnicodeDecodeError as exc:
+            raise FileRejected(f"{path.name}: line {line_no + 1}: undecodable bytes for encoding "
+                               f"{spec.encoding} ({exc.reason})") from None
+    if not seen_any and not rejects:
+        raise FileRejected(f"{path.name}: empty file (no JSON lines)")
+    if line_numbers or rejects:
+        yield flush()

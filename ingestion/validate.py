@@ -1,0 +1,238 @@
+"""Map a raw chunk onto its canonical contract and split it into loadable and quarantined rows.
+
+All checks are vectorised (pyarrow compute, numpy); Python only touches the rows that fail, to
+write a reason a person can act on. Each bad row gets the *first* problem found, in the order
+the checks are listed below, so the reason is stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingestion.readers import RawChunk, Reject
+from ingestion.spec import Mapping, SourceSpec
+
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_INTEGER = r"^\s*[-+]?\d+\s*$"
+_CURRENCY = r"^[A-Z]{3}$"
+
+
+@dataclass
+class TenantInfo:
+    tenant_id: str
+    timezone: str
+    currency: str
+    country_code: str
+
+    def field(self, name: str) -> str:
+        return str(getattr(self, name))
+
+
+@dataclass
+class FileState:
+    """What validation remembers across the chunks of one file."""
+
+    tenant: TenantInfo
+    file_id: int
+    earliest: date
+    latest: date
+    known_stores: set[str] | None
+    seen_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    order_positions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ValidatedChunk:
+    good: pa.Table
+    quarantined: list[Reject]
+
+
+def new_file_state(spec: SourceSpec, tenant: TenantInfo, file_id: int,
+                   known_stores: set[str] | None, today: date | None = None) -> FileState:
+    today = today or datetime.now().date()
+    return FileState(tenant=tenant, file_id=file_id, earliest=spec.earliest,
+                     latest=today + timedelta(days=spec.max_days_ahead),
+                     known_stores=known_stores if spec.known_stores == "catalog" else None)
+
+
+def _empty_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _resolve(mapping: Mapping, chunk: RawChunk, state: FileState) -> pa.ChunkedArray:
+    n = chunk.table.num_rows
+    if mapping.column is None:
+        value = state.tenant.field(mapping.tenant) if mapping.tenant else mapping.constant
+        return pa.chunked_array([pa.nulls(n, pa.string()) if value is None
+                                 else pa.array(np.full(n, str(value), dtype=object),
+                                               type=pa.string())])
+    source = _empty_to_null(chunk.table[mapping.column])
+    if mapping.equals is not None:
+        return pc.fill_null(pc.equal(source, mapping.equals), False)
+    if mapping.starts_with is not None:
+        return pc.fill_null(pc.starts_with(source, pattern=mapping.starts_with), False)
+    return source
+
+
+def _order_positions(order_ids: pa.ChunkedArray, state: FileState) -> np.ndarray:
+    encoded = pc.dictionary_encode(order_ids.combine_chunks())
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    uniques = encoded.dictionary.to_pylist()
+    base = np.array([state.order_positions.get(u, 0) for u in uniques], dtype=np.int64)
+    n = len(codes)
+    sorter = np.argsort(codes, kind="stable")
+    sorted_codes = codes[sorter]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    rank = np.empty(n, dtype=np.int64)
+    rank[sorter] = np.arange(n) - np.repeat(starts, sizes)
+    counts = np.bincount(codes, minlength=len(uniques))
+    for u, b, c in zip(uniques, base, counts, strict=True):
+        state.order_positions[u] = int(b + c)
+    return base[codes] + rank + 1
+
+
+class _Problems:
+    """Accumulates (mask, field, reason) in priority order; the first hit per row wins."""
+
+    def __init__(self, n: int) -> None:
+        self.bad = np.zeros(n, dtype=bool)
+        self.reasons: list[tuple[np.ndarray, str, object]] = []
+
+    def add(self, mask: np.ndarray, field_name: str, reason) -> None:
+        fresh = mask & ~self.bad
+        if fresh.any():
+            self.reasons.append((fresh, field_name, reason))
+            self.bad |= fresh
+
+
+def _mask(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> ValidatedChunk:
+    contract = spec.contract
+    n = chunk.table.num_rows
+    values: dict[str, pa.ChunkedArray] = {}
+    for column in contract.columns:
+        mapping = spec.columns.get(column.name)
+        if mapping is None:
+            values[column.name] = pa.chunked_array([pa.nulls(n, pa.string())])
+        elif mapping.derive == "position_in_order":
+            order_ids = _resolve(spec.columns["order_id"], chunk, state)
+            positions = _order_positions(pc.fill_null(order_ids, ""), state)
+            values[column.name] = pa.chunked_array([pa.array(positions.astype(str))])
+        else:
+            values[column.name] = _resolve(mapping, chunk, state)
+    original = dict(values)  # as read, so reasons quote what the file said
+    problems = _Problems(n)
+
+    for column in contract.columns:
+        if column.required and column.type != "boolean":
+            problems.add(_mask(pc.is_null(values[column.name])), column.name,
+                         "required field is empty")
+
+    parsed: dict[str, pa.ChunkedArray] = {}
+    for column in contract.columns:
+        arr = values[column.name]
+        if column.type in ("numeric", "integer"):
+            pattern = _INTEGER if column.type == "integer" else _NUMBER
+            ok = pc.match_substring_regex(arr, pattern)
+            problems.add(_mask(pc.invert(ok)) & _mask(pc.is_valid(arr)), column.name,
+                         f"is not a{'n integer' if column.type == 'integer' else ' number'}")
+            clean = pc.if_else(ok, pc.utf8_trim_whitespace(arr), pa.scalar(None, pa.string()))
+            values[column.name] = clean
+            parsed[column.name] = pc.cast(clean, pa.float64())
+        elif column.type in ("timestamp", "date"):
+            fmt = spec.timestamp_format if column.type == "timestamp" else spec.date_format
+            ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+            problems.add(_mask(pc.is_null(ts)) & _mask(pc.is_valid(arr)), column.name,
+                         f"is not a {'date-time' if column.type == 'timestamp' else 'date'} "
+                         f"in format {fmt}")
+            parsed[column.name] = ts
+            out_fmt = "%Y-%m-%d %H:%M:%S" if column.type == "timestamp" else "%Y-%m-%d"
+            values[column.name] = pc.strftime(ts, format=out_fmt)
+
+    if contract.target == "sales_lines":
+        _sales_rules(values, parsed, spec, state, problems)
+
+    quarantined = _quarantine_rows(chunk, original, problems)
+    keep = pa.array(~problems.bad)
+    out = {"tenant_id": pa.array(np.full(int((~problems.bad).sum()), state.tenant.tenant_id,
+                                         dtype=object), type=pa.string())}
+    for column in contract.columns:
+        out[column.name] = pc.filter(values[column.name], keep)
+    out["source_file_id"] = pa.array(np.full(len(out["tenant_id"]), state.file_id,
+                                             dtype=np.int64))
+    out["source_line"] = pa.array(chunk.line_numbers[~problems.bad])
+    return ValidatedChunk(good=pa.table(out), quarantined=chunk.rejects + quarantined)
+
+
+def _sales_rules(values: dict[str, pa.ChunkedArray], parsed: dict[str, pa.ChunkedArray],
+                 spec: SourceSpec, state: FileState, problems: _Problems) -> None:
+    problems.add(_mask(pc.equal(parsed["quantity"], 0.0)), "quantity",
+                 "is zero: a line must sell or return at least one unit")
+    problems.add(_mask(pc.less(parsed["unit_price"], 0.0)), "unit_price",
+                 "is negative: prices are never below zero (returns use a negative quantity)")
+    ts = parsed["ordered_at"]
+    early = pc.less(ts, pa.scalar(datetime.combine(state.earliest, datetime.min.time()),
+                                  pa.timestamp("s")))
+    late = pc.greater_equal(ts, pa.scalar(datetime.combine(state.latest + timedelta(days=1),
+                                                           datetime.min.time()),
+                                          pa.timestamp("s")))
+    problems.add(_mask(pc.or_(early, late)), "ordered_at",
+                 f"is outside the plausible window {state.earliest} .. {state.latest}")
+    currency = values["currency"]
+    allowed = spec.allowed_currencies
+    bad_currency = (pc.invert(pc.is_in(currency, value_set=pa.array(list(allowed))))
+                    if allowed else pc.invert(pc.match_substring_regex(currency, _CURRENCY)))
+    problems.add(_mask(bad_currency), "currency",
+                 f"is not {'one of ' + ', '.join(allowed) if allowed else 'an ISO 4217 code'}")
+    if state.known_stores is not None:
+        unknown = pc.invert(pc.is_in(values["store_id"],
+                                     value_set=pa.array(sorted(state.known_stores),
+                                                        type=pa.string())))
+        problems.add(_mask(unknown), "store_id",
+                     "is not in the tenant's store catalogue (raw.stores): add the store to "
+                     "the catalogue or fix the export")
+    if spec.columns["line_number"].derive is None:
+        problems.add(_duplicate_keys(values, state, problems.bad), "line_number",
+                     "duplicates the line key (store_id, order_id, line_number) of an earlier "
+                     "line in this file")
+
+
+def _duplicate_keys(values: dict[str, pa.ChunkedArray], state: FileState,
+                    already_bad: np.ndarray) -> np.ndarray:
+    keys = pc.binary_join_element_wise(values["store_id"], values["order_id"],
+                                       values["line_number"], "\x1f")
+    key_array = keys.to_numpy(zero_copy_only=False)
+    candidates = np.flatnonzero(~already_bad)
+    hashes = pd.util.hash_array(key_array[candidates].astype(object), categorize=False)
+    dup = np.zeros(len(key_array), dtype=bool)
+    _, first = np.unique(hashes, return_index=True)
+    within = np.ones(len(hashes), dtype=bool)
+    within[first] = False
+    seen_before = np.isin(hashes, state.seen_keys, assume_unique=False)
+    dup[candidates] = within | seen_before
+    state.seen_keys = np.union1d(state.seen_keys, hashes)
+    return dup
+
+
+def _quarantine_rows(chunk: RawChunk, values: dict[str, pa.ChunkedArray], problems: _Problems
+                     ) -> list[Reject]:
+    rows: dict[int, Reject] = {}
+    for mask, field_name, reason in problems.reasons:
+        column = values.get(field_name)
+        for i in np.flatnonzero(mask):
+            shown = column[int(i)].as_py() if column is not None else None
+            detail = f"{field_name} {shown!r} {reason}" if shown not in (None, "") \
+                else f"{field_name} {reason}"
+            rows[int(i)] = Reject(int(chunk.line_numbers[i]), chunk.raw_text(int(i)), detail,
+                                  field_name)
+    return [rows[i] for i in sorted(rows)]

@@ -1,0 +1,109 @@
+"""The warehouse connection: ``DATABASE_URL`` when set, else an embedded PostgreSQL (pgserver).
+
+The embedded server lives in ``$STOREPULSE_HOME/pgdata``. It is started on first use and left
+running so that dbt, Dagster subprocesses and later commands reuse it instead of paying the
+start-up again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from storepulse.errors import StorePulseError
+from storepulse.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse a ``postgresql://`` URL and pin the psycopg 3 driver; reject anything else clearly."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise StorePulseError(
+            f"DATABASE_URL is malformed: {_redact(raw)!r} "
+            "(expected postgresql://user[:password]@host[:port]/database)"
+        ) from None
+    if url.get_backend_name() not in ("postgresql", "postgres"):
+        raise StorePulseError(
+            f"DATABASE_URL must point at PostgreSQL, got {url.get_backend_name()!r}"
+        )
+    if not url.database:
+        raise StorePulseError("DATABASE_URL names no database (add /<database> at the end)")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _redact(raw: str) -> str:
+    # Never echo a password back into logs or terminals.
+    if "@" in raw and ":" in raw.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, rest = raw.split("//", 1) if "//" in raw else ("", raw)
+        creds, host = rest.split("@", 1)
+        return f"{scheme}//{creds.split(':', 1)[0]}:***@{host}"
+    return raw
+
+
+def embedded_database_url(settings: Settings) -> URL:
+    """Start (or attach to) the embedded server and return its URL."""
+    try:
+        import pgserver
+    except ImportError:  # pragma: no cover - pgserver is a hard dependency
+        raise StorePulseError("DATABASE_URL is unset and pgserver is not installed") from None
+    settings.pgdata_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(settings.pgdata_dir, cleanup_mode=None)
+    except Exception as exc:  # pgserver raises plain exceptions with long output
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorePulseError(
+            f"could not start embedded PostgreSQL in {settings.pgdata_dir}: {first_line}"
+        ) from None
+    url = parse_database_url(server.get_uri())
+    return url.set(database="postgres")
+
+
+def resolve_database_url(settings: Settings | None = None) -> URL:
+    settings = settings or load_settings()
+    if settings.database_url:
+        return parse_database_url(settings.database_url)
+    return embedded_database_url(settings)
+
+
+def libpq_params(url: URL) -> dict[str, str]:
+    """Connection parameters in the form dbt's profile and libpq tools expect."""
+    params = {
+        "host": str(url.host or url.query.get("host") or "127.0.0.1"),
+        "port": str(url.port or 5432),
+        "user": str(url.username or "postgres"),
+        "password": url.password or "",
+        "dbname": str(url.database),
+    }
+    return params
+
+
+@functools.lru_cache(maxsize=8)
+def _engine_for(url_string: str) -> Engine:
+    return sa.create_engine(url_string, pool_pre_ping=True, future=True)
+
+
+def get_engine(url: URL | None = None) -> Engine:
+    """A pooled engine for the warehouse, verified with one round trip."""
+    url = url or resolve_database_url()
+    engine = _engine_for(url.render_as_string(hide_password=False))
+    check_connection(engine)
+    return engine
+
+
+def check_connection(engine: Engine) -> None:
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StorePulseError(
+            f"cannot reach PostgreSQL at {engine.url.render_as_string(hide_password=True)}: "
+            f"{reason}"
+        ) from None
