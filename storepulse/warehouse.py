@@ -107,3 +107,15 @@ def check_connection(engine: Engine) -> None:
             f"cannot reach PostgreSQL at {engine.url.render_as_string(hide_password=True)}: "
             f"{reason}"
         ) from None
+
+
+def dbt_environment(url: URL) -> dict[str, str]:
+    """Variables ``dbt_project/profiles.yml`` reads, for the given warehouse URL."""
+    params = libpq_params(url)
+    return {
+        "STOREPULSE_DB_HOST": params["host"],
+        "STOREPULSE_DB_PORT": params["port"],
+        "STOREPULSE_DB_USER": params["user"],
+        "STOREPULSE_DB_PASSWORD": params["password"],
+        "STOREPULSE_DB_NAME": params["dbname"],
+    }

@@ -1,0 +1,119 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['tenant_id', 'store_id', 'day'],
+        on_schema_change='fail',
+        post_hook=[
+            "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, day)",
+        ],
+    )
+}}
+
+-- One row per tenant, store and local day, from the store's first sale to the tenant's latest
+-- day, including days with no sales (zeros: a closed day is data). Incremental: days from the
+-- earliest day touched by new orders onwards are recomputed, for every store of that tenant.
+with orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+changed_from as (
+    select tenant_id, min(order_date) as from_day
+    from orders
+    {% if is_incremental() %}
+    where batch_loaded_at > (select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+    {% endif %}
+    group by tenant_id
+),
+
+tenant_last_day as (
+    select tenant_id, max(order_date) as last_day
+    from orders
+    group by tenant_id
+),
+
+store_first_day as (
+    select tenant_id, store_id, min(order_date) as first_day
+    from orders
+    group by tenant_id, store_id
+),
+
+calendar as (
+    select
+        stores.tenant_id,
+        stores.store_id,
+        calendar_day::date as day
+    from store_first_day as stores
+    join tenant_last_day using (tenant_id)
+    join changed_from using (tenant_id)
+    cross join lateral generate_series(
+        greatest(stores.first_day, changed_from.from_day),
+        tenant_last_day.last_day,
+        interval '1 day'
+    ) as calendar_day
+),
+
+first_purchases as (
+    select tenant_id, customer_id, min(order_date) as first_order_date
+    from orders
+    where not is_return and customer_id is not null
+    group by tenant_id, customer_id
+),
+
+orders_in_window as (
+    select
+        orders.*,
+        first_purchases.first_order_date = orders.order_date as is_first_purchase
+    from orders
+    join changed_from
+        on changed_from.tenant_id = orders.tenant_id
+       and orders.order_date >= changed_from.from_day
+    left join first_purchases
+        on first_purchases.tenant_id = orders.tenant_id
+       and first_purchases.customer_id = orders.customer_id
+),
+
+daily_totals as (
+    select
+        tenant_id,
+        store_id,
+        order_date as day,
+        sum(gross_amount) as gross_revenue,
+        sum(return_amount) as returns_amount,
+        count(*) filter (where not is_return) as orders,
+        count(*) filter (where is_return) as return_orders,
+        count(*) filter (where not is_return and is_guest) as guest_orders,
+        coalesce(sum(units) filter (where not is_return), 0) as units,
+        count(distinct customer_id) filter (where not is_return) as customers,
+        count(distinct customer_id) filter (where not is_return and is_first_purchase)
+            as new_customers
+    from orders_in_window
+    group by tenant_id, store_id, order_date
+)
+
+select
+    calendar.tenant_id,
+    calendar.store_id,
+    calendar.day,
+    coalesce(daily_totals.gross_revenue, 0) as gross_revenue,
+    coalesce(daily_totals.returns_amount, 0) as returns_amount,
+    coalesce(daily_totals.gross_revenue, 0) - coalesce(daily_totals.returns_amount, 0)
+        as net_revenue,
+    coalesce(daily_totals.orders, 0) as orders,
+    coalesce(daily_totals.return_orders, 0) as return_orders,
+    coalesce(daily_totals.guest_orders, 0) as guest_orders,
+    coalesce(daily_totals.units, 0) as units,
+    coalesce(daily_totals.customers, 0) as customers,
+    coalesce(daily_totals.new_customers, 0) as new_customers,
+    coalesce(daily_totals.customers, 0) - coalesce(daily_totals.new_customers, 0)
+        as returning_customers,
+    round(daily_totals.gross_revenue / nullif(daily_totals.orders, 0), 4) as avg_order_value,
+    coalesce(daily_totals.orders, 0) = 0 and coalesce(daily_totals.return_orders, 0) = 0
+        as is_closed_day,
+    extract(isodow from calendar.day)::int as iso_weekday,
+    '{{ run_started_at }}'::timestamptz as batch_loaded_at
+from calendar
+left join daily_totals
+    on daily_totals.tenant_id = calendar.tenant_id
+   and daily_totals.store_id = calendar.store_id
+   and daily_totals.day = calendar.day

@@ -1,0 +1,102 @@
+-- Net revenue and orders over the last 7/30/90 days (as of the tenant's latest day), the same
+-- for the period before, the change between them, and the least-squares slope per day.
+-- Days without sales count as zero. The slope uses the closed form over x = 1..W, where the
+-- sums of x and x^2 are known, so zero days need no rows:
+--   slope = (W * sum(x*y) - sum(x) * sum(y)) / (W * sum(x^2) - sum(x)^2)
+{% set windows = var('trend_windows') %}
+
+with store_days as (
+    select tenant_id, 'store' as grain, store_id as entity_id, day, net_revenue as revenue,
+           orders
+    from {{ ref('mart_daily_store_kpis') }}
+),
+
+as_of as (
+    select tenant_id, max(day) as as_of_date
+    from store_days
+    group by tenant_id
+),
+
+product_days as (
+    select
+        lines.tenant_id,
+        'product' as grain,
+        lines.product_id as entity_id,
+        lines.order_date as day,
+        sum(lines.gross_amount) - sum(lines.return_amount) as revenue,
+        count(distinct (lines.store_id, lines.order_id)) filter (where not lines.is_return)
+            as orders
+    from {{ ref('fct_sales_lines') }} as lines
+    join as_of on as_of.tenant_id = lines.tenant_id
+    where lines.order_date > as_of.as_of_date - {{ 2 * (windows | max) }}
+    group by lines.tenant_id, lines.product_id, lines.order_date
+),
+
+all_days as (
+    select * from store_days
+    union all
+    select * from product_days
+),
+
+windows as (
+    select unnest(array[{{ windows | join(', ') }}]) as window_days
+),
+
+placed as (
+    select
+        all_days.*,
+        windows.window_days,
+        as_of.as_of_date,
+        all_days.day > as_of.as_of_date - windows.window_days as is_current,
+        -- x = 1 for the first day of the current window, W for the as-of day
+        (all_days.day - (as_of.as_of_date - windows.window_days))::numeric as x
+    from all_days
+    join as_of on as_of.tenant_id = all_days.tenant_id
+    cross join windows
+    where all_days.day > as_of.as_of_date - 2 * windows.window_days
+      and all_days.day <= as_of.as_of_date
+),
+
+summed as (
+    select
+        tenant_id,
+        grain,
+        entity_id,
+        window_days,
+        as_of_date,
+        coalesce(sum(revenue) filter (where is_current), 0) as revenue,
+        coalesce(sum(revenue) filter (where not is_current), 0) as previous_revenue,
+        coalesce(sum(orders) filter (where is_current), 0) as orders,
+        coalesce(sum(orders) filter (where not is_current), 0) as previous_orders,
+        coalesce(sum(x * revenue) filter (where is_current), 0) as sum_xy_revenue,
+        coalesce(sum(x * orders) filter (where is_current), 0) as sum_xy_orders
+    from placed
+    group by tenant_id, grain, entity_id, window_days, as_of_date
+)
+
+select
+    tenant_id,
+    grain,
+    entity_id,
+    window_days,
+    as_of_date,
+    revenue,
+    previous_revenue,
+    round((revenue - previous_revenue) / nullif(previous_revenue, 0), 4) as revenue_change_pct,
+    orders,
+    previous_orders,
+    round((orders - previous_orders)::numeric / nullif(previous_orders, 0), 4)
+        as orders_change_pct,
+    round(
+        (window_days * sum_xy_revenue - (window_days * (window_days + 1) / 2.0) * revenue)
+        / nullif(window_days * (window_days * (window_days + 1) * (2 * window_days + 1) / 6.0)
+                 - power(window_days * (window_days + 1) / 2.0, 2), 0),
+        4
+    ) as revenue_slope_per_day,
+    round(
+        (window_days * sum_xy_orders - (window_days * (window_days + 1) / 2.0) * orders)
+        / nullif(window_days * (window_days * (window_days + 1) * (2 * window_days + 1) / 6.0)
+                 - power(window_days * (window_days + 1) / 2.0, 2), 0),
+        4
+    ) as orders_slope_per_day
+from summed
