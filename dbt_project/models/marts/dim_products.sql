@@ -1,5 +1,11 @@
-with products as (
-    select * from {{ ref('int_products') }}
+-- Every product a tenant sells: catalogue attributes where loaded, else the latest name seen
+-- on a sales line, with lifetime sales.
+with catalogued as (
+    select * from {{ ref('stg_products') }}
+),
+
+lines as (
+    select * from {{ ref('fct_sales_lines') }}
 ),
 
 sales as (
@@ -8,26 +14,40 @@ sales as (
         product_id,
         min(order_date) as first_sold_on,
         max(order_date) as last_sold_on,
-        sum(quantity) filter (where not is_return) as units_sold,
-        -sum(quantity) filter (where is_return) as units_returned,
+        coalesce(sum(quantity) filter (where not is_return), 0) as units_sold,
+        coalesce(-sum(quantity) filter (where is_return), 0) as units_returned,
         sum(gross_amount) - sum(return_amount) as net_revenue
-    from {{ ref('fct_sales_lines') }}
+    from lines
     group by tenant_id, product_id
+),
+
+latest_names as (
+    select distinct on (tenant_id, product_id)
+        tenant_id,
+        product_id,
+        product_name
+    from lines
+    where product_name is not null
+    order by tenant_id, product_id, ordered_at desc
 )
 
 select
-    products.tenant_id,
-    products.product_id,
-    products.product_name,
-    products.category,
-    products.list_price,
-    products.is_catalogued,
+    coalesce(catalogued.tenant_id, sales.tenant_id) as tenant_id,
+    coalesce(catalogued.product_id, sales.product_id) as product_id,
+    coalesce(catalogued.product_name, latest_names.product_name,
+             coalesce(catalogued.product_id, sales.product_id)) as product_name,
+    catalogued.category,
+    catalogued.list_price,
+    catalogued.product_id is not null as is_catalogued,
     sales.first_sold_on,
     sales.last_sold_on,
     coalesce(sales.units_sold, 0) as units_sold,
     coalesce(sales.units_returned, 0) as units_returned,
     coalesce(sales.net_revenue, 0) as net_revenue
-from products
-left join sales
-    on sales.tenant_id = products.tenant_id
-   and sales.product_id = products.product_id
+from catalogued
+full outer join sales
+    on sales.tenant_id = catalogued.tenant_id
+   and sales.product_id = catalogued.product_id
+left join latest_names
+    on latest_names.tenant_id = coalesce(catalogued.tenant_id, sales.tenant_id)
+   and latest_names.product_id = coalesce(catalogued.product_id, sales.product_id)

@@ -58,10 +58,10 @@ measured as (
         antecedent.product_order_count,
         consequent.product_order_count as also_bought_order_count,
         tenant_orders.order_count,
-        pairs.pair_order_count::numeric / tenant_orders.order_count as support,
-        pairs.pair_order_count::numeric / antecedent.product_order_count as confidence,
-        (pairs.pair_order_count::numeric / antecedent.product_order_count)
-            / (consequent.product_order_count::numeric / tenant_orders.order_count) as lift
+        round(pairs.pair_order_count::numeric / tenant_orders.order_count, 6) as support,
+        round(pairs.pair_order_count::numeric / antecedent.product_order_count, 6) as confidence,
+        round((pairs.pair_order_count::numeric / antecedent.product_order_count)
+            / (consequent.product_order_count::numeric / tenant_orders.order_count), 6) as lift
     from pairs
     join tenant_orders on tenant_orders.tenant_id = pairs.tenant_id
     join product_orders as antecedent
