@@ -172,7 +172,6 @@ def generate_sample(root: Path, seed: int = 42, scale: float = 1.0,
     ``scale`` multiplies order volume (tests use a small one; benchmarks a large one).
     """
     root = Path(root)
-    rng = np.random.default_rng(seed)
     days = pd.date_range(end=pd.Timestamp(end_date), periods=history_days, freq="D")
     sample = GeneratedSample(root=root, tenants=tenants)
     truth_rows = []
@@ -262,7 +261,7 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
             "transaction_type": "sale",
         })
         frames.append(frame)
-        frames.append(_returns(frame, rng, days[-1]))
+        frames.append(_returns(frame, rng, days[-1], profile.weekly))
     lines = pd.concat(frames, ignore_index=True)
     return lines.sort_values(["ordered_at", "order_id", "line_number"], kind="stable",
                              ignore_index=True)
@@ -279,11 +278,17 @@ def _pick_products(catalog: pd.DataFrame, theme: np.ndarray, rng: np.random.Gene
     return product
 
 
-def _returns(sales: pd.DataFrame, rng: np.random.Generator, last_day: pd.Timestamp
-             ) -> pd.DataFrame:
+def _returns(sales: pd.DataFrame, rng: np.random.Generator, last_day: pd.Timestamp,
+             weekly: tuple[float, ...]) -> pd.DataFrame:
     picked = sales[rng.random(len(sales)) < 0.02].copy()
     picked["ordered_at"] = picked["ordered_at"] + pd.to_timedelta(
         rng.integers(1, 21, len(picked)), unit="D")
+    # A closed store takes no returns: they come back on the next open day.
+    for _ in range(3):
+        at = picked["ordered_at"]
+        closed = (np.array(weekly)[at.dt.dayofweek] == 0) | (
+            (at.dt.month == 12) & (at.dt.day == 25)) | ((at.dt.month == 1) & (at.dt.day == 1))
+        picked.loc[closed, "ordered_at"] = at[closed] + pd.Timedelta(days=1)
     picked = picked[picked["ordered_at"] < last_day + pd.Timedelta(days=1)]
     picked["order_id"] = "R" + picked["order_id"]
     picked["line_number"] = picked.groupby("order_id").cumcount() + 1

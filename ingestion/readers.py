@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ingestion.spec import SourceSpec
+from ingestion.spec import EXTENSIONS, SourceSpec
 
 CSV_BLOCK_BYTES = 4 << 20
 XLSX_CHUNK_ROWS = 50_000
@@ -61,7 +61,8 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
 
 def _sniff_binary(path: Path, head: bytes, fmt: str) -> None:
     if head.startswith(b"PK\x03\x04"):
-        raise FileRejected(f"{path.name}: is a ZIP/XLSX archive, not {fmt.upper()} as its name says")
+        raise FileRejected(
+            f"{path.name}: is a ZIP/XLSX archive, not {fmt.upper()} as its name says")
     if head.startswith(b"%PDF"):
         raise FileRejected(f"{path.name}: is a PDF, not {fmt.upper()} as its name says")
     if b"\x00" in head:
@@ -72,6 +73,9 @@ def read_chunks(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     path = Path(path)
     if path.stat().st_size == 0:
         raise FileRejected(f"{path.name}: empty file (0 bytes)")
+    if not path.name.lower().endswith(EXTENSIONS[spec.format]):
+        raise FileRejected(f"{path.name}: the spec '{spec.name}' reads {spec.format.upper()} "
+                           f"files ({', '.join(EXTENSIONS[spec.format])}), not this file type")
     readers = {"csv": _read_csv, "xlsx": _read_xlsx, "jsonl": _read_jsonl}
     yield from readers[spec.format](path, spec)
 

@@ -8,7 +8,7 @@ Each canonical column is produced by one *mapping*:
 
 ``{column: Name}``                      the source column (dotted paths for JSON: ``customer.id``)
 ``{constant: value}``                   the same value for every row
-``{tenant: currency}``                  a field of the tenant's registration (currency, country_code)
+``{tenant: currency}``                  a field of the tenant's registration (or country_code)
 ``{column: X, equals: v}``              boolean: the source value equals ``v``
 ``{column: X, starts_with: p}``         boolean: the source value starts with ``p``
 ``{derive: position_in_order}``         line number = position of the row within its order

@@ -7,7 +7,6 @@ start-up again.
 
 from __future__ import annotations
 
-import functools
 import logging
 
 import sqlalchemy as sa
@@ -24,7 +23,7 @@ def parse_database_url(raw: str) -> URL:
     """Parse a ``postgresql://`` URL and pin the psycopg 3 driver; reject anything else clearly."""
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise StorePulseError(
             f"DATABASE_URL is malformed: {_redact(raw)!r} "
             "(expected postgresql://user[:password]@host[:port]/database)"
@@ -84,17 +83,24 @@ def libpq_params(url: URL) -> dict[str, str]:
     return params
 
 
-@functools.lru_cache(maxsize=8)
-def _engine_for(url_string: str) -> Engine:
-    return sa.create_engine(url_string, pool_pre_ping=True, future=True)
+_ENGINES: dict[str, Engine] = {}
 
 
 def get_engine(url: URL | None = None) -> Engine:
-    """A pooled engine for the warehouse, verified with one round trip."""
+    """A pooled engine for the warehouse (one per URL per process), verified with a round trip."""
     url = url or resolve_database_url()
-    engine = _engine_for(url.render_as_string(hide_password=False))
+    key = url.render_as_string(hide_password=False)
+    if key not in _ENGINES:
+        _ENGINES[key] = sa.create_engine(url, pool_pre_ping=True)
+    engine = _ENGINES[key]
     check_connection(engine)
     return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (before dropping a database, or at exit)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
 
 
 def check_connection(engine: Engine) -> None:

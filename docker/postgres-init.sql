@@ -1,0 +1,3 @@
+-- Extra databases in the compose stack's server: Dagster's instance and Metabase's app DB.
+create database dagster;
+create database metabase;

@@ -1,0 +1,3 @@
+DATA_ENGINEERING = "team:data-engineering"
+ANALYTICS = "team:analytics"
+DATA_SCIENCE = "team:data-science"

@@ -1,0 +1,48 @@
+"""The one Dagster code location of StorePulse."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, AssetSpec, Definitions, define_asset_job
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets.ingestion import ingest_landing_files
+from orchestration.constants import DATA_ENGINEERING
+from orchestration.dbt import storepulse_dbt_models
+from orchestration.project import dbt_project
+from orchestration.resources import WarehouseResource
+from orchestration.sensors import ingest_job, landing_sensor
+
+tenants_registry = AssetSpec(
+    ["ops", "tenants"],
+    description="Registered tenants; written by `storepulse tenants add`, not by a run.",
+    group_name="ingestion",
+    kinds={"postgres"},
+    owners=[DATA_ENGINEERING],
+)
+
+dbt_build_job = define_asset_job(
+    "dbt_build_job", selection=[storepulse_dbt_models],
+    description="dbt build over all tenants: staging, marts and dbt tests.")
+
+ALL_ASSETS = [tenants_registry, ingest_landing_files, storepulse_dbt_models]
+
+RESOURCES = {
+    "warehouse": WarehouseResource(),
+    "dbt": DbtCliResource(project_dir=dbt_project),
+}
+
+
+def pipeline_stages() -> list[tuple[str, AssetSelection, bool]]:
+    """The demo's run order: (name, selection, partitioned per tenant)."""
+    return [
+        ("ingestion", AssetSelection.assets(ingest_landing_files), True),
+        ("dbt build", AssetSelection.assets(storepulse_dbt_models), False),
+    ]
+
+
+defs = Definitions(
+    assets=ALL_ASSETS,
+    jobs=[ingest_job, dbt_build_job],
+    sensors=[landing_sensor],
+    resources=RESOURCES,
+)

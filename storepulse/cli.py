@@ -1,0 +1,174 @@
+"""The ``storepulse`` command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from storepulse.errors import StorePulseError
+
+
+def _engine():
+    from storepulse.warehouse import get_engine
+
+    return get_engine()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="storepulse")
+def cli() -> None:
+    """StorePulse: retail analytics for merchants with many stores.
+
+    The warehouse is DATABASE_URL when set, else an embedded PostgreSQL in
+    $STOREPULSE_HOME (default ./.storepulse).
+    """
+
+
+@cli.command()
+@click.option("--scale", default=1.0, show_default=True,
+              help="Sample size multiplier (order volume per store).")
+@click.option("--seed", default=42, show_default=True, help="Seed of the sample generator.")
+@click.option("--regenerate", is_flag=True, help="Write the sample data again even if present.")
+def demo(scale: float, seed: int, regenerate: bool) -> None:
+    """Set up the database, generate sample data and run the whole pipeline in-process."""
+    from orchestration.demo import run_demo
+
+    run_demo(scale=scale, seed=seed, regenerate=regenerate, echo=click.echo)
+
+
+@cli.group()
+def db() -> None:
+    """Database set-up and connection."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (idempotent)."""
+    from storepulse.migrate import migrate
+
+    applied = migrate(_engine())
+    if applied:
+        for m in applied:
+            click.echo(f"applied {m.version:04d}_{m.name}")
+    else:
+        click.echo("database is up to date")
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the warehouse URL in use (password hidden)."""
+    from storepulse.warehouse import resolve_database_url
+
+    click.echo(resolve_database_url().render_as_string(hide_password=True))
+
+
+@cli.group()
+def tenants() -> None:
+    """Register and list tenants (merchants)."""
+
+
+@tenants.command("add")
+@click.argument("slug")
+@click.option("--name", required=True, help="Display name of the merchant.")
+@click.option("--timezone", "timezone_", default="UTC", show_default=True,
+              help="IANA time zone of the tenant's stores.")
+@click.option("--currency", default="USD", show_default=True, help="ISO 4217 currency code.")
+@click.option("--country", default="US", show_default=True,
+              help="ISO 3166 country code (holidays in forecasts).")
+def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: str) -> None:
+    """Register tenant SLUG and create its landing folder."""
+    from storepulse.settings import load_settings
+    from storepulse.tenants import Tenant, add_tenant
+
+    created = add_tenant(_engine(), Tenant(slug, name, timezone_, currency, country),
+                         landing_dir=load_settings().landing_dir)
+    click.echo(f"tenant {slug} {'registered' if created else 'already registered'}")
+
+
+@tenants.command("list")
+def tenants_list() -> None:
+    """List registered tenants."""
+    from storepulse.tenants import list_tenants
+
+    rows = list_tenants(_engine())
+    if not rows:
+        click.echo("no tenants registered")
+    for t in rows:
+        click.echo(f"{t.tenant_id:<20} {t.name:<28} {t.timezone:<20} {t.currency} {t.country_code}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--tenant", "tenant_id", required=True, help="Tenant the file belongs to.")
+@click.option("--source", default=None,
+              help="Spec name (default: the name of the file's folder).")
+def ingest(path: Path, tenant_id: str, source: str | None) -> None:
+    """Load PATH (a file, or a folder of files) for TENANT with COPY, exactly once."""
+    from tqdm import tqdm
+
+    from ingestion.loader import load_file
+    from ingestion.spec import spec_for_source
+
+    engine = _engine()
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name != "spec.yaml") \
+        if path.is_dir() else [path]
+    failed = 0
+    for file in files:
+        source_name = source or file.parent.name
+        spec = spec_for_source(source_name, file.parent)
+        with tqdm(desc=file.name, unit=" rows", unit_scale=True, leave=False,
+                  disable=not sys.stderr.isatty()) as bar:
+            def progress(read: int, _quarantined: int, bar=bar) -> None:
+                bar.update(read - bar.n)
+
+            result = load_file(engine, file, tenant_id, spec, source=source_name,
+                               progress=progress)
+        click.echo(result.message)
+        failed += result.status == "rejected"
+    if failed:
+        raise SystemExit(2)
+
+
+@cli.command("generate-sample")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--scale", default=1.0, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+def generate_sample_cmd(directory: Path, scale: float, seed: int) -> None:
+    """Write the deterministic multi-tenant sample into DIRECTORY (landing layout)."""
+    from ingestion.generator import generate_sample
+
+    sample = generate_sample(directory, seed=seed, scale=scale)
+    for tenant, count in sample.line_counts.items():
+        click.echo(f"{tenant}: {count:,} lines")
+    click.echo(f"planted anomalies: {len(sample.anomalies)} (see {directory}/ground_truth.csv)")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+def dbt(dbt_args: tuple[str, ...]) -> None:
+    """Run dbt in dbt_project/ against the warehouse (e.g. `storepulse dbt build`)."""
+    from storepulse.warehouse import dbt_environment, resolve_database_url
+
+    project_dir = Path(__file__).resolve().parent.parent / "dbt_project"
+    env = {**os.environ, **dbt_environment(resolve_database_url())}
+    raise SystemExit(subprocess.call(["dbt", *dbt_args, "--project-dir", str(project_dir),
+                                      "--profiles-dir", str(project_dir)], env=env))
+
+
+def main() -> None:
+    from ingestion.loader import IngestError
+    from ingestion.spec import SpecError
+
+    try:
+        cli(standalone_mode=True)
+    except (StorePulseError, IngestError, SpecError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

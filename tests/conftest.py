@@ -1,0 +1,98 @@
+"""Shared fixtures: every test that touches PostgreSQL gets a database of its own.
+
+The server is ``DATABASE_URL`` when set (CI points it at the machine's PostgreSQL), else an
+embedded pgserver started once per session in a temporary folder. Test databases are created
+with a unique name and dropped afterwards, so parallel or repeated runs never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from storepulse.migrate import migrate
+from storepulse.warehouse import dispose_engines, get_engine, parse_database_url
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+UCI_CSV = SHARED_DATA / "online_retail.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
+    """An admin URL on the server tests run against."""
+    if os.environ.get("DATABASE_URL"):
+        return parse_database_url(os.environ["DATABASE_URL"])
+    import pgserver
+
+    pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    return parse_database_url(server.get_uri()).set(database="postgres")
+
+
+def _admin(url: URL) -> sa.Engine:
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+def create_database(server: URL, prefix: str = "sp_test") -> URL:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with _admin(server).connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    return server.set(database=name)
+
+
+def drop_database(url: URL) -> None:
+    dispose_engines()
+    with _admin(url.set(database="postgres")).connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{url.database}" with (force)'))
+
+
+@pytest.fixture
+def database_url(server_url: URL) -> Iterator[URL]:
+    url = create_database(server_url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def engine(database_url: URL) -> sa.Engine:
+    """A migrated, empty warehouse."""
+    engine = get_engine(database_url)
+    migrate(engine)
+    return engine
+
+
+@pytest.fixture
+def database_env(database_url: URL, monkeypatch: pytest.MonkeyPatch) -> URL:
+    """Point StorePulse's settings (and so Dagster's resources and dbt) at the test database."""
+    monkeypatch.setenv("DATABASE_URL", database_url.render_as_string(hide_password=False))
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory: pytest.TempPathFactory):
+    """A small deterministic sample in landing layout (all three demo tenants)."""
+    from ingestion.generator import generate_sample
+
+    root = tmp_path_factory.mktemp("landing")
+    return generate_sample(root, seed=7, scale=0.15)
+
+
+def register_demo_tenants(engine: sa.Engine) -> list[str]:
+    from ingestion.generator import DEMO_TENANTS
+    from storepulse.tenants import Tenant, add_tenant
+
+    for p in DEMO_TENANTS:
+        add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone, p.currency, p.country_code))
+    return [p.tenant_id for p in DEMO_TENANTS]
+
+
+def uci_available() -> bool:
+    return UCI_CSV.exists()
