@@ -142,10 +142,10 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         column_types={name: pa.string() for name in header},
         strings_can_be_null=False, quoted_strings_can_be_null=False,
     )
+    next_line = 2  # line 1 is the header
     try:
         stream = pacsv.open_csv(pa.input_stream(str(path)), read_options=reader_opts,
                                 parse_options=parse_opts, convert_options=convert_opts)
-        next_line = 2  # line 1 is the header
         while True:
             try:
                 batch = stream.read_next_batch()

@@ -98,6 +98,28 @@ def _order_positions(order_ids: pa.ChunkedArray, state: FileState) -> np.ndarray
     return base[codes] + rank + 1
 
 
+def _strict_strptime(arr: pa.ChunkedArray, fmt: str) -> pa.ChunkedArray:
+    """Parse timestamps; null where invalid, including impossible dates like 30 February.
+
+    Arrow's parser rolls impossible days over into the next month, so values that do not
+    survive a round trip are re-checked with Python's strict parser (rare, so cheap).
+    """
+    ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+    trimmed = pc.utf8_trim_whitespace(arr)
+    suspicious = _mask(pc.and_(pc.is_valid(ts),
+                               pc.not_equal(pc.strftime(ts, format=fmt), trimmed)))
+    if not suspicious.any():
+        return ts
+    values = ts.to_numpy(zero_copy_only=False).copy()
+    texts = trimmed.to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(suspicious):
+        try:
+            values[i] = np.datetime64(datetime.strptime(texts[i], fmt), "s")
+        except ValueError:
+            values[i] = np.datetime64("NaT")
+    return pa.chunked_array([pa.array(values, type=pa.timestamp("s"))])
+
+
 class _Problems:
     """Accumulates (mask, field, reason) in priority order; the first hit per row wins."""
 
@@ -151,7 +173,7 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
             parsed[column.name] = pc.cast(clean, pa.float64())
         elif column.type in ("timestamp", "date"):
             fmt = spec.timestamp_format if column.type == "timestamp" else spec.date_format
-            ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+            ts = _strict_strptime(arr, fmt)
             problems.add(_mask(pc.is_null(ts)) & _mask(pc.is_valid(arr)), column.name,
                          f"is not a {'date-time' if column.type == 'timestamp' else 'date'} "
                          f"in format {fmt}")
