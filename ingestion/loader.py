@@ -15,10 +15,13 @@ Every row read is either loaded or quarantined; the counts are checked before co
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.engine import Engine
 
 from ingestion.readers import FileRejected, read_chunks
@@ -167,32 +171,76 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
     return result
 
 
+@dataclass
+class _EncodedChunk:
+    csv_bytes: memoryview | None
+    rows_read: int
+    rows_loaded: int
+    quarantined: list
+
+
+_DONE = object()
+
+
+def _encode_chunks(path: Path, spec: SourceSpec, state, out: queue.Queue,
+                   stop: threading.Event) -> None:
+    """Producer: read, validate and CSV-encode chunks; runs beside the COPY so both cores work."""
+    write_options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    try:
+        for chunk in read_chunks(path, spec):
+            if stop.is_set():
+                return
+            checked = validate_chunk(chunk, spec, state)
+            data = None
+            if checked.good.num_rows:
+                buffer = io.BytesIO()
+                pacsv.write_csv(checked.good, buffer, write_options)
+                data = buffer.getbuffer()
+            out.put(_EncodedChunk(data, chunk.rows_read, checked.good.num_rows,
+                                  checked.quarantined))
+        out.put(_DONE)
+    except BaseException as exc:  # handed to the consumer, which re-raises it
+        out.put(exc)
+
+
 def _copy_file(conn: sa.Connection, path: Path, spec: SourceSpec, state, result: LoadResult,
                progress: ProgressFn | None) -> None:
     contract = spec.contract
     columns = ["tenant_id", *contract.names, "source_file_id", "source_line"]
     cursor = conn.connection.driver_connection.cursor()
-    write_options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    chunks: queue.Queue = queue.Queue(maxsize=3)  # bounds memory to a few chunks
+    stop = threading.Event()
+    producer = threading.Thread(target=_encode_chunks, args=(path, spec, state, chunks, stop),
+                                name=f"encode-{path.name}", daemon=True)
     # Quarantined rows wait on disk: a file that is all bad must not fill memory.
     with tempfile.TemporaryFile("w+", newline="", encoding="utf-8") as spool:
         quarantine_writer = csv.writer(spool)
         copy_sql = f"copy {contract.table} ({', '.join(columns)}) from stdin with (format csv)"
-        with cursor.copy(copy_sql) as copy:
-            for chunk in read_chunks(path, spec):
-                checked = validate_chunk(chunk, spec, state)
-                if checked.good.num_rows:
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(checked.good, buffer, write_options)
-                    copy.write(buffer.getbuffer())
-                for bad in checked.quarantined:
-                    quarantine_writer.writerow([state.file_id, state.tenant.tenant_id,
-                                                bad.line_number, bad.field, bad.reason,
-                                                bad.raw_text])
-                result.rows_read += chunk.rows_read
-                result.rows_loaded += checked.good.num_rows
-                result.rows_quarantined += len(checked.quarantined)
-                if progress:
-                    progress(result.rows_read, result.rows_quarantined)
+        producer.start()
+        try:
+            # The queued writer sends to the server from its own thread, so sending, encoding
+            # and the server's parsing all overlap.
+            with cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor)) as copy:
+                while (item := chunks.get()) is not _DONE:
+                    if isinstance(item, BaseException):
+                        raise item
+                    if item.csv_bytes is not None:
+                        copy.write(item.csv_bytes)
+                    for bad in item.quarantined:
+                        quarantine_writer.writerow([state.file_id, state.tenant.tenant_id,
+                                                    bad.line_number, bad.field, bad.reason,
+                                                    bad.raw_text])
+                    result.rows_read += item.rows_read
+                    result.rows_loaded += item.rows_loaded
+                    result.rows_quarantined += len(item.quarantined)
+                    if progress:
+                        progress(result.rows_read, result.rows_quarantined)
+        finally:
+            stop.set()
+            while producer.is_alive():  # unblock a producer waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    chunks.get(timeout=0.05)
+            producer.join()
         if result.rows_read == 0:
             raise FileRejected(f"{path.name}: empty file (no data rows)")
         spool.seek(0)

@@ -1,8 +1,9 @@
 """Chunked readers: turn one export file into string tables, never holding the whole file.
 
-Every reader yields :class:`RawChunk` objects whose ``table`` holds the spec's source columns as
-strings (null where absent), with the physical line number of each row, plus rows it could not
-even split into fields (``rejects``), which go to quarantine like any other bad row.
+Every reader yields :class:`RawChunk` objects whose ``table`` holds the spec's source columns
+as strings (null where absent or empty), with the physical line number of each row, plus rows
+it could not even split into fields (``rejects``), which go to quarantine like any other bad
+row.
 File-level problems raise :class:`FileRejected` with a message naming the file and the problem.
 """
 
@@ -140,7 +141,7 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                                     invalid_row_handler=on_invalid_row)
     convert_opts = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header},
-        strings_can_be_null=False, quoted_strings_can_be_null=False,
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
     )
     next_line = 2  # line 1 is the header
     try:
@@ -184,7 +185,7 @@ def _csv_row_text(table: pa.Table, delimiter: str) -> Callable[[int], str]:
 
 # -------------------------------------------------------------------------------------- XLSX
 def _cell_text(value: object, spec: SourceSpec) -> str | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, datetime):
         return value.strftime(spec.timestamp_format)
@@ -259,7 +260,7 @@ def _lookup(obj: object, dotted: str) -> object:
 
 
 def _as_text(value: object) -> str | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -61,10 +61,6 @@ def new_file_state(spec: SourceSpec, tenant: TenantInfo, file_id: int,
                      known_stores=known_stores if spec.known_stores == "catalog" else None)
 
 
-def _empty_to_null(arr: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-
-
 def _resolve(mapping: Mapping, chunk: RawChunk, state: FileState) -> pa.ChunkedArray:
     n = chunk.table.num_rows
     if mapping.column is None:
@@ -72,7 +68,7 @@ def _resolve(mapping: Mapping, chunk: RawChunk, state: FileState) -> pa.ChunkedA
         return pa.chunked_array([pa.nulls(n, pa.string()) if value is None
                                  else pa.array(np.full(n, str(value), dtype=object),
                                                type=pa.string())])
-    source = _empty_to_null(chunk.table[mapping.column])
+    source = chunk.table[mapping.column]  # readers deliver empty fields as null
     if mapping.equals is not None:
         return pc.fill_null(pc.equal(source, mapping.equals), False)
     if mapping.starts_with is not None:
@@ -101,20 +97,25 @@ def _order_positions(order_ids: pa.ChunkedArray, state: FileState) -> np.ndarray
 def _strict_strptime(arr: pa.ChunkedArray, fmt: str) -> pa.ChunkedArray:
     """Parse timestamps; null where invalid, including impossible dates like 30 February.
 
-    Arrow's parser rolls impossible days over into the next month, so values that do not
-    survive a round trip are re-checked with Python's strict parser (rare, so cheap).
+    Arrow's parser rolls an impossible day over into the next month (30 Feb -> 2 Mar), so a
+    rolled value lands on day 1-3. Only those rows are re-checked, by a round trip through the
+    format and, where that differs, Python's strict parser.
     """
     ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
-    trimmed = pc.utf8_trim_whitespace(arr)
-    suspicious = _mask(pc.and_(pc.is_valid(ts),
-                               pc.not_equal(pc.strftime(ts, format=fmt), trimmed)))
-    if not suspicious.any():
+    early_days = _mask(pc.less_equal(pc.day(ts), 3))
+    if not early_days.any():
+        return ts
+    candidates = np.flatnonzero(early_days)
+    picked = pa.array(candidates)
+    texts = pc.utf8_trim_whitespace(pc.take(arr, picked)).to_numpy(zero_copy_only=False)
+    redone = pc.strftime(pc.take(ts, picked), format=fmt).to_numpy(zero_copy_only=False)
+    mismatched = candidates[texts != redone]
+    if not len(mismatched):
         return ts
     values = ts.to_numpy(zero_copy_only=False).copy()
-    texts = trimmed.to_numpy(zero_copy_only=False)
-    for i in np.flatnonzero(suspicious):
+    for i in mismatched:
         try:
-            values[i] = np.datetime64(datetime.strptime(texts[i], fmt), "s")
+            values[i] = np.datetime64(datetime.strptime(str(arr[int(i)]).strip(), fmt), "s")
         except ValueError:
             values[i] = np.datetime64("NaT")
     return pa.chunked_array([pa.array(values, type=pa.timestamp("s"))])
@@ -178,8 +179,9 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
                          f"is not a {'date-time' if column.type == 'timestamp' else 'date'} "
                          f"in format {fmt}")
             parsed[column.name] = ts
-            out_fmt = "%Y-%m-%d %H:%M:%S" if column.type == "timestamp" else "%Y-%m-%d"
-            values[column.name] = pc.strftime(ts, format=out_fmt)
+            # ISO text for COPY; a cast is ~20x faster than strftime.
+            values[column.name] = pc.cast(ts if column.type == "timestamp"
+                                          else pc.cast(ts, pa.date32()), pa.string())
 
     if contract.target == "sales_lines":
         _sales_rules(values, parsed, spec, state, problems)
