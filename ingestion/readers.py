@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 
 from ingestion.spec import EXTENSIONS, SourceSpec
 
-CSV_BLOCK_BYTES = 4 << 20
+CSV_BLOCK_BYTES = 1 << 20
 XLSX_CHUNK_ROWS = 50_000
 JSONL_CHUNK_ORDERS = 20_000
 _OTHER_DELIMITERS = (";", "\t", "|", ",")

@@ -1,0 +1,70 @@
+"""Shared benchmark plumbing: a scratch database, machine facts, table and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from storepulse.migrate import migrate
+from storepulse.settings import load_settings
+from storepulse.warehouse import dispose_engines, get_engine, resolve_database_url
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+UCI_CSV = SHARED_DATA / "online_retail.csv.gz"
+
+
+def machine() -> dict[str, object]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "date": datetime.now(UTC).date().isoformat()}
+
+
+@contextmanager
+def scratch_database(prefix: str = "sp_bench"):
+    """A fresh, migrated database on the platform's server; dropped afterwards."""
+    server = resolve_database_url(load_settings())
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    url: URL = server.set(database=name)
+    try:
+        engine = get_engine(url)
+        migrate(engine)
+        yield url, engine
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+
+
+def print_table(title: str, headers: list[str], rows: list[list[object]]) -> None:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(c.rjust(w) if c[:1].isdigit() else c.ljust(w)
+                        for c, w in zip(row, widths, strict=True)))
+
+
+def emit_json(figures: dict[str, object]) -> None:
+    print(json.dumps(figures, sort_keys=True))
