@@ -25,10 +25,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import UCI_CSV, emit_json, machine, print_table, scratch_database  # noqa: E402
-from ingestion.loader import load_file  # noqa: E402
-from ingestion.spec import shipped_specs  # noqa: E402
-from storepulse.tenants import Tenant, add_tenant  # noqa: E402
+from bench.common import UCI_CSV, emit_json, machine, print_table, scratch_database
+from ingestion.loader import load_file
+from ingestion.spec import shipped_specs
+from storepulse.tenants import Tenant, add_tenant
 
 UCI_ROWS = 541_909
 

@@ -49,6 +49,7 @@ class LoadResult:
     tenant_id: str
     source: str
     status: str  # loaded | duplicate | rejected
+    target: str = "sales_lines"
     file_id: int | None = None
     version: int | None = None
     rows_read: int = 0
@@ -109,7 +110,8 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
     started = time.perf_counter()
     digest = sha256_of(path)
     size = path.stat().st_size
-    result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="loaded")
+    result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="loaded",
+                        target=spec.target)
     try:
         with engine.begin() as conn:
             tenant = tenant_info(conn, tenant_id)
@@ -159,7 +161,7 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
                  "q": result.rows_quarantined, "f": file_id})
     except FileRejected as exc:
         result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="rejected",
-                            error=str(exc))
+                            target=spec.target, error=str(exc))
         with engine.begin() as conn:
             result.file_id = conn.execute(sa.text(
                 "insert into raw.ingest_files (tenant_id, source, target, file_name, path, "

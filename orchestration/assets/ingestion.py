@@ -47,29 +47,31 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
 
     results = ingest_tenant(warehouse.engine(), warehouse.landing_path(), tenant_id,
                             on_file=report)
-    loaded = [r for r in results if r.status == "loaded"]
-    rejected = [r for r in results if r.status == "rejected"]
-    rows_loaded = sum(r.rows_loaded for r in loaded)
-    rows_quarantined = sum(r.rows_quarantined for r in loaded)
-    files_table = "\n".join(
-        f"| {r.path.name} | {r.status} | {r.rows_read} | {r.rows_loaded} | "
-        f"{r.rows_quarantined} | {(r.error or '').replace('|', '/')} |"
-        for r in results if r.status != "duplicate"
-    )
-    summary = {
-        "files_seen": MetadataValue.int(len(results)),
-        "files_loaded": MetadataValue.int(len(loaded)),
-        "files_already_loaded": MetadataValue.int(sum(r.status == "duplicate" for r in results)),
-        "files_rejected": MetadataValue.int(len(rejected)),
-        "rows_read": MetadataValue.int(sum(r.rows_read for r in loaded)),
-        "rows_loaded": MetadataValue.int(rows_loaded),
-        "rows_quarantined": MetadataValue.int(rows_quarantined),
-    }
-    if files_table:
-        summary["files"] = MetadataValue.md(
-            "| file | status | read | loaded | quarantined | error |\n"
-            "|---|---|---|---|---|---|\n" + files_table)
     for table in RAW_TABLES:
         yield MaterializeResult(asset_key=AssetKey(["raw", table]),
-                                metadata=summary if table == "sales_lines" else {
-                                    "files_loaded": MetadataValue.int(len(loaded))})
+                                metadata=_metadata_for(table, results))
+
+
+def _metadata_for(table: str, results: list[LoadResult]) -> dict:
+    if table in ("ingest_files", "quarantine"):
+        mine = results  # every file is in the ledger, every target can quarantine
+    else:
+        mine = [r for r in results if r.target == table]
+    loaded = [r for r in mine if r.status == "loaded"]
+    metadata = {
+        "files_seen": MetadataValue.int(len(mine)),
+        "files_loaded": MetadataValue.int(len(loaded)),
+        "files_already_loaded": MetadataValue.int(sum(r.status == "duplicate" for r in mine)),
+        "files_rejected": MetadataValue.int(sum(r.status == "rejected" for r in mine)),
+        "rows_read": MetadataValue.int(sum(r.rows_read for r in loaded)),
+        "rows_loaded": MetadataValue.int(sum(r.rows_loaded for r in loaded)),
+        "rows_quarantined": MetadataValue.int(sum(r.rows_quarantined for r in loaded)),
+    }
+    listed = [r for r in mine if r.status != "duplicate"]
+    if listed:
+        metadata["files"] = MetadataValue.md(
+            "| file | status | read | loaded | quarantined | error |\n|---|---|---|---|---|---|\n"
+            + "\n".join(f"| {r.path.name} | {r.status} | {r.rows_read} | {r.rows_loaded} | "
+                        f"{r.rows_quarantined} | {(r.error or '').replace('|', '/')} |"
+                        for r in listed))
+    return metadata
