@@ -151,8 +151,9 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
                     f"{result.rows_loaded}, quarantined {result.rows_quarantined}")
             if previous:
                 conn.execute(sa.text(
-                    "update raw.ingest_files set status = 'superseded', superseded_by = :new "
-                    "where file_id = :old"), {"new": file_id, "old": previous.file_id})
+                    "update raw.ingest_files set status = 'superseded', superseded_by = :new, "
+                    "superseded_at = now() where file_id = :old"),
+                    {"new": file_id, "old": previous.file_id})
                 result.replaced_file_id = previous.file_id
             conn.execute(sa.text(
                 "update raw.ingest_files set rows_read = :r, rows_loaded = :l, "

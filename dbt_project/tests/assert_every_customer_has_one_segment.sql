@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'mart_customer_rfm'}}}) }}
 -- Every customer who bought at least once has exactly one RFM row with a segment.
 with buyers as (
     select tenant_id, customer_id from {{ ref('dim_customers') }} where orders > 0

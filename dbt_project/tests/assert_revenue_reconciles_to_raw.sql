@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'mart_daily_store_kpis'}}}) }}
 -- Net revenue in the marts equals the current raw lines, per tenant, to the cent. Computed
 -- straight from raw (not through staging) so a bug in the models cannot hide itself.
 with current_raw as (

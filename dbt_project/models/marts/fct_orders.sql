@@ -5,6 +5,8 @@
         unique_key=['tenant_id', 'store_id', 'order_id'],
         on_schema_change='fail',
         post_hook=[
+            "analyze {{ this }}",
+            "{{ delete_orders_without_lines() }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, order_id)",
             "create index if not exists {{ this.name }}_batch on {{ this }} (batch_loaded_at)",
         ],

@@ -5,6 +5,7 @@
         unique_key=['tenant_id', 'store_id', 'order_id', 'line_number'],
         on_schema_change='fail',
         post_hook=[
+            "analyze {{ this }}",
             "delete from {{ this }} where source_file_id in (select file_id from {{ source('raw', 'ingest_files') }} where status = 'superseded')",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, order_id, line_number)",
             "create index if not exists {{ this.name }}_batch on {{ this }} (batch_loaded_at)",

@@ -5,11 +5,15 @@
         unique_key=['tenant_id', 'store_id', 'day'],
         on_schema_change='fail',
         post_hook=[
+            "analyze {{ this }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, day)",
         ],
     )
 }}
 
+-- depends_on: {{ ref('stg_tenants') }}
+-- depends_on: {{ source('raw', 'sales_lines') }}
+-- depends_on: {{ source('raw', 'ingest_files') }}
 -- One row per tenant, store and local day, from the store's first sale to the tenant's latest
 -- day, including days with no sales (zeros: a closed day is data). Incremental: days from the
 -- earliest day touched by new orders onwards are recomputed, for every store of that tenant.
@@ -17,12 +21,30 @@ with orders as (
     select * from {{ ref('fct_orders') }}
 ),
 
-changed_from as (
-    select tenant_id, min(order_date) as from_day
+changed_days as (
+    select tenant_id, order_date
     from orders
     {% if is_incremental() %}
     where batch_loaded_at > (select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+
+    union all
+
+    -- days whose orders may have disappeared with a replaced file version
+    select lines.tenant_id, (lines.ordered_at at time zone tenants.timezone)::date
+    from {{ source('raw', 'sales_lines') }} as lines
+    join {{ source('raw', 'ingest_files') }} as files
+        on files.file_id = lines.source_file_id
+    join {{ ref('stg_tenants') }} as tenants
+        on tenants.tenant_id = lines.tenant_id
+    where files.status = 'superseded'
+      and files.superseded_at > (
+          select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
     {% endif %}
+),
+
+changed_from as (
+    select tenant_id, min(order_date) as from_day
+    from changed_days
     group by tenant_id
 ),
 

@@ -1,0 +1,41 @@
+"""Run dbt and the dbt assets against a test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import DagsterInstance, materialize
+from sqlalchemy.engine import URL
+
+from storepulse.warehouse import dbt_environment
+
+DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+
+
+def run_dbt(url: URL, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **dbt_environment(url)}
+    done = subprocess.run(["dbt", *args, "--project-dir", str(DBT_DIR), "--profiles-dir",
+                           str(DBT_DIR)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:]
+    return done
+
+
+def materialize_dbt(url: URL):
+    from orchestration.dbt import storepulse_dbt_models
+    from orchestration.definitions import RESOURCES
+    from orchestration.resources import WarehouseResource
+
+    resources = {**RESOURCES,
+                 "warehouse": WarehouseResource(database_url=url.render_as_string(False))}
+    with DagsterInstance.ephemeral() as instance:
+        return materialize([storepulse_dbt_models], instance=instance, resources=resources,
+                           raise_on_error=True)
+
+
+def frame(engine: sa.Engine, sql: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text(sql), conn)

@@ -1,0 +1,161 @@
+"""dbt builds correct, tested marts from loaded sample data, incrementally and by version."""
+
+import shutil
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from ingestion.landing import ingest_tenant
+from storepulse.migrate import migrate
+from storepulse.warehouse import get_engine
+from tests.conftest import create_database, drop_database, register_demo_tenants
+from tests.dbt_helpers import frame, materialize_dbt, run_dbt
+
+
+@pytest.fixture(scope="module")
+def built(server_url, small_sample, tmp_path_factory):
+    """A warehouse with the small sample loaded and the dbt assets materialized by Dagster."""
+    url = create_database(server_url)
+    landing = tmp_path_factory.mktemp("landing")
+    shutil.copytree(small_sample.root, landing, dirs_exist_ok=True)
+    engine = get_engine(url)
+    migrate(engine)
+    for tenant in register_demo_tenants(engine):
+        ingest_tenant(engine, landing, tenant)
+    result = materialize_dbt(url)
+    try:
+        yield url, engine, landing, result
+    finally:
+        drop_database(url)
+
+
+def test_every_dbt_test_passes_as_an_asset_check(built):
+    *_, result = built
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) >= 60
+    assert [e.check_name for e in evaluations if not e.passed] == []
+    metadata = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+    assert metadata["marts/fct_sales_lines"]["dagster/row_count"].value > 0
+
+
+def test_marts_are_tenant_scoped(built):
+    _, engine, *_ = built
+    with engine.connect() as conn:
+        tables = conn.execute(sa.text(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        )).scalars().all()
+        for table in tables:
+            columns = conn.execute(sa.text(
+                "select column_name from information_schema.columns where table_schema = "
+                "'marts' and table_name = :t"), {"t": table}).scalars().all()
+            assert "tenant_id" in columns, table
+        assert set(conn.execute(sa.text("select distinct tenant_id from marts.fct_orders"))
+                   .scalars()) == {"northwind", "acme_grocers", "alpen_outdoor"}
+
+
+def test_closed_days_are_zero_rows_and_guests_are_kept(built):
+    _, engine, *_ = built
+    sundays = frame(engine, "select * from marts.mart_daily_store_kpis where tenant_id = "
+                            "'northwind' and iso_weekday = 7")
+    assert len(sundays) > 50
+    assert (sundays.net_revenue == 0).all() and sundays.is_closed_day.all()
+    guests = frame(engine, "select count(*) as n from marts.fct_orders where is_guest")
+    assert guests.n[0] > 0
+    kpis = frame(engine, "select sum(guest_orders) as g from marts.mart_daily_store_kpis")
+    assert kpis.g[0] == frame(engine, "select count(*) as n from marts.fct_orders where "
+                                      "is_guest and not is_return").n[0]
+
+
+def test_returns_are_netted(built):
+    _, engine, *_ = built
+    totals = frame(engine, "select sum(gross_revenue) g, sum(returns_amount) r, "
+                           "sum(net_revenue) n from marts.mart_daily_store_kpis")
+    assert totals.r[0] > 0
+    assert float(totals.n[0]) == pytest.approx(float(totals.g[0] - totals.r[0]), abs=0.01)
+    raw = frame(engine, "select sum(quantity * unit_price) s from raw.sales_lines")
+    assert float(totals.n[0]) == pytest.approx(float(raw.s[0]), abs=0.01)
+
+
+def test_affinity_finds_the_planted_pairs(built):
+    _, engine, *_ = built
+    top = frame(engine, "select * from marts.mart_product_affinity where also_bought_rank = 1 "
+                        "order by lift desc limit 10")
+    assert (top.lift > 2).all()
+    assert ((top.confidence > 0) & (top.confidence <= 1)).all()
+
+
+def test_rfm_segments_cover_every_buyer(built):
+    _, engine, *_ = built
+    rfm = frame(engine, "select * from marts.mart_customer_rfm")
+    buyers = frame(engine, "select count(*) n from marts.dim_customers where orders > 0").n[0]
+    assert len(rfm) == buyers
+    assert rfm.segment.notna().all()
+    assert {"Champions", "Lost"} <= set(rfm.segment)
+    champions = rfm[rfm.segment == "Champions"]
+    assert champions.recency_days.median() < rfm.recency_days.median()
+
+
+def _kpi_snapshot(engine):
+    return frame(engine, "select tenant_id, store_id, day, gross_revenue, returns_amount, "
+                         "net_revenue, orders, return_orders, units, customers, new_customers, "
+                         "avg_order_value from marts.mart_daily_store_kpis "
+                         "order by 1, 2, 3").reset_index(drop=True)
+
+
+def test_incremental_rerun_processes_only_new_rows_and_matches_full_refresh(built, tmp_path):
+    url, engine, landing, _ = built
+    before = frame(engine, "select count(*) n, max(batch_loaded_at) b from marts.fct_sales_lines")
+    last_day = frame(engine, "select max(day) d from marts.mart_daily_store_kpis").d[0]
+    next_day = pd.Timestamp(last_day) + pd.Timedelta(days=1)
+    extra = landing / "acme_grocers" / "generic_pos_csv" / "sales_extra_day.csv"
+    extra.write_text(
+        "store_id,order_id,line_number,ordered_at,sku,product_name,quantity,unit_price,currency,"
+        "customer_id,channel,transaction_type\n"
+        f"ACM01,NEW-1,1,{next_day:%Y-%m-%d} 10:00:00,KIT-000,Kitchen item 1,2,5.00,USD,,store,"
+        "sale\n"
+        f"ACM02,NEW-2,1,{next_day:%Y-%m-%d} 11:00:00,KIT-000,Kitchen item 1,1,5.00,USD,ACC1,store,"
+        "sale\n")
+    loaded = ingest_tenant(engine, landing, "acme_grocers")
+    assert [r.rows_loaded for r in loaded if r.status == "loaded"] == [2]
+    run_dbt(url, "run")
+    after = frame(engine, "select count(*) n from marts.fct_sales_lines")
+    assert after.n[0] == before.n[0] + 2
+    # Old rows were not rewritten: only the two new lines carry the new batch time.
+    rewritten = frame(engine, "select count(*) n from marts.fct_sales_lines where "
+                              f"batch_loaded_at > '{before.b[0]}'")
+    assert rewritten.n[0] == 2
+    incremental = _kpi_snapshot(engine)
+    assert next_day.date() in set(incremental.day)
+    # Every tenant-store gets the new day (zero where it sold nothing).
+    new_day = incremental[(incremental.tenant_id == "acme_grocers") &
+                          (incremental.day == next_day.date())]
+    assert len(new_day) == 3 and new_day.net_revenue.sum() == 15
+    run_dbt(url, "run", "--full-refresh")
+    pd.testing.assert_frame_equal(incremental, _kpi_snapshot(engine))
+
+
+def test_new_file_version_replaces_rows_downstream(built):
+    url, engine, landing, _ = built
+    path = landing / "acme_grocers" / "generic_pos_csv" / "sales_extra_day.csv"
+    if not path.exists():
+        pytest.skip("depends on the incremental test's file")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1].replace(",2,5.00,", ",4,5.00,")]) + "\n")
+    result = ingest_tenant(engine, landing, "acme_grocers")
+    versions = [r for r in result if r.status == "loaded"]
+    assert len(versions) == 1 and versions[0].version == 2
+    run_dbt(url, "run")
+    rows = frame(engine, "select order_id, quantity from marts.fct_sales_lines "
+                         "where order_id like 'NEW-%' order by 1")
+    assert list(rows.order_id) == ["NEW-1"]  # NEW-2 left with the old version
+    assert float(rows.quantity[0]) == 4.0
+    orders = frame(engine, "select order_id from marts.fct_orders where order_id like 'NEW-%'")
+    assert list(orders.order_id) == ["NEW-1"]
+    # The day's KPIs drop the vanished order and count the new quantity.
+    day = frame(engine, "select store_id, net_revenue, orders from marts.mart_daily_store_kpis "
+                        "where tenant_id = 'acme_grocers' and day = (select max(day) from "
+                        "marts.mart_daily_store_kpis) order by 1")
+    assert list(day.net_revenue.astype(float)) == [20.0, 0.0, 0.0]
+    assert list(day.orders) == [1, 0, 0]
