@@ -105,9 +105,9 @@ def plant_anomalies(profile: TenantProfile, days: pd.DatetimeIndex, rng: np.rand
                        "till system down all day: no sales recorded"),
         PlantedAnomaly(profile.tenant_id, s_spike, "spike", spike_day, spike_day, 3.0,
                        "bulk corporate orders: three times the usual sales"),
-        PlantedAnomaly(profile.tenant_id, s_decl, "decline", decline_start + timedelta(days=10),
+        PlantedAnomaly(profile.tenant_id, s_decl, "decline", decline_start,
                        decline_start + timedelta(days=20), 0.35,
-                       "road works: sales slide to a third over three weeks"),
+                       "road works: sales slide to a third over ten days and stay there"),
     ]
 
 
@@ -119,14 +119,11 @@ def _anomaly_multiplier(anomalies: list[PlantedAnomaly], store: str, days: pd.Da
         if a.store_id != store:
             continue
         if a.kind == "decline":
-            # Ramp down over ten days before the ground-truth window, hold it, then recover.
-            ramp_start = a.start - timedelta(days=10)
+            # Ramp down over the first ten days of the window, hold, then recover.
             for i, d in enumerate(day_dates):
-                if ramp_start <= d < a.start:
-                    frac = (d - ramp_start).days / 10
+                if a.start <= d <= a.end:
+                    frac = min((d - a.start).days / 10, 1.0)
                     mult[i] *= 1 - (1 - a.factor) * frac
-                elif a.start <= d <= a.end:
-                    mult[i] *= a.factor
         else:
             for i, d in enumerate(day_dates):
                 if a.start <= d <= a.end:
@@ -166,10 +163,11 @@ def _daily_expected_orders(profile: TenantProfile, store_idx: int, days: pd.Date
 def generate_sample(root: Path, seed: int = 42, scale: float = 1.0,
                     tenants: tuple[TenantProfile, ...] = DEMO_TENANTS,
                     end_date: date = END_DATE, history_days: int = HISTORY_DAYS,
-                    broken_rows: bool = True) -> GeneratedSample:
+                    broken_rows: bool = True, order_offset: int = 0) -> GeneratedSample:
     """Write landing files for every tenant under ``root`` and return what was planted.
 
     ``scale`` multiplies order volume (tests use a small one; benchmarks a large one).
+    ``order_offset`` shifts order numbers, so a later batch (one more day) never reuses ids.
     """
     root = Path(root)
     days = pd.date_range(end=pd.Timestamp(end_date), periods=history_days, freq="D")
@@ -177,9 +175,9 @@ def generate_sample(root: Path, seed: int = 42, scale: float = 1.0,
     truth_rows = []
     for profile in tenants:
         t_rng = np.random.default_rng([seed, sum(map(ord, profile.tenant_id))])
-        anomalies = plant_anomalies(profile, days, t_rng)
+        anomalies = plant_anomalies(profile, days, t_rng) if len(days) >= 400 else []
         sample.anomalies.extend(anomalies)
-        lines = _tenant_lines(profile, days, anomalies, t_rng, scale)
+        lines = _tenant_lines(profile, days, anomalies, t_rng, scale, order_offset)
         if broken_rows and profile.source == "generic_pos_csv":
             lines = _with_broken_rows(lines, t_rng)
             sample.broken_rows += 3
@@ -193,8 +191,8 @@ def generate_sample(root: Path, seed: int = 42, scale: float = 1.0,
 
 
 def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
-                  anomalies: list[PlantedAnomaly], rng: np.random.Generator, scale: float
-                  ) -> pd.DataFrame:
+                  anomalies: list[PlantedAnomaly], rng: np.random.Generator, scale: float,
+                  order_offset: int = 0) -> pd.DataFrame:
     years = sorted({d.year for d in days})
     country_holidays = holidays_lib.country_holidays(profile.country_code, years=years)
     day_dates = days.date
@@ -202,8 +200,9 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
                        for d in day_dates]) | (np.array(profile.weekly)[days.dayofweek] == 0)
     holiday = np.array([d in country_holidays for d in day_dates])
     promo = np.zeros(len(days), dtype=bool)
-    for start in rng.choice(len(days) - 10, size=6, replace=False):
-        promo[start:start + 7] = True
+    if len(days) > 60:  # a one-day batch has no promotion calendar of its own
+        for start in rng.choice(len(days) - 10, size=6, replace=False):
+            promo[start:start + 7] = True
     catalog = _catalog(profile, rng)
     theme_weights = rng.dirichlet(np.ones(len(THEMES)) * 2)
     # Anchor pairs: buying the first product often brings the second along.
@@ -248,7 +247,8 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
         ts = (days[day_idx[o]] + pd.to_timedelta(seconds[o], unit="s"))
         frame = pd.DataFrame({
             "store_id": store,
-            "order_id": np.char.add(f"{store}-", np.char.zfill((o + 1).astype(str), 7)),
+            "order_id": np.char.add(f"{store}-",
+                                    np.char.zfill((o + 1 + order_offset).astype(str), 7)),
             "line_number": pd.Series(o).groupby(o).cumcount().to_numpy() + 1,
             "ordered_at": ts,
             "sku": catalog.sku.to_numpy()[p],

@@ -1,0 +1,1 @@
+"""Forecasting, backtesting and anomaly detection. Plain Python: no Dagster, no environment."""

@@ -117,5 +117,5 @@ def test_planted_anomalies_are_in_the_data(tmp_path):
         elif row.kind == "spike":
             assert window.iloc[0] > 2 * typical, (row, window, typical)
         else:
-            assert window.mean() < 0.6 * daily[(daily.index < row.start - timedelta(days=10))
-                                               ].tail(28).mean()
+            held = window[window.index >= row.start + timedelta(days=10)]
+            assert held.mean() < 0.5 * daily[daily.index < row.start].tail(28).mean()

@@ -1,0 +1,345 @@
+"""Anomalies in daily store KPIs, with a severity a manager can act on.
+
+Two detectors:
+
+* **seasonal baseline** (per KPI): the expected value of a day is the median of the same
+  weekday over the previous 8 trading weeks; the spread is 1.4826 x their median absolute
+  deviation, floored at 10% of the expected value (day-to-day noise never reads as zero).
+  Each day is also compared with its own week (the median deviation of the three trading days
+  either side, clipped to -15%..+60%), so a promotion week lifts the bar for its days. A real
+  change in demand moves revenue *and* orders, while one large basket moves only revenue, so a
+  day is flagged when both are at least 40% off in the same direction and orders are at least
+  4 standard deviations (Poisson plus 15% overdispersion) from the week-adjusted expectation;
+  orders alone flag at 100% off and 5 deviations.
+  A **level shift** is a trading week whose median revenue and orders both run 50% below
+  (or 100% above) normal, on a day that is itself at least as far off.
+  A store with no sale orders on a day it normally trades (see ``ClosedDayRule``) is an
+  outage. Average order value is flagged at 100% above or 60% below and 6 spreads; returns
+  when they are at least 5x their usual level and a quarter of the day's usual revenue.
+* **isolation forest** over the vector of log ratios (actual / expected) of revenue, orders,
+  average order value and returns, per tenant (contamination 0.1%), for days odd in
+  combination that no single KPI flagged and where revenue or orders moved at least 25%.
+
+Severity rule (documented for managers):
+
+============  =============================================================================
+critical      an outage (no sales on a normal trading day), or actual >= 3x or <= 25% of
+              expected
+high          at least 60% above or below expected
+medium        at least 50% above or below expected
+low           any other flagged value, and combination anomalies from the isolation forest
+============  =============================================================================
+
+Each anomaly has a stable id (tenant, store, day, KPI, detector), so reruns update rather than
+duplicate it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+
+from ml.models import ClosedDayRule
+
+KPIS = {
+    "revenue": ("net_revenue", "Revenue"),
+    "orders": ("orders", "Orders"),
+    "avg_order_value": ("avg_order_value", "Average order value"),
+    "returns": ("returns_amount", "Returns"),
+}
+MONEY_KPIS = {"revenue", "avg_order_value", "returns"}
+WEEKS = 8
+JOINT_DEVIATION = 0.40
+SOLO_DEVIATION = 1.00
+JOINT_SIGMA = 4.0
+SOLO_SIGMA = 5.0
+OVERDISPERSION = 0.15
+SHIFT_DAYS = 7
+SHIFT_DOWN = 0.50
+SHIFT_UP = 1.00
+MIN_SPREADS = 3.5
+SPREAD_FLOOR = 0.10
+CURRENCY_SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥"}
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+ANOMALY_COLUMNS = ["anomaly_id", "store_id", "day", "kpi", "detector", "actual", "expected",
+                   "lower_bound", "upper_bound", "score", "severity", "explanation"]
+
+
+def severity(actual: float, expected: float, outage: bool = False) -> str:
+    """The documented rule above, for one flagged value."""
+    if outage:
+        return "critical"
+    if expected <= 0:
+        return "high" if actual > 0 else "low"
+    ratio = actual / expected
+    if ratio >= 3 or ratio <= 0.25:
+        return "critical"
+    deviation = abs(ratio - 1)
+    if deviation >= 0.60:
+        return "high"
+    if deviation >= 0.50:
+        return "medium"
+    return "low"
+
+
+def anomaly_id(tenant_id: str, store_id: str, day, kpi: str, detector: str) -> str:
+    key = f"{tenant_id}|{store_id}|{pd.Timestamp(day).date()}|{kpi}|{detector}"
+    return hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+def _money(value: float, currency: str) -> str:
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+    return f"{symbol}{text}" if symbol else f"{text} {currency}"
+
+
+def explain(kpi: str, actual: float, expected: float, day: pd.Timestamp, currency: str,
+            outage: bool = False) -> str:
+    weekday = WEEKDAY_NAMES[pd.Timestamp(day).dayofweek]
+    label = KPIS[kpi][1]
+
+    def fmt(v: float) -> str:
+        return _money(v, currency) if kpi in MONEY_KPIS else f"{v:,.0f}"
+
+    if outage:
+        return (f"No sales on a {weekday} the store normally trades "
+                f"(a typical {weekday} brings {_money(expected, currency)}).")
+    if expected > 0 and actual >= 2 * expected:
+        return (f"{label} {actual / expected:.1f}x a typical {weekday} "
+                f"({fmt(actual)} vs about {fmt(expected)}).")
+    change = (actual - expected) / expected if expected else 0.0
+    direction = "above" if change > 0 else "below"
+    return (f"{label} {abs(change):.0%} {direction} a typical {weekday} "
+            f"({fmt(actual)} vs about {fmt(expected)}).")
+
+
+def seasonal_baseline(values: pd.Series, weekdays: pd.Series, trading: pd.Series
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Expected value and spread per day from the same weekday's previous trading weeks."""
+    expected = np.full(len(values), np.nan)
+    spread = np.full(len(values), np.nan)
+    v = values.to_numpy(float)
+    w = weekdays.to_numpy()
+    t = trading.to_numpy(bool)
+    for weekday in range(7):
+        positions = np.flatnonzero((w == weekday) & t)
+        for k, pos in enumerate(positions):
+            if k < WEEKS:
+                continue
+            window = v[positions[k - WEEKS:k]]
+            window = window[~np.isnan(window)]
+            if len(window) < WEEKS // 2:
+                continue
+            median = float(np.median(window))
+            mad = float(np.median(np.abs(window - median))) * 1.4826
+            expected[pos] = median
+            spread[pos] = max(mad, SPREAD_FLOOR * abs(median), 1e-9)
+    return expected, spread
+
+
+def _local_level(deviation: np.ndarray, usable: np.ndarray, half_window: int = 3
+                 ) -> np.ndarray:
+    """Median deviation of the nearby trading days (the day itself excluded): how far the
+    whole week runs from normal, e.g. during a promotion."""
+    level = np.zeros(len(deviation))
+    index = np.flatnonzero(usable)
+    for rank, i in enumerate(index):
+        neighbours = np.r_[index[max(rank - half_window, 0):rank],
+                           index[rank + 1:rank + 1 + half_window]]
+        values = deviation[neighbours]
+        values = values[~np.isnan(values)]
+        level[i] = float(np.median(values)) if len(values) else 0.0
+    return level
+
+
+def _trailing_median(deviation: np.ndarray, usable: np.ndarray, days: int = SHIFT_DAYS
+                     ) -> np.ndarray:
+    out = np.full(len(deviation), np.nan)
+    index = np.flatnonzero(usable)
+    for rank, i in enumerate(index):
+        if rank + 1 >= days:
+            window = deviation[index[rank + 1 - days:rank + 1]]
+            if not np.isnan(window).any():
+                out[i] = float(np.median(window))
+    return out
+
+
+def detect_store(store: pd.DataFrame, tenant_id: str, currency: str) -> tuple[list[dict],
+                                                                             pd.DataFrame]:
+    """Anomalies for one store, and its feature rows for the isolation forest."""
+    store = store.sort_values("day").reset_index(drop=True)
+    store_id = store["store_id"].iloc[0]
+    days = pd.to_datetime(store["day"])
+    is_closed = store["is_closed_day"].astype(bool).to_numpy()
+    rule = ClosedDayRule.learn(pd.DataFrame({"ds": days, "y": store["net_revenue"],
+                                             "closed": is_closed}))
+    judged = ~rule.is_closed(days)  # days the store normally trades
+    trading = judged & ~is_closed
+    outage = judged & (store["orders"].to_numpy(float) == 0)
+    actual, expected, spread, deviation = {}, {}, {}, {}
+    for kpi, (column, _) in KPIS.items():
+        actual[kpi] = store[column].astype(float).fillna(0).to_numpy()
+        expected[kpi], spread[kpi] = seasonal_baseline(store[column].astype(float),
+                                                       days.dt.dayofweek, pd.Series(trading))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            deviation[kpi] = np.where(expected[kpi] > 0, actual[kpi] / expected[kpi] - 1, np.nan)
+    has_baseline = ~np.isnan(expected["revenue"]) & (expected["revenue"] > 0)
+    usable = trading & has_baseline & ~outage
+
+    # Point anomalies: the day against its own week (so a promotion week is not a spike).
+    point, adjusted = {}, {}
+    for kpi in ("revenue", "orders"):
+        # Promotions and holidays move a week by tens of percent; bigger moves are level
+        # shifts, judged separately, and must not excuse (or inflate) a single day.
+        level = np.clip(_local_level(deviation[kpi], usable), -0.15, 0.60)
+        point[kpi] = (1 + deviation[kpi]) / (1 + level) - 1
+        adjusted[kpi] = expected[kpi] * (1 + level)
+    # Orders are counts: judge them by significance, not by percentages alone. Daily demand
+    # varies more than Poisson (weather, events), hence the overdispersion term.
+    mean_orders = np.maximum(np.nan_to_num(adjusted["orders"]), 1)
+    orders_sigma = np.nan_to_num((actual["orders"] - adjusted["orders"]) / np.sqrt(
+        mean_orders + (OVERDISPERSION * mean_orders) ** 2))
+    same_direction = np.sign(np.nan_to_num(point["revenue"])) == np.sign(
+        np.nan_to_num(point["orders"]))
+
+    def off(values: np.ndarray, at_least: float) -> np.ndarray:
+        return np.nan_to_num(np.abs(values), nan=0) >= at_least
+
+    joint = off(point["revenue"], JOINT_DEVIATION) & off(point["orders"], JOINT_DEVIATION) \
+        & same_direction & (np.abs(orders_sigma) >= JOINT_SIGMA)
+    # Revenue alone swings with basket size at small stores; alone, only orders can flag.
+    flags = {
+        "revenue": joint,
+        "orders": joint | (off(point["orders"], SOLO_DEVIATION)
+                           & (np.abs(orders_sigma) >= SOLO_SIGMA)),
+        "avg_order_value": ((np.nan_to_num(deviation["avg_order_value"]) >= 1.0)
+                            | (np.nan_to_num(deviation["avg_order_value"]) <= -0.6))
+        & (np.nan_to_num(np.abs((actual["avg_order_value"] - expected["avg_order_value"])
+                                / spread["avg_order_value"])) >= 6),
+        "returns": (np.nan_to_num(actual["returns"] / np.maximum(expected["returns"], 1e-9))
+                    >= 5) & (actual["returns"] >= 0.25 * np.nan_to_num(expected["revenue"])),
+    }
+    # Sustained shifts: a week running far from normal on both revenue and orders.
+    shift = {kpi: _trailing_median(deviation[kpi], usable) for kpi in ("revenue", "orders")}
+    own = np.nan_to_num(deviation["revenue"])
+    sustained = (((shift["revenue"] <= -SHIFT_DOWN) & (shift["orders"] <= -SHIFT_DOWN)
+                  & (own <= -SHIFT_DOWN))
+                 | ((shift["revenue"] >= SHIFT_UP) & (shift["orders"] >= SHIFT_UP)
+                    & (own >= SHIFT_UP)))
+
+    found: list[dict] = []
+    for i in np.flatnonzero(judged & has_baseline):
+        if outage[i]:
+            found.append(_anomaly(tenant_id, store_id, days[i], "revenue", actual["revenue"][i],
+                                  expected["revenue"][i], spread["revenue"][i], currency,
+                                  outage=True))
+            continue
+        for kpi, flagged in flags.items():
+            if flagged[i] and usable[i] and expected[kpi][i] > 0:
+                found.append(_anomaly(tenant_id, store_id, days[i], kpi, actual[kpi][i],
+                                      expected[kpi][i], spread[kpi][i], currency))
+        if sustained[i] and usable[i]:
+            found.append(_shift_anomaly(tenant_id, store_id, days[i], shift["revenue"][i],
+                                        actual["revenue"][i], expected["revenue"][i]))
+    features = pd.DataFrame({"day": days, "store_id": store_id})
+    for kpi in KPIS:
+        features[kpi] = np.log1p(np.clip(actual[kpi], 0, None)) - np.log1p(
+            np.clip(expected[kpi], 0, None))
+    return found, features[usable].dropna()
+
+
+def _shift_anomaly(tenant_id: str, store_id: str, day: pd.Timestamp, week_deviation: float,
+                   actual: float, expected: float) -> dict:
+    direction = "below" if week_deviation < 0 else "above"
+    typical = 1 + week_deviation
+    return {
+        "anomaly_id": anomaly_id(tenant_id, store_id, day, "revenue", "level_shift"),
+        "store_id": store_id, "day": day.date(), "kpi": "revenue", "detector": "level_shift",
+        "actual": float(actual), "expected": float(expected), "lower_bound": None,
+        "upper_bound": None, "score": float(week_deviation),
+        "severity": severity(expected * typical, expected),
+        "explanation": (f"Revenue has run {abs(week_deviation):.0%} {direction} normal for "
+                        f"the last {SHIFT_DAYS} trading days (orders too)."),
+    }
+
+
+def _anomaly(tenant_id: str, store_id: str, day: pd.Timestamp, kpi: str, actual: float,
+             expected: float, spread: float, currency: str, outage: bool = False) -> dict:
+    return {
+        "anomaly_id": anomaly_id(tenant_id, store_id, day, kpi, "seasonal_baseline"),
+        "store_id": store_id, "day": day.date(), "kpi": kpi, "detector": "seasonal_baseline",
+        "actual": float(actual), "expected": float(expected),
+        "lower_bound": float(max(expected - MIN_SPREADS * spread, 0)),
+        "upper_bound": float(expected + MIN_SPREADS * spread),
+        "score": float((actual - expected) / spread),
+        "severity": severity(actual, expected, outage),
+        "explanation": explain(kpi, actual, expected, day, currency, outage),
+    }
+
+
+def detect_combinations(features: pd.DataFrame, already: set[tuple[str, object]],
+                        tenant_id: str, contamination: float = 0.001, seed: int = 0
+                        ) -> list[dict]:
+    """Isolation forest over the KPI ratio vectors of all of a tenant's store-days."""
+    columns = list(KPIS)
+    if len(features) < 200:
+        return []
+    forest = IsolationForest(n_estimators=200, contamination=contamination, random_state=seed)
+    labels = forest.fit_predict(features[columns].to_numpy())
+    scores = forest.score_samples(features[columns].to_numpy())
+    found = []
+    for i in np.flatnonzero(labels == -1):
+        row = features.iloc[i]
+        key = (row["store_id"], pd.Timestamp(row["day"]).date())
+        # Odd only in the small KPIs (a few returns) is not worth a manager's attention.
+        if key in already or max(abs(row["revenue"]), abs(row["orders"])) < np.log(1.25):
+            continue
+        ratios = {k: float(np.expm1(row[k])) for k in ("revenue", "orders")}
+        weekday = WEEKDAY_NAMES[pd.Timestamp(row["day"]).dayofweek]
+        detail = ", ".join(f"{k} {abs(v):.0%} {'above' if v > 0 else 'below'} typical"
+                           for k, v in ratios.items())
+        found.append({
+            "anomaly_id": anomaly_id(tenant_id, row["store_id"], row["day"], "combination",
+                                     "isolation_forest"),
+            "store_id": row["store_id"], "day": pd.Timestamp(row["day"]).date(),
+            "kpi": "combination", "detector": "isolation_forest", "actual": None,
+            "expected": None, "lower_bound": None, "upper_bound": None,
+            "score": float(scores[i]), "severity": "low",
+            "explanation": (f"Unusual mix of revenue, orders, order value and returns for a "
+                            f"{weekday} ({detail})."),
+        })
+    return found
+
+
+def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str) -> pd.DataFrame:
+    """All anomalies of one tenant's mart_daily_store_kpis rows."""
+    found: list[dict] = []
+    feature_frames = []
+    for _, store in daily_kpis.groupby("store_id"):
+        store_found, features = detect_store(store, tenant_id, currency)
+        found.extend(store_found)
+        feature_frames.append(features)
+    if feature_frames:
+        already = {(f["store_id"], f["day"]) for f in found}
+        found.extend(detect_combinations(pd.concat(feature_frames, ignore_index=True), already,
+                                         tenant_id))
+    return pd.DataFrame(found, columns=ANOMALY_COLUMNS)
+
+
+def score_against_truth(anomalies: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Event recall (an event counts when any of its days is flagged) and day precision (a
+    flagged store-day counts when it falls inside a planted event)."""
+    flagged = {(a.tenant_id, a.store_id, pd.Timestamp(a.day)) for a in anomalies.itertuples()}
+    hit_events = 0
+    true_days = set()
+    for event in truth.itertuples():
+        window = pd.date_range(event.start, event.end)
+        inside = {(event.tenant_id, event.store_id, d) for d in window} & flagged
+        hit_events += bool(inside)
+        true_days |= inside
+    return {"recall": hit_events / len(truth) if len(truth) else 1.0,
+            "precision": len(true_days) / len(flagged) if flagged else 1.0,
+            "events": len(truth), "events_found": hit_events, "flagged_days": len(flagged)}

@@ -1,0 +1,33 @@
+"""Pictures for asset metadata: actual vs forecast with its bands."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def forecast_plot(history: pd.DataFrame, forecast: pd.DataFrame, title: str,
+                  history_days: int = 120) -> bytes:
+    """PNG: the last ``history_days`` of actuals, then the forecast with 80% and 95% bands."""
+    recent = history.tail(history_days)
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    ax.plot(pd.to_datetime(recent["ds"]), recent["y"], color="#333333", lw=1, label="actual")
+    ds = pd.to_datetime(forecast["ds"])
+    ax.fill_between(ds, forecast["yhat_lower_95"], forecast["yhat_upper_95"], color="#9ecae1",
+                    alpha=0.5, label="95% interval")
+    ax.fill_between(ds, forecast["yhat_lower_80"], forecast["yhat_upper_80"], color="#4292c6",
+                    alpha=0.5, label="80% interval")
+    ax.plot(ds, forecast["yhat"], color="#08519c", lw=1.5, label="forecast")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8, ncols=4)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
