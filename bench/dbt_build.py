@@ -97,7 +97,12 @@ def main() -> None:
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
           f"Python {info['python']}, {info['date']}")
-    results = [bench_uci(), bench_generated(args.scale)]
+    results = []
+    for run in (bench_uci, lambda: bench_generated(args.scale)):
+        results.append(run())
+        r = results[-1]
+        print(f"  {r['dataset']}: {r['rows']:,} rows, full {r['full']:.1f}s, "
+              f"rerun {r['rerun']:.1f}s", flush=True)
     print_table("dbt build (models + tests), full vs one appended day",
                 ["dataset", "rows", "full build s", "one-day rerun s", "rerun / full"],
                 [[r["dataset"], f"{r['rows']:,}", f"{r['full']:.1f}", f"{r['rerun']:.1f}",

@@ -234,7 +234,7 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
         theme = np.where(rng.random(len(theme)) < 0.8, theme,
                          rng.integers(0, len(THEMES), len(theme)))
         product = _pick_products(catalog, theme, rng)
-        companion = np.array([anchors.get(int(p), -1) for p in product])
+        companion = np.array([anchors.get(int(p), -1) for p in product], dtype=int)
         adds = (companion >= 0) & (rng.random(len(product)) < 0.55)
         order_of_line = np.concatenate([order_of_line, order_of_line[adds]])
         product = np.concatenate([product, companion[adds]])

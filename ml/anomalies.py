@@ -116,20 +116,26 @@ def explain(kpi: str, actual: float, expected: float, day: pd.Timestamp, currenc
             f"({fmt(actual)} vs about {fmt(expected)}).")
 
 
-def seasonal_baseline(values: pd.Series, weekdays: pd.Series, trading: pd.Series
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected value and spread per day from the same weekday's previous trading weeks."""
+def seasonal_baseline(values: pd.Series, weekdays: pd.Series, trading: pd.Series,
+                      judged: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Expected value and spread per day from the same weekday's previous trading weeks.
+
+    Baselines are drawn from trading days only; they are computed for every ``judged`` day
+    (by default the trading days), so an unexpected closure is compared with normal days.
+    """
     expected = np.full(len(values), np.nan)
     spread = np.full(len(values), np.nan)
     v = values.to_numpy(float)
     w = weekdays.to_numpy()
     t = trading.to_numpy(bool)
+    j = t if judged is None else judged
     for weekday in range(7):
-        positions = np.flatnonzero((w == weekday) & t)
-        for k, pos in enumerate(positions):
-            if k < WEEKS:
+        sources = np.flatnonzero((w == weekday) & t)
+        for pos in np.flatnonzero((w == weekday) & j):
+            before = sources[sources < pos][-WEEKS:]
+            if len(before) < WEEKS:
                 continue
-            window = v[positions[k - WEEKS:k]]
+            window = v[before]
             window = window[~np.isnan(window)]
             if len(window) < WEEKS // 2:
                 continue
@@ -183,7 +189,8 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str) -> tuple[li
     for kpi, (column, _) in KPIS.items():
         actual[kpi] = store[column].astype(float).fillna(0).to_numpy()
         expected[kpi], spread[kpi] = seasonal_baseline(store[column].astype(float),
-                                                       days.dt.dayofweek, pd.Series(trading))
+                                                       days.dt.dayofweek, pd.Series(trading),
+                                                       judged)
         with np.errstate(divide="ignore", invalid="ignore"):
             deviation[kpi] = np.where(expected[kpi] > 0, actual[kpi] / expected[kpi] - 1, np.nan)
     has_baseline = ~np.isnan(expected["revenue"]) & (expected["revenue"] > 0)

@@ -15,6 +15,7 @@ import pandas as pd
 
 PROPHET_VERSION = "prophet-mult-cps0.5-v1"
 INTERVAL_QUANTILES = (0.025, 0.10, 0.90, 0.975)
+USUAL_CLOSED_DATES = {(12, 25), (12, 26), (1, 1)}
 FORECAST_COLUMNS = ["ds", "yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95",
                     "yhat_upper_95", "is_closed_day"]
 
@@ -25,7 +26,7 @@ class ClosedDayRule:
 
     A weekday is closed when the store was closed on at least 80% of its last 8 occurrences
     (the UCI retailer's Saturdays); a calendar date (month, day) is closed when it was closed
-    in every year seen (Christmas Day).
+    in every year seen, at least twice (or once for Christmas, Boxing Day and New Year's Day).
     """
 
     weekdays: set[int] = field(default_factory=set)
@@ -44,9 +45,11 @@ class ClosedDayRule:
         for day, is_closed in zip(ds, closed, strict=True):
             seen.setdefault((day.month, day.day), []).append(
                 (bool(is_closed), day.dayofweek in weekdays))
-        # Closed every time it was seen, and not merely because of its weekday.
+        # Closed every time it was seen, in at least two years (a single closed day may be an
+        # outage), except the usual holidays; and not merely because of its weekday.
         dates = {key for key, marks in seen.items()
-                 if all(c for c, _ in marks) and not all(w for _, w in marks)}
+                 if all(c for c, _ in marks) and not all(w for _, w in marks)
+                 and (len(marks) >= 2 or key in USUAL_CLOSED_DATES)}
         return cls(weekdays, dates)
 
     def is_closed(self, dates: pd.Series) -> np.ndarray:

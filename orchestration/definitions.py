@@ -6,6 +6,7 @@ from dagster import AssetSelection, AssetSpec, Definitions, define_asset_job
 from dagster_dbt import DbtCliResource
 
 from orchestration.assets.ingestion import ingest_landing_files
+from orchestration.assets.ml import store_anomalies, store_forecasts
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.dbt import storepulse_dbt_models
 from orchestration.project import dbt_project
@@ -24,7 +25,8 @@ dbt_build_job = define_asset_job(
     "dbt_build_job", selection=[storepulse_dbt_models],
     description="dbt build over all tenants: staging, marts and dbt tests.")
 
-ALL_ASSETS = [tenants_registry, ingest_landing_files, storepulse_dbt_models]
+ALL_ASSETS = [tenants_registry, ingest_landing_files, storepulse_dbt_models, store_forecasts,
+              store_anomalies]
 
 RESOURCES = {
     "warehouse": WarehouseResource(),
@@ -37,6 +39,8 @@ def pipeline_stages() -> list[tuple[str, AssetSelection, bool]]:
     return [
         ("ingestion", AssetSelection.assets(ingest_landing_files), True),
         ("dbt build", AssetSelection.assets(storepulse_dbt_models), False),
+        ("forecasts and anomalies", AssetSelection.assets(store_forecasts, store_anomalies),
+         True),
     ]
 
 

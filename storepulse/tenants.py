@@ -65,3 +65,13 @@ def list_tenants(engine: Engine) -> list[Tenant]:
             "select tenant_id, name, timezone, currency, country_code from ops.tenants "
             "order by tenant_id")).all()
     return [Tenant(*row) for row in rows]
+
+
+def get_tenant(engine: Engine, tenant_id: str) -> Tenant:
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(
+            "select tenant_id, name, timezone, currency, country_code from ops.tenants "
+            "where tenant_id = :t"), {"t": tenant_id}).first()
+    if row is None:
+        raise StorePulseError(f"tenant '{tenant_id}' is not registered")
+    return Tenant(*row)

@@ -1,0 +1,124 @@
+"""Forecasts and anomalies per tenant, downstream of the daily store KPIs."""
+
+import base64
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
+
+from ml.anomalies import detect_tenant
+from ml.forecasting import forecast_tenant, store_histories
+from ml.plots import forecast_plot
+from ml.store import read_daily_kpis, write_anomalies, write_forecasts
+from orchestration.constants import DATA_SCIENCE
+from orchestration.partitions import tenant_partitions
+from orchestration.resources import WarehouseResource
+from storepulse.tenants import get_tenant
+
+DAILY_KPIS = AssetKey(["marts", "mart_daily_store_kpis"])
+
+
+class ForecastConfig(Config):
+    horizon_days: int = Field(default=30, description="Days to forecast ahead")
+    backtest_folds: int = Field(default=3, description="Rolling-origin folds")
+    fold_days: int = Field(default=28, description="Days scored per fold")
+    workers: int = Field(default=1, description="Processes for the store series")
+
+
+@multi_asset(
+    name="store_forecasts",
+    description=("Per store: daily net revenue and orders forecast with 80/95% intervals by the "
+                 "champion of a rolling-origin backtest (Prophet vs two seasonal baselines)."),
+    specs=[
+        AssetSpec(["ml", "forecasts"], deps=[DAILY_KPIS], group_name="ml",
+                  kinds={"python", "prophet", "postgres"}, owners=[DATA_SCIENCE],
+                  description="Forecasts from the champion model of each series."),
+        AssetSpec(["ml", "forecast_backtests"], deps=[DAILY_KPIS], group_name="ml",
+                  kinds={"python", "postgres"}, owners=[DATA_SCIENCE],
+                  description="Backtest errors (MAPE, WAPE, sMAPE, MASE, coverage) per model."),
+    ],
+    partitions_def=tenant_partitions,
+)
+def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
+                    warehouse: WarehouseResource):
+    tenant = get_tenant(warehouse.engine(), context.partition_key)
+    engine = warehouse.engine()
+    with engine.connect() as conn:
+        kpis = read_daily_kpis(conn, tenant.tenant_id)
+    results = forecast_tenant(kpis, tenant.country_code, horizon=config.horizon_days,
+                              folds=config.backtest_folds, fold_days=config.fold_days,
+                              workers=config.workers)
+    rows = write_forecasts(engine, tenant.tenant_id, results, context.run_id)
+    backtests = pd.concat([r.backtests.assign(store_id=r.store_id, metric=r.metric)
+                           for r in results if not r.backtests.empty] or [pd.DataFrame()])
+    champions = pd.Series([r.champion.model_name for r in results]).value_counts()
+    summary = (backtests.groupby(["metric", "model_name"])[["wape", "mape", "coverage_95"]]
+               .mean().round(3).reset_index() if not backtests.empty else pd.DataFrame())
+    forecast_meta = {
+        "series": MetadataValue.int(len(results)),
+        "dagster/row_count": MetadataValue.int(rows),
+        "champions": MetadataValue.json(champions.to_dict()),
+        "backtest_summary": MetadataValue.md(summary.to_markdown(index=False)
+                                             if not summary.empty else "no backtests"),
+    }
+    plot = _largest_store_plot(kpis, results, tenant.tenant_id)
+    if plot:
+        forecast_meta["forecast_plot"] = MetadataValue.md(plot)
+    yield MaterializeResult(asset_key=AssetKey(["ml", "forecasts"]), metadata=forecast_meta)
+    yield MaterializeResult(asset_key=AssetKey(["ml", "forecast_backtests"]), metadata={
+        "dagster/row_count": MetadataValue.int(len(backtests)),
+        "mean_wape_by_model": MetadataValue.json(
+            backtests.groupby("model_name")["wape"].mean().round(4).to_dict()
+            if not backtests.empty else {}),
+    })
+
+
+def _largest_store_plot(kpis: pd.DataFrame, results, tenant_id: str) -> str | None:
+    if kpis.empty:
+        return None
+    largest = kpis.groupby("store_id")["net_revenue"].sum().idxmax()
+    result = next((r for r in results if r.store_id == largest and r.metric == "net_revenue"),
+                  None)
+    if result is None:
+        return None
+    history = store_histories(kpis, "net_revenue")[largest]
+    png = forecast_plot(history, result.forecast,
+                        f"{tenant_id} / {largest}: net revenue, {result.champion.model_name}")
+    return f"![forecast](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+@asset(
+    key=["ml", "anomalies"],
+    deps=[DAILY_KPIS],
+    group_name="ml",
+    kinds={"python", "scikitlearn", "postgres"},
+    owners=[DATA_SCIENCE],
+    partitions_def=tenant_partitions,
+    description=("Unusual store-days (revenue, orders, order value, returns, level shifts, "
+                 "isolation forest) with severity and a one-line explanation; stable ids."),
+)
+def store_anomalies(context: AssetExecutionContext, warehouse: WarehouseResource
+                    ) -> MaterializeResult:
+    engine = warehouse.engine()
+    tenant = get_tenant(engine, context.partition_key)
+    with engine.connect() as conn:
+        kpis = read_daily_kpis(conn, tenant.tenant_id)
+    anomalies = detect_tenant(kpis, tenant.tenant_id, tenant.currency)
+    written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id)
+    recent = anomalies.sort_values("day", ascending=False).head(10)
+    return MaterializeResult(metadata={
+        "dagster/row_count": MetadataValue.int(written),
+        "by_severity": MetadataValue.json(anomalies["severity"].value_counts().to_dict()),
+        "most_recent": MetadataValue.md(
+            recent[["day", "store_id", "kpi", "severity", "explanation"]].to_markdown(
+                index=False) if not recent.empty else "none"),
+    })
