@@ -220,6 +220,8 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
         expected *= _anomaly_multiplier(anomalies, store, days)
         counts = rng.poisson(expected)
         n_orders = int(counts.sum())
+        if n_orders == 0:  # e.g. a one-day batch on a day the store is closed
+            continue
         day_idx = np.repeat(np.arange(len(days)), counts)
         seconds = (rng.integers(9, 20, n_orders) * 3600 + rng.integers(0, 3600, n_orders))
         eligible = np.searchsorted(signup, day_idx, side="right")
