@@ -264,6 +264,8 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
         })
         frames.append(frame)
         frames.append(_returns(frame, rng, days[-1], profile.weekly))
+    if not frames:  # every store closed on every day of the batch
+        return pd.DataFrame(columns=[*POS_COLUMNS, "theme"]).drop(columns="theme")
     lines = pd.concat(frames, ignore_index=True)
     return lines.sort_values(["ordered_at", "order_id", "line_number"], kind="stable",
                              ignore_index=True)
