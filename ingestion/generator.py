@@ -285,8 +285,11 @@ def _pick_products(catalog: pd.DataFrame, theme: np.ndarray, rng: np.random.Gene
 def _returns(sales: pd.DataFrame, rng: np.random.Generator, last_day: pd.Timestamp,
              weekly: tuple[float, ...]) -> pd.DataFrame:
     picked = sales[rng.random(len(sales)) < 0.02].copy()
+    # One return date per returned order: a return is a single visit to the till.
+    orders = picked["order_id"].unique()
+    delay = dict(zip(orders, rng.integers(1, 21, len(orders)), strict=True))
     picked["ordered_at"] = picked["ordered_at"] + pd.to_timedelta(
-        rng.integers(1, 21, len(picked)), unit="D")
+        picked["order_id"].map(delay), unit="D")
     # A closed store takes no returns: they come back on the next open day.
     for _ in range(3):
         at = picked["ordered_at"]

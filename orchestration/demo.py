@@ -54,11 +54,15 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     else:
         step(f"sample data: reusing {landing}")
 
-    for profile in DEMO_TENANTS:
-        add_tenant(engine, Tenant(profile.tenant_id, profile.name, profile.timezone,
-                                  profile.currency, profile.country_code), landing)
+    onboarded = [add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone, p.currency,
+                                           p.country_code), landing)
+                 for p in DEMO_TENANTS]
     tenant_ids = [p.tenant_id for p in DEMO_TENANTS]
-    step(f"tenants: {', '.join(tenant_ids)}")
+    step(f"tenants: {', '.join(tenant_ids)} (database roles "
+         f"{', '.join(o.role for o in onboarded)})")
+    for o in onboarded:
+        if o.generated_password:
+            echo(f"    password for {o.role} (shown once): {o.generated_password}")
 
     from orchestration.definitions import ALL_ASSETS, RESOURCES, pipeline_stages
 

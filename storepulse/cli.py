@@ -79,14 +79,40 @@ def tenants() -> None:
 @click.option("--currency", default="USD", show_default=True, help="ISO 4217 currency code.")
 @click.option("--country", default="US", show_default=True,
               help="ISO 3166 country code (holidays in forecasts).")
-def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: str) -> None:
-    """Register tenant SLUG and create its landing folder."""
+@click.option("--password-env", default=None, metavar="VAR",
+              help="Environment variable holding the role's password "
+                   "(default STOREPULSE_TENANT_PASSWORD_<SLUG>); generated when unset.")
+def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: str,
+                password_env: str | None) -> None:
+    """Register tenant SLUG: its row, login role, landing folder (and Dagster partition, which
+    the landing sensor adds on its next tick)."""
     from storepulse.settings import load_settings
     from storepulse.tenants import Tenant, add_tenant
 
-    created = add_tenant(_engine(), Tenant(slug, name, timezone_, currency, country),
-                         landing_dir=load_settings().landing_dir)
-    click.echo(f"tenant {slug} {'registered' if created else 'already registered'}")
+    settings = load_settings()
+    variable = password_env or f"STOREPULSE_TENANT_PASSWORD_{slug.upper()}"
+    result = add_tenant(_engine(), Tenant(slug, name, timezone_, currency, country),
+                        landing_dir=settings.landing_dir, password=os.environ.get(variable))
+    click.echo(f"tenant {slug} {'registered' if result.created else 'already registered'}; "
+               f"database role {result.role}")
+    if result.generated_password:
+        click.echo(f"generated password for {result.role} (shown once, store it now): "
+                   f"{result.generated_password}")
+
+
+@tenants.command("remove")
+@click.argument("slug")
+@click.option("--purge", is_flag=True,
+              help="Also delete every row of the tenant everywhere (GDPR erasure).")
+@click.confirmation_option(prompt="Remove the tenant's database role (and data, with --purge)?")
+def tenants_remove(slug: str, purge: bool) -> None:
+    """Revoke and drop tenant SLUG's role; with --purge erase its data, in one transaction."""
+    from storepulse.tenants import remove_tenant
+
+    removed = remove_tenant(_engine(), slug, purge=purge)
+    click.echo(f"tenant {slug}: role {removed.role or '(none)'} dropped")
+    for table, count in sorted(removed.counts.items()):
+        click.echo(f"  {table:<36} {count:>10,} rows deleted")
 
 
 @tenants.command("list")

@@ -1,7 +1,7 @@
 """Versioned, idempotent database migrations.
 
-Each ``migrations/NNNN_name.sql`` file runs once, in its own transaction, and is recorded in
-``ops.schema_migrations`` with a checksum; an edited, already-applied file is an error rather
+Each ``migrations/NNNN_name.sql`` file runs once, all pending ones in one transaction, and is
+recorded in ``ops.schema_migrations`` with a checksum; an edited, already-applied file is an error rather
 than a silent drift. An advisory lock makes concurrent ``migrate`` calls (Dagster workers,
 tests) safe.
 """
@@ -65,7 +65,8 @@ def migrate(engine: Engine) -> list[Migration]:
                         "was applied; add a new migration instead"
                     )
                 continue
-            conn.exec_driver_sql(migration.sql)
+            # The driver cursor with no parameters: migrations may contain '%' (format()).
+            conn.connection.driver_connection.cursor().execute(migration.sql)
             conn.execute(
                 sa.text(
                     "insert into ops.schema_migrations (version, name, checksum) "

@@ -17,6 +17,7 @@ class Settings:
     landing_dir: Path
     sample_dir: Path
     metabase_url: str | None
+    role_prefix: str = "tenant_"
 
     @property
     def pgdata_dir(self) -> Path:
@@ -32,4 +33,5 @@ def load_settings() -> Settings:
         landing_dir=landing,
         sample_dir=home / "sample",
         metabase_url=os.environ.get("METABASE_URL") or None,
+        role_prefix=os.environ.get("STOREPULSE_ROLE_PREFIX", "tenant_"),
     )

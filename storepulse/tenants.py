@@ -1,9 +1,15 @@
-"""The tenant registry (``ops.tenants``): onboarding, listing and removal."""
+"""The tenant registry: onboarding (row, login role, landing folder), listing and removal.
+
+Each tenant gets a PostgreSQL login role ``<prefix><slug>`` (prefix ``tenant_`` unless
+``STOREPULSE_ROLE_PREFIX`` says otherwise) in the group ``storepulse_tenants``, mapped in
+``ops.tenant_roles``; row-level security then shows that role only its own rows.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -11,8 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from storepulse.errors import StorePulseError
+from storepulse.settings import load_settings
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+DEFAULT_ROLE_PREFIX = "tenant_"
+# Erasure order: children before parents (quarantine and lines reference the file ledger).
+PURGE_LAST = ("raw.ingest_files", "ops.tenant_roles", "ops.tenants")
+KEPT_ON_PURGE = ("ops.audit_log",)  # the record that the erasure happened
 
 
 @dataclass(frozen=True)
@@ -22,6 +33,22 @@ class Tenant:
     timezone: str
     currency: str
     country_code: str
+
+
+@dataclass
+class Onboarded:
+    tenant: Tenant
+    created: bool
+    role: str
+    generated_password: str | None = None  # shown once, never stored by StorePulse
+
+
+@dataclass
+class Removed:
+    tenant_id: str
+    role: str | None
+    purged: bool
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def validate_tenant(tenant: Tenant) -> None:
@@ -39,24 +66,70 @@ def validate_tenant(tenant: Tenant) -> None:
         raise StorePulseError(f"country {tenant.country_code!r} must be an ISO 3166 code like GB")
 
 
-def add_tenant(engine: Engine, tenant: Tenant, landing_dir: Path | None = None) -> bool:
-    """Register ``tenant``; returns False when it already existed (then nothing changes)."""
+def role_name(tenant_id: str, prefix: str = DEFAULT_ROLE_PREFIX) -> str:
+    return f"{prefix}{tenant_id}"
+
+
+def add_tenant(engine: Engine, tenant: Tenant, landing_dir: Path | None = None,
+               password: str | None = None, role_prefix: str | None = None) -> Onboarded:
+    """Register ``tenant`` with its login role; idempotent (an existing tenant is unchanged,
+    unless a password is given, which is then set on its role)."""
     validate_tenant(tenant)
+    role = role_name(tenant.tenant_id, role_prefix or load_settings().role_prefix)
+    generated = None
     with engine.begin() as conn:
-        inserted = conn.execute(sa.text(
+        created = conn.execute(sa.text(
             "insert into ops.tenants (tenant_id, name, timezone, currency, country_code) "
             "values (:id, :name, :tz, :cur, :cc) on conflict (tenant_id) do nothing "
             "returning tenant_id"),
             {"id": tenant.tenant_id, "name": tenant.name, "tz": tenant.timezone,
-             "cur": tenant.currency, "cc": tenant.country_code}).first()
-        if inserted:
-            conn.execute(sa.text(
-                "insert into ops.audit_log (action, tenant_id, details) values "
-                "('tenant_add', :id, jsonb_build_object('name', cast(:name as text)))"),
-                {"id": tenant.tenant_id, "name": tenant.name})
+             "cur": tenant.currency, "cc": tenant.country_code}).first() is not None
+        role_exists = conn.execute(sa.text("select 1 from pg_roles where rolname = :r"),
+                                   {"r": role}).first() is not None
+        if not role_exists:
+            generated = None if password else secrets.token_urlsafe(18)
+            _execute_formatted(conn, "create role %I login password %L in role "
+                                     "storepulse_tenants", role, password or generated)
+        elif password:
+            _execute_formatted(conn, "alter role %I password %L", role, password)
+        conn.execute(sa.text(
+            "insert into ops.tenant_roles (role_name, tenant_id) values (:r, :t) "
+            "on conflict (role_name) do nothing"), {"r": role, "t": tenant.tenant_id})
+        if created:
+            _audit(conn, "tenant_add", tenant.tenant_id, {"name": tenant.name, "role": role})
     if landing_dir is not None:
-        (landing_dir / tenant.tenant_id).mkdir(parents=True, exist_ok=True)
-    return inserted is not None
+        (Path(landing_dir) / tenant.tenant_id).mkdir(parents=True, exist_ok=True)
+    return Onboarded(tenant, created, role, generated)
+
+
+def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False) -> Removed:
+    """Drop the tenant's role; with ``purge``, delete its rows everywhere (GDPR erasure).
+    One transaction: either all of it happens or none."""
+    with engine.begin() as conn:
+        if conn.execute(sa.text("select 1 from ops.tenants where tenant_id = :t"),
+                        {"t": tenant_id}).first() is None:
+            raise StorePulseError(f"tenant '{tenant_id}' is not registered")
+        roles = conn.execute(sa.text("select role_name from ops.tenant_roles where "
+                                     "tenant_id = :t"), {"t": tenant_id}).scalars().all()
+        tables = _tenant_tables(conn)
+        before = _counts(conn, tables, tenant_id)
+        for role in roles:
+            conn.execute(sa.text("delete from ops.tenant_roles where role_name = :r"),
+                         {"r": role})
+            if conn.execute(sa.text("select 1 from pg_roles where rolname = :r"),
+                            {"r": role}).first():
+                _execute_formatted(conn, "drop owned by %I", role)
+                _execute_formatted(conn, "drop role %I", role)
+        if purge:
+            ordered = [t for t in tables if t not in PURGE_LAST and t not in KEPT_ON_PURGE]
+            for table in [*ordered, *[t for t in PURGE_LAST if t in tables]]:
+                conn.execute(sa.text(f"delete from {table} where tenant_id = :t"),
+                             {"t": tenant_id})
+        after = _counts(conn, tables, tenant_id)
+        _audit(conn, "tenant_purge" if purge else "tenant_remove", tenant_id,
+               {"roles": roles}, before, after)
+    counts = {t: before[t] - after[t] for t in tables if before[t] != after[t]}
+    return Removed(tenant_id, roles[0] if roles else None, purge, counts)
 
 
 def list_tenants(engine: Engine) -> list[Tenant]:
@@ -75,3 +148,36 @@ def get_tenant(engine: Engine, tenant_id: str) -> Tenant:
     if row is None:
         raise StorePulseError(f"tenant '{tenant_id}' is not registered")
     return Tenant(*row)
+
+
+def _execute_formatted(conn: sa.Connection, template: str, *args: str) -> None:
+    """DDL cannot take bind parameters; PostgreSQL's format() quotes names and literals."""
+    statement = conn.execute(sa.text(f"select format('{template}', "
+                                     + ", ".join(f"cast(:a{i} as text)" for i in range(len(args))) + ")"),
+                             {f"a{i}": a for i, a in enumerate(args)}).scalar_one()
+    conn.connection.driver_connection.cursor().execute(statement)
+
+
+def _tenant_tables(conn: sa.Connection) -> list[str]:
+    return conn.execute(sa.text(
+        "select c.table_schema || '.' || c.table_name from information_schema.columns c "
+        "join information_schema.tables t using (table_schema, table_name) "
+        "where c.column_name = 'tenant_id' and t.table_type = 'BASE TABLE' "
+        "and c.table_schema in ('raw', 'marts', 'ml', 'ops') order by 1")).scalars().all()
+
+
+def _counts(conn: sa.Connection, tables: list[str], tenant_id: str) -> dict[str, int]:
+    return {t: conn.execute(sa.text(f"select count(*) from {t} where tenant_id = :t"),
+                            {"t": tenant_id}).scalar_one() for t in tables}
+
+
+def _audit(conn: sa.Connection, action: str, tenant_id: str, details: dict,
+           before: dict | None = None, after: dict | None = None) -> None:
+    import json
+
+    conn.execute(sa.text(
+        "insert into ops.audit_log (action, tenant_id, details, before_counts, after_counts) "
+        "values (:a, :t, cast(:d as jsonb), cast(:b as jsonb), cast(:f as jsonb))"),
+        {"a": action, "t": tenant_id, "d": json.dumps(details),
+         "b": json.dumps(before) if before is not None else None,
+         "f": json.dumps(after) if after is not None else None})

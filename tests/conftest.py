@@ -23,11 +23,37 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 UCI_CSV = SHARED_DATA / "online_retail.csv.gz"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def tenant_role_prefix() -> Iterator[str]:
+    """Tenant login roles are cluster-wide: give this session's a prefix of their own."""
+    prefix = f"t{uuid.uuid4().hex[:6]}_"
+    os.environ["STOREPULSE_ROLE_PREFIX"] = prefix
+    yield prefix
+    os.environ.pop("STOREPULSE_ROLE_PREFIX", None)
+
+
+def drop_roles(server: URL, prefix: str) -> None:
+    with _admin(server).connect() as conn:
+        roles = conn.execute(sa.text("select rolname from pg_roles where rolname like :p"),
+                             {"p": prefix.replace("_", r"\_") + "%"}).scalars().all()
+        for role in roles:
+            conn.execute(sa.text(f'drop role if exists "{role}"'))
+
+
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
+def server_url(tmp_path_factory: pytest.TempPathFactory, tenant_role_prefix: str
+               ) -> Iterator[URL]:
     """An admin URL on the server tests run against."""
     if os.environ.get("DATABASE_URL"):
-        return parse_database_url(os.environ["DATABASE_URL"])
+        url = parse_database_url(os.environ["DATABASE_URL"])
+    else:
+        url = embedded_server(tmp_path_factory)
+    yield url
+    dispose_engines()
+    drop_roles(url, tenant_role_prefix)
+
+
+def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> URL:
     import pgserver
 
     pgdata = tmp_path_factory.mktemp("pg") / "pgdata"

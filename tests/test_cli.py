@@ -5,7 +5,7 @@ from storepulse.cli import cli
 
 COMMANDS = [
     [], ["demo"], ["db"], ["db", "migrate"], ["db", "url"], ["tenants"], ["tenants", "add"],
-    ["tenants", "list"], ["ingest"], ["generate-sample"], ["dbt"],
+    ["tenants", "list"], ["tenants", "remove"], ["ingest"], ["generate-sample"], ["dbt"],
 ]
 
 
@@ -26,6 +26,7 @@ def test_tenants_add_and_list(database_env, engine, tmp_path, monkeypatch):
                                 "--country", "FR"])
     assert added.exit_code == 0, added.output
     assert "registered" in added.output
+    assert "generated password for" in added.output
     assert (tmp_path / "landing" / "corner_shop").is_dir()
     listed = runner.invoke(cli, ["tenants", "list"])
     assert "corner_shop" in listed.output and "Europe/Paris" in listed.output

@@ -30,6 +30,7 @@ select
     lines.currency,
     lines.channel,
     lines.country,
-    lines.source_file_id
+    lines.source_file_id,
+    lines.source_line
 from lines
 join tenants on tenants.tenant_id = lines.tenant_id

@@ -4,20 +4,20 @@ with catalogued as (
     select * from {{ ref('stg_products') }}
 ),
 
-lines as (
-    select * from {{ ref('fct_sales_lines') }}
+product_days as (
+    select * from {{ ref('fct_daily_product_sales') }}
 ),
 
 sales as (
     select
         tenant_id,
         product_id,
-        min(order_date) as first_sold_on,
-        max(order_date) as last_sold_on,
-        coalesce(sum(quantity) filter (where not is_return), 0) as units_sold,
-        coalesce(-sum(quantity) filter (where is_return), 0) as units_returned,
-        sum(gross_amount) - sum(return_amount) as net_revenue
-    from lines
+        min(day) as first_sold_on,
+        max(day) as last_sold_on,
+        sum(units_sold) as units_sold,
+        sum(units_returned) as units_returned,
+        sum(net_revenue) as net_revenue
+    from product_days
     group by tenant_id, product_id
 ),
 
@@ -26,9 +26,9 @@ latest_names as (
         tenant_id,
         product_id,
         product_name
-    from lines
+    from product_days
     where product_name is not null
-    order by tenant_id, product_id, ordered_at desc
+    order by tenant_id, product_id, day desc
 )
 
 select

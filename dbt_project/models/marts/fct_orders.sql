@@ -4,6 +4,7 @@
         incremental_strategy='delete+insert',
         unique_key=['tenant_id', 'store_id', 'order_id'],
         on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}set local enable_hashjoin = off{% endif %}",
         post_hook=[
             "analyze {{ this }}",
             "{{ delete_orders_without_lines() }}",
@@ -13,6 +14,8 @@
     )
 }}
 
+-- An incremental batch touches few orders, but the planner cannot see that through the batch
+-- watermark and would hash all of fct_sales_lines, so the pre-hook makes it use the key index.
 -- One row per order (sale or return). Incremental: orders touched by lines that arrived in
 -- fct_sales_lines since this table last ran are recomputed from all of their lines.
 with touched_orders as (

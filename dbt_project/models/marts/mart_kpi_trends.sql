@@ -19,17 +19,15 @@ as_of as (
 
 product_days as (
     select
-        lines.tenant_id,
+        product_days.tenant_id,
         'product' as grain,
-        lines.product_id as entity_id,
-        lines.order_date as day,
-        sum(lines.gross_amount) - sum(lines.return_amount) as revenue,
-        count(distinct (lines.store_id, lines.order_id)) filter (where not lines.is_return)
-            as orders
-    from {{ ref('fct_sales_lines') }} as lines
-    join as_of on as_of.tenant_id = lines.tenant_id
-    where lines.order_date > as_of.as_of_date - {{ 2 * (windows | max) }}
-    group by lines.tenant_id, lines.product_id, lines.order_date
+        product_days.product_id as entity_id,
+        product_days.day,
+        product_days.net_revenue as revenue,
+        product_days.orders
+    from {{ ref('fct_daily_product_sales') }} as product_days
+    join as_of on as_of.tenant_id = product_days.tenant_id
+    where product_days.day > as_of.as_of_date - {{ 2 * (windows | max) }}
 ),
 
 all_days as (

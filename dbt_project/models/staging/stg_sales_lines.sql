@@ -1,27 +1,13 @@
--- Current, deduplicated line items. A line is current when its file is the loaded version
--- (a re-exported file supersedes the old one); when two loaded files carry the same line key,
--- the newer file wins. The anti-join (not a window) lets incremental models push their
--- "new files only" filter down to raw.sales_lines.
+-- Current sales lines: only rows of files whose ledger status is `loaded` (a re-exported file
+-- supersedes its previous version). Within a file, line keys are unique (ingestion quarantines
+-- duplicates); across files the newest file wins, which fct_sales_lines applies as it loads
+-- (a cross-file anti-join here would re-read every raw row on each incremental run).
 with current_lines as (
     select lines.*
     from {{ source('raw', 'sales_lines') }} as lines
     join {{ source('raw', 'ingest_files') }} as files
         on files.file_id = lines.source_file_id
        and files.status = 'loaded'
-),
-
-latest_lines as (
-    select *
-    from current_lines as candidate
-    where not exists (
-        select 1
-        from current_lines as newer
-        where newer.tenant_id = candidate.tenant_id
-          and newer.store_id = candidate.store_id
-          and newer.order_id = candidate.order_id
-          and newer.line_number = candidate.line_number
-          and newer.source_file_id > candidate.source_file_id
-    )
 )
 
 select
@@ -41,4 +27,4 @@ select
     is_return,
     source_file_id,
     source_line
-from latest_lines
+from current_lines

@@ -1,0 +1,20 @@
+{#- (tenant_id, day) pairs whose facts may have changed since `relation` last ran: days of
+    lines that arrived in fct_sales_lines after its latest batch, and days of lines whose file
+    version was replaced since then. Daily incremental models recompute exactly these days. -#}
+{% macro days_touched(relation) %}
+    select distinct tenant_id, order_date as day
+    from {{ ref('fct_sales_lines') }}
+    where batch_loaded_at > (select coalesce(max(batch_loaded_at), '-infinity') from {{ relation }})
+
+    union
+
+    select distinct lines.tenant_id, (lines.ordered_at at time zone tenants.timezone)::date
+    from {{ source('raw', 'sales_lines') }} as lines
+    join {{ source('raw', 'ingest_files') }} as files
+        on files.file_id = lines.source_file_id
+    join {{ ref('stg_tenants') }} as tenants
+        on tenants.tenant_id = lines.tenant_id
+    where files.status = 'superseded'
+      and files.superseded_at > (
+          select coalesce(max(batch_loaded_at), '-infinity') from {{ relation }})
+{% endmacro %}

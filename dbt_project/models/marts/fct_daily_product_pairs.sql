@@ -1,0 +1,65 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['tenant_id', 'day'],
+        on_schema_change='fail',
+        pre_hook=[
+            "set local work_mem = '256MB'",
+            "set local enable_nestloop = off",
+        ],
+        post_hook=[
+            "analyze {{ this }}",
+            "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, day)",
+        ],
+    )
+}}
+
+-- depends_on: {{ ref('stg_tenants') }}
+-- depends_on: {{ source('raw', 'sales_lines') }}
+-- depends_on: {{ source('raw', 'ingest_files') }}
+-- Unordered product pairs bought in the same sale order, counted per tenant and day, the
+-- building block of mart_product_affinity (pair counts add up across days). Orders with more
+-- than var('affinity_max_basket_products') distinct products (wholesale) are left out: they
+-- say little about what goes together and, pairs growing with the square of basket size,
+-- would dominate the cost. Nested loops are off: the planner's CTE estimates are poor here.
+{% set max_basket = var('affinity_max_basket_products') %}
+
+with order_products as (
+    select distinct lines.tenant_id, lines.store_id, lines.order_id, lines.order_date,
+           lines.product_id
+    from {{ ref('fct_sales_lines') }} as lines
+    {% if is_incremental() %}
+    join ({{ days_touched(this) }}) as touched
+        on touched.tenant_id = lines.tenant_id
+       and touched.day = lines.order_date
+    {% endif %}
+    where not lines.is_return
+),
+
+baskets as (
+    select
+        order_products.*,
+        count(*) over (partition by tenant_id, store_id, order_id) as basket_products
+    from order_products
+),
+
+pairable as (
+    select * from baskets where basket_products between 2 and {{ max_basket }}
+)
+
+select
+    first_item.tenant_id,
+    first_item.order_date as day,
+    first_item.product_id as product_a,
+    second_item.product_id as product_b,
+    count(*) as pair_orders,
+    '{{ run_started_at }}'::timestamptz as batch_loaded_at
+from pairable as first_item
+join pairable as second_item
+    on second_item.tenant_id = first_item.tenant_id
+   and second_item.store_id = first_item.store_id
+   and second_item.order_id = first_item.order_id
+   and second_item.product_id > first_item.product_id
+group by first_item.tenant_id, first_item.order_date, first_item.product_id,
+         second_item.product_id

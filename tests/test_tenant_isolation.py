@@ -1,0 +1,178 @@
+"""Attacks on tenant isolation, as tenant A's own login role over a real connection.
+
+Run against the configured server (DATABASE_URL, or embedded) and against a freshly started
+embedded pgserver. Every attempt must return A's rows only or be denied.
+"""
+
+import shutil
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from ingestion.generator import DEMO_TENANTS, generate_sample
+from ingestion.landing import ingest_tenant
+from ml.anomalies import detect_tenant
+from ml.store import read_daily_kpis, write_anomalies
+from storepulse.migrate import migrate
+from storepulse.tenants import Tenant, add_tenant, remove_tenant
+from storepulse.warehouse import get_engine
+from tests.conftest import create_database, drop_database, embedded_server
+from tests.dbt_helpers import run_dbt
+
+A, B = "northwind", "acme_grocers"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module", params=["configured_server", "embedded_server"])
+def warehouse(request, server_url, tmp_path_factory):
+    server = server_url if request.param == "configured_server" else \
+        embedded_server(tmp_path_factory)
+    url = create_database(server)
+    landing = tmp_path_factory.mktemp("landing")
+    profiles = [p for p in DEMO_TENANTS if p.tenant_id in (A, B)]
+    generate_sample(landing, seed=3, scale=0.05, tenants=tuple(profiles))
+    engine = get_engine(url)
+    migrate(engine)
+    roles = {}
+    for p in profiles:
+        roles[p.tenant_id] = add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone,
+                                                       p.currency, p.country_code),
+                                        password=PASSWORD).role
+        ingest_tenant(engine, landing, p.tenant_id)
+    run_dbt(url, "build")
+    for p in profiles:
+        with engine.connect() as conn:
+            kpis = read_daily_kpis(conn, p.tenant_id)
+        write_anomalies(engine, p.tenant_id, detect_tenant(kpis, p.tenant_id, p.currency),
+                        "test")
+    tenant_a = sa.create_engine(url.set(username=roles[A], password=PASSWORD),
+                                poolclass=sa.pool.NullPool)
+    try:
+        yield url, engine, tenant_a, roles
+    finally:
+        tenant_a.dispose()
+        for tenant in (A, B):
+            remove_tenant(engine, tenant)
+        drop_database(url)
+        shutil.rmtree(landing, ignore_errors=True)
+
+
+def _tables(engine, schemas=("marts", "ml")):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "select schemaname || '.' || tablename from pg_tables where schemaname = any(:s) "
+            "order by 1"), {"s": list(schemas)}).scalars().all()
+
+
+def _denied(engine, sql: str) -> bool:
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(sql))
+        return False
+    except DBAPIError as exc:
+        return "permission denied" in str(exc.orig) or "must be" in str(exc.orig)
+
+
+def test_every_mart_and_ml_table_has_forced_row_level_security(warehouse):
+    _, engine, *_ = warehouse
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select n.nspname || '.' || c.relname, c.relrowsecurity, c.relforcerowsecurity "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname in ('marts', 'ml') and c.relkind in ('r', 'p', 'v', 'm')")).all()
+    assert len(rows) >= 15
+    unprotected = [name for name, rls, forced in rows if not (rls and forced)]
+    assert unprotected == [], f"tables without forced RLS (a view cannot have it): {unprotected}"
+
+
+def test_tenant_sees_only_its_own_rows_in_every_table(warehouse):
+    _, engine, tenant_a, _ = warehouse
+    seen_own = 0
+    for table in _tables(engine):
+        with tenant_a.connect() as conn:
+            tenants = conn.execute(sa.text(f"select distinct tenant_id from {table}")).scalars()
+            tenants = set(tenants)
+        assert tenants <= {A}, (table, tenants)
+        seen_own += bool(tenants)
+        with engine.connect() as conn:  # the platform sees both, so the filter did the work
+            everyone = set(conn.execute(sa.text(f"select distinct tenant_id from {table}"))
+                           .scalars())
+        if B in everyone:
+            assert B not in tenants
+    assert seen_own >= 10
+
+
+def test_session_settings_do_not_change_the_tenant(warehouse):
+    _, _, tenant_a, roles = warehouse
+    with tenant_a.connect() as conn:
+        for setting in ("app.tenant_id", "storepulse.tenant", "request.jwt.claim.tenant"):
+            conn.execute(sa.text(f"select set_config('{setting}', '{B}', false)"))
+        conn.execute(sa.text("set search_path = marts, ops, public"))
+        assert conn.execute(sa.text("select ops.current_tenant()")).scalar_one() == A
+        tenants = set(conn.execute(sa.text("select distinct tenant_id from marts.fct_orders"))
+                      .scalars())
+    assert tenants == {A}
+
+
+def test_set_role_to_another_tenant_is_denied(warehouse):
+    _, _, tenant_a, roles = warehouse
+    assert _denied(tenant_a, f'set role "{roles[B]}"')
+    assert _denied(tenant_a, "set role storepulse_platform")
+    assert _denied(tenant_a, "set session authorization postgres")
+
+
+@pytest.mark.parametrize("table", ["raw.sales_lines", "raw.ingest_files", "raw.quarantine",
+                                   "staging.stg_sales_lines", "intermediate.rfm_segment_map",
+                                   "ops.tenants", "ops.tenant_roles", "ops.audit_log",
+                                   "ops.alert_deliveries"])
+def test_internal_schemas_are_denied(warehouse, table):
+    _, _, tenant_a, _ = warehouse
+    assert _denied(tenant_a, f"select * from {table} limit 1")
+
+
+def test_functions_and_object_creation_are_denied(warehouse):
+    _, _, tenant_a, _ = warehouse
+    assert _denied(tenant_a, "select ops.apply_tenant_isolation('marts.fct_orders')")
+    assert _denied(tenant_a, "select pg_read_file('postgresql.conf')")
+    assert _denied(tenant_a, "create table marts.stolen (x int)")
+    assert _denied(tenant_a, "create table public.stolen (x int)")
+    assert _denied(tenant_a, "create temporary table stolen (x int)")
+    assert _denied(tenant_a, "create view marts.leak as select * from marts.fct_orders")
+    assert _denied(tenant_a, "alter table marts.fct_orders disable row level security")
+    assert _denied(tenant_a, "drop policy tenant_rows on marts.fct_orders")
+    assert _denied(tenant_a, f"update marts.fct_orders set tenant_id = '{A}'")
+    assert _denied(tenant_a, "delete from ml.anomalies")
+
+
+def test_catalog_statistics_do_not_leak_other_tenants_values(warehouse):
+    _, engine, tenant_a, _ = warehouse
+    with engine.connect() as conn:
+        conn.execute(sa.text("analyze marts.fct_orders"))
+        admin_view = conn.execute(sa.text(
+            "select count(*) from pg_stats where schemaname = 'marts' and "
+            "tablename = 'fct_orders'")).scalar_one()
+    assert admin_view > 0
+    with tenant_a.connect() as conn:
+        stats = conn.execute(sa.text(
+            "select most_common_vals::text from pg_stats where schemaname = 'marts' "
+            "and tablename = 'fct_orders'")).scalars().all()
+        histogram = conn.execute(sa.text(
+            "select count(*) from pg_stats where schemaname in ('marts', 'ml', 'raw')"
+        )).scalar_one()
+    assert not any(B in (s or "") for s in stats)
+    assert histogram == 0
+
+
+def test_new_mart_without_the_post_hook_is_caught(warehouse):
+    """A table added to marts later without the post-hook fails the RLS audit above."""
+    _, engine, *_ = warehouse
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table marts.mart_forgotten as "
+                             "select tenant_id, count(*) n from marts.fct_orders group by 1"))
+    try:
+        with pytest.raises(AssertionError, match="mart_forgotten"):
+            test_every_mart_and_ml_table_has_forced_row_level_security(warehouse)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("drop table marts.mart_forgotten"))

@@ -1,0 +1,56 @@
+"""Onboarding and removal: role, mapping, landing folder, audit, and GDPR purge."""
+
+import pytest
+import sqlalchemy as sa
+
+from storepulse.errors import StorePulseError
+from storepulse.tenants import Tenant, add_tenant, remove_tenant
+from tests.ingestion_helpers import good_row, pos_csv, register, rows, scalar
+
+
+def test_add_creates_role_mapping_folder_and_audit(engine, tmp_path, tenant_role_prefix):
+    result = add_tenant(engine, Tenant("shop", "Shop", "Europe/Paris", "EUR", "FR"),
+                        landing_dir=tmp_path)
+    assert result.created and result.role == f"{tenant_role_prefix}shop"
+    assert result.generated_password and len(result.generated_password) >= 20
+    assert (tmp_path / "shop").is_dir()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select pg_has_role(:r, 'storepulse_tenants', 'member')"),
+                            {"r": result.role}).scalar_one()
+    assert scalar(engine, "select tenant_id from ops.tenant_roles where role_name = :r",
+                  r=result.role) == "shop"
+    assert scalar(engine, "select action from ops.audit_log") == "tenant_add"
+    again = add_tenant(engine, Tenant("shop", "Shop", "Europe/Paris", "EUR", "FR"))
+    assert not again.created and again.generated_password is None
+    remove_tenant(engine, "shop")
+
+
+def test_purge_erases_every_row_in_one_transaction_and_reports_counts(engine, tmp_path):
+    register(engine, "gone")
+    register(engine, "stays")
+    pos_csv(tmp_path / "a.csv", [good_row(), good_row("O2", qty="0")])
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+    load_file(engine, tmp_path / "a.csv", "gone", shipped_specs()["generic_pos_csv"])
+    load_file(engine, tmp_path / "a.csv", "stays", shipped_specs()["generic_pos_csv"])
+    removed = remove_tenant(engine, "gone", purge=True)
+    assert removed.counts["raw.sales_lines"] == 1
+    assert removed.counts["raw.quarantine"] == 1
+    assert removed.counts["raw.ingest_files"] == 1
+    assert removed.counts["ops.tenants"] == 1
+    assert scalar(engine, "select count(*) from raw.sales_lines where tenant_id = 'gone'") == 0
+    assert scalar(engine, "select count(*) from raw.sales_lines where tenant_id = 'stays'") == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from pg_roles where rolname = :r"),
+                            {"r": removed.role}).scalar_one() == 0
+    audit = rows(engine, "select action, before_counts, after_counts from ops.audit_log "
+                         "where tenant_id = 'gone' order by audit_id")
+    assert audit[-1].action == "tenant_purge"
+    assert audit[-1].before_counts["raw.sales_lines"] == 1
+    assert audit[-1].after_counts["raw.sales_lines"] == 0
+    remove_tenant(engine, "stays")
+
+
+def test_remove_unknown_tenant(engine):
+    with pytest.raises(StorePulseError, match="not registered"):
+        remove_tenant(engine, "nobody")
