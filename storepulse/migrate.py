@@ -1,9 +1,9 @@
 """Versioned, idempotent database migrations.
 
 Each ``migrations/NNNN_name.sql`` file runs once, all pending ones in one transaction, and is
-recorded in ``ops.schema_migrations`` with a checksum; an edited, already-applied file is an error rather
-than a silent drift. An advisory lock makes concurrent ``migrate`` calls (Dagster workers,
-tests) safe.
+recorded in ``ops.schema_migrations`` with a checksum; an edited, already-applied file is an
+error rather than a silent drift. An advisory lock makes concurrent ``migrate`` calls
+(Dagster workers, tests) safe.
 """
 
 from __future__ import annotations

@@ -152,8 +152,8 @@ def get_tenant(engine: Engine, tenant_id: str) -> Tenant:
 
 def _execute_formatted(conn: sa.Connection, template: str, *args: str) -> None:
     """DDL cannot take bind parameters; PostgreSQL's format() quotes names and literals."""
-    statement = conn.execute(sa.text(f"select format('{template}', "
-                                     + ", ".join(f"cast(:a{i} as text)" for i in range(len(args))) + ")"),
+    placeholders = ", ".join(f"cast(:a{i} as text)" for i in range(len(args)))
+    statement = conn.execute(sa.text(f"select format('{template}', {placeholders})"),
                              {f"a{i}": a for i, a in enumerate(args)}).scalar_one()
     conn.connection.driver_connection.cursor().execute(statement)
 

@@ -104,7 +104,7 @@ def test_tenant_sees_only_its_own_rows_in_every_table(warehouse):
 
 
 def test_session_settings_do_not_change_the_tenant(warehouse):
-    _, _, tenant_a, roles = warehouse
+    _, _, tenant_a, _ = warehouse
     with tenant_a.connect() as conn:
         for setting in ("app.tenant_id", "storepulse.tenant", "request.jwt.claim.tenant"):
             conn.execute(sa.text(f"select set_config('{setting}', '{B}', false)"))

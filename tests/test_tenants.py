@@ -9,20 +9,21 @@ from tests.ingestion_helpers import good_row, pos_csv, register, rows, scalar
 
 
 def test_add_creates_role_mapping_folder_and_audit(engine, tmp_path, tenant_role_prefix):
-    result = add_tenant(engine, Tenant("shop", "Shop", "Europe/Paris", "EUR", "FR"),
+    # Roles are cluster-wide and other tests onboard "shop": use a slug nobody else does.
+    result = add_tenant(engine, Tenant("boutique", "Boutique", "Europe/Paris", "EUR", "FR"),
                         landing_dir=tmp_path)
-    assert result.created and result.role == f"{tenant_role_prefix}shop"
+    assert result.created and result.role == f"{tenant_role_prefix}boutique"
     assert result.generated_password and len(result.generated_password) >= 20
-    assert (tmp_path / "shop").is_dir()
+    assert (tmp_path / "boutique").is_dir()
     with engine.connect() as conn:
         assert conn.execute(sa.text("select pg_has_role(:r, 'storepulse_tenants', 'member')"),
                             {"r": result.role}).scalar_one()
     assert scalar(engine, "select tenant_id from ops.tenant_roles where role_name = :r",
-                  r=result.role) == "shop"
+                  r=result.role) == "boutique"
     assert scalar(engine, "select action from ops.audit_log") == "tenant_add"
-    again = add_tenant(engine, Tenant("shop", "Shop", "Europe/Paris", "EUR", "FR"))
+    again = add_tenant(engine, Tenant("boutique", "Boutique", "Europe/Paris", "EUR", "FR"))
     assert not again.created and again.generated_password is None
-    remove_tenant(engine, "shop")
+    remove_tenant(engine, "boutique")
 
 
 def test_purge_erases_every_row_in_one_transaction_and_reports_counts(engine, tmp_path):
