@@ -32,8 +32,8 @@ def synthetic_kpis(series: int, days: int = 730, seed: int = 0) -> pd.DataFrame:
         if s % 3 == 0:
             weekly[6] = 0.0
         level = rng.uniform(500, 5000)
-        yearly = 1 + 0.2 * np.cos(2 * np.pi * (day.dayofyear - 350) / 365.25)
-        revenue = level * weekly[day.dayofweek] * yearly * (1 + 0.1 * np.arange(days) / 365) \
+        yearly = 1 + 0.2 * np.cos(2 * np.pi * (day.day_of_year - 350) / 365.25)
+        revenue = level * weekly[day.day_of_week] * yearly * (1 + 0.1 * np.arange(days) / 365) \
             * rng.lognormal(0, 0.1, days)
         frames.append(pd.DataFrame({
             "store_id": f"S{s:03d}", "day": day.date, "net_revenue": revenue,

@@ -88,7 +88,7 @@ def plant_anomalies(profile: TenantProfile, days: pd.DatetimeIndex, rng: np.rand
     """One outage, one spike and one slow decline per tenant, in the last year, on open days."""
     stores = store_ids(profile)
     last_year = days[-365:-40]
-    open_days = [d for d in last_year if profile.weekly[d.dayofweek] > 0 and
+    open_days = [d for d in last_year if profile.weekly[d.day_of_week] > 0 and
                  not (d.month == 12 and d.day in (24, 25, 26, 31)) and
                  not (d.month == 1 and d.day == 1)]
     picks = rng.choice(len(open_days) - 30, size=3, replace=False)
@@ -150,8 +150,8 @@ def _daily_expected_orders(profile: TenantProfile, store_idx: int, days: pd.Date
                            promo: np.ndarray, closed: np.ndarray, rng: np.random.Generator
                            ) -> np.ndarray:
     level = profile.base_orders * (0.7 + 0.25 * store_idx % 3) * rng.uniform(0.85, 1.15)
-    weekly = np.array(profile.weekly)[days.dayofweek]
-    doy = days.dayofyear.to_numpy()
+    weekly = np.array(profile.weekly)[days.day_of_week]
+    doy = days.day_of_year.to_numpy()
     yearly = 1 + 0.22 * np.cos(2 * np.pi * (doy - 350) / 365.25) + 0.08 * np.sin(
         4 * np.pi * doy / 365.25)
     growth = 1 + 0.10 * np.arange(len(days)) / 365
@@ -197,7 +197,7 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
     country_holidays = holidays_lib.country_holidays(profile.country_code, years=years)
     day_dates = days.date
     closed = np.array([(d.month == 12 and d.day == 25) or (d.month == 1 and d.day == 1)
-                       for d in day_dates]) | (np.array(profile.weekly)[days.dayofweek] == 0)
+                       for d in day_dates]) | (np.array(profile.weekly)[days.day_of_week] == 0)
     holiday = np.array([d in country_holidays for d in day_dates])
     promo = np.zeros(len(days), dtype=bool)
     if len(days) > 60:  # a one-day batch has no promotion calendar of its own
@@ -293,7 +293,7 @@ def _returns(sales: pd.DataFrame, rng: np.random.Generator, last_day: pd.Timesta
     # A closed store takes no returns: they come back on the next open day.
     for _ in range(3):
         at = picked["ordered_at"]
-        closed = (np.array(weekly)[at.dt.dayofweek] == 0) | (
+        closed = (np.array(weekly)[at.dt.day_of_week] == 0) | (
             (at.dt.month == 12) & (at.dt.day == 25)) | ((at.dt.month == 1) & (at.dt.day == 1))
         picked.loc[closed, "ordered_at"] = at[closed] + pd.Timedelta(days=1)
     picked = picked[picked["ordered_at"] < last_day + pd.Timedelta(days=1)]

@@ -98,7 +98,7 @@ def _money(value: float, currency: str) -> str:
 
 def explain(kpi: str, actual: float, expected: float, day: pd.Timestamp, currency: str,
             outage: bool = False) -> str:
-    weekday = WEEKDAY_NAMES[pd.Timestamp(day).dayofweek]
+    weekday = WEEKDAY_NAMES[pd.Timestamp(day).day_of_week]
     label = KPIS[kpi][1]
 
     def fmt(v: float) -> str:
@@ -189,7 +189,7 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str) -> tuple[li
     for kpi, (column, _) in KPIS.items():
         actual[kpi] = store[column].astype(float).fillna(0).to_numpy()
         expected[kpi], spread[kpi] = seasonal_baseline(store[column].astype(float),
-                                                       days.dt.dayofweek, pd.Series(trading),
+                                                       days.dt.day_of_week, pd.Series(trading),
                                                        judged)
         with np.errstate(divide="ignore", invalid="ignore"):
             deviation[kpi] = np.where(expected[kpi] > 0, actual[kpi] / expected[kpi] - 1, np.nan)
@@ -305,7 +305,7 @@ def detect_combinations(features: pd.DataFrame, already: set[tuple[str, object]]
         if key in already or max(abs(row["revenue"]), abs(row["orders"])) < np.log(1.25):
             continue
         ratios = {k: float(np.expm1(row[k])) for k in ("revenue", "orders")}
-        weekday = WEEKDAY_NAMES[pd.Timestamp(row["day"]).dayofweek]
+        weekday = WEEKDAY_NAMES[pd.Timestamp(row["day"]).day_of_week]
         detail = ", ".join(f"{k} {abs(v):.0%} {'above' if v > 0 else 'below'} typical"
                            for k, v in ratios.items())
         found.append({

@@ -7,6 +7,7 @@ as a collapse in demand) and predicted as closed, with zero sales, when the patt
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -35,27 +36,28 @@ class ClosedDayRule:
     @classmethod
     def learn(cls, history: pd.DataFrame) -> ClosedDayRule:
         ds = pd.to_datetime(history["ds"]).reset_index(drop=True)
-        closed = pd.Series(history["closed"].to_numpy(bool))
-        weekday = ds.dt.dayofweek
-        recent = closed.groupby(weekday).apply(lambda c: c.tail(8))
-        share = recent.groupby(level=0).agg(["mean", "size"])
-        weekdays = {int(w) for w, row in share.iterrows() if row["size"] >= 4 and
-                    row["mean"] >= 0.8}
+        closed = history["closed"].to_numpy(bool)
+        weekday = ds.dt.day_of_week.to_numpy()
+        weekdays = set()
+        for day in range(7):
+            recent = closed[weekday == day][-8:]
+            if len(recent) >= 4 and recent.mean() >= 0.8:
+                weekdays.add(day)
         marks = pd.DataFrame({"month": ds.dt.month, "day": ds.dt.day, "closed": closed,
-                              "weekday_closed": weekday.isin(list(weekdays))})
+                              "weekday_closed": np.isin(weekday, list(weekdays))})
         per_date = marks.groupby(["month", "day"]).agg(
             all_closed=("closed", "all"), by_weekday=("weekday_closed", "all"),
             seen=("closed", "size"))
         # Closed every time it was seen, in at least two years (a single closed day may be an
         # outage), except the usual holidays; and not merely because of its weekday.
-        dates = {key for key, row in per_date.iterrows()
-                 if row["all_closed"] and not row["by_weekday"]
-                 and (row["seen"] >= 2 or key in USUAL_CLOSED_DATES)}
-        return cls(weekdays, dates)
+        usual = per_date.index.isin(list(USUAL_CLOSED_DATES))
+        keep = per_date["all_closed"] & ~per_date["by_weekday"] & (
+            (per_date["seen"] >= 2) | usual)
+        return cls(weekdays, {(int(m), int(d)) for m, d in per_date.index[keep.to_numpy()]})
 
     def is_closed(self, dates: pd.Series) -> np.ndarray:
         dates = pd.to_datetime(dates)
-        by_weekday = dates.dt.dayofweek.isin(list(self.weekdays)).to_numpy()
+        by_weekday = dates.dt.day_of_week.isin(list(self.weekdays)).to_numpy()
         by_date = np.array([(d.month, d.day) in self.dates for d in dates], dtype=bool)
         return by_weekday | by_date
 
@@ -92,9 +94,9 @@ class SeasonalNaive:
 
     def _point(self, dates: pd.Series) -> np.ndarray:
         last_week = self.history.tail(7)
-        by_weekday = dict(zip(pd.to_datetime(last_week["ds"]).dt.dayofweek,
+        by_weekday = dict(zip(pd.to_datetime(last_week["ds"]).dt.day_of_week,
                               last_week["y"].to_numpy(float), strict=True))
-        return np.array([by_weekday.get(d.dayofweek, 0.0) for d in pd.to_datetime(dates)])
+        return np.array([by_weekday.get(d.day_of_week, 0.0) for d in pd.to_datetime(dates)])
 
     def predict(self, dates: pd.Series) -> pd.DataFrame:
         frame = _empty_forecast(dates)
@@ -125,10 +127,10 @@ class SeasonalMedian(SeasonalNaive):
 
     def _point(self, dates: pd.Series) -> np.ndarray:
         recent = self.history.tail(28)
-        weekdays = pd.to_datetime(recent["ds"]).dt.dayofweek.to_numpy()
+        weekdays = pd.to_datetime(recent["ds"]).dt.day_of_week.to_numpy()
         values = recent["y"].to_numpy(float)
         medians = {w: float(np.median(values[weekdays == w])) for w in set(weekdays)}
-        return np.array([medians.get(d.dayofweek, 0.0) for d in pd.to_datetime(dates)])
+        return np.array([medians.get(d.day_of_week, 0.0) for d in pd.to_datetime(dates)])
 
 
 class ProphetModel:
@@ -145,7 +147,7 @@ class ProphetModel:
     name = "prophet"
     version = PROPHET_VERSION
 
-    def __init__(self, country_code: str | None = None, uncertainty_samples: int = 200,
+    def __init__(self, country_code: str | None = None, uncertainty_samples: int = 100,
                  seed: int = 0) -> None:
         self.country_code = country_code
         self.uncertainty_samples = uncertainty_samples
@@ -154,8 +156,10 @@ class ProphetModel:
     def fit(self, history: pd.DataFrame) -> ProphetModel:
         from prophet import Prophet
 
+        # Prophet warns on every fit of under two years with yearly seasonality; the choice is
+        # deliberate here (700+ days), so only errors are worth a log line.
         for name in ("prophet", "cmdstanpy"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
         self.rule = ClosedDayRule.learn(history)
         trading = history[~history["closed"].to_numpy(bool)]
         y = _clip_outliers(trading["y"].astype(float).reset_index(drop=True))
@@ -170,10 +174,10 @@ class ProphetModel:
             uncertainty_samples=self.uncertainty_samples,
         )
         if self.country_code:
-            try:
-                self.model.add_country_holidays(country_name=self.country_code)
-            except Exception:  # an unknown country must not stop forecasting
-                logging.getLogger(__name__).warning("no holidays for %s", self.country_code)
+            years = pd.to_datetime(history["ds"]).dt.year
+            # a year of margin covers the forecast horizon
+            self.model.holidays = _holidays(self.country_code, int(years.min()),
+                                            int(years.max()) + 1)
         self.model.fit(pd.DataFrame({"ds": pd.to_datetime(trading["ds"]).to_numpy(), "y": y}))
         return self
 
@@ -193,6 +197,20 @@ class ProphetModel:
         frame["yhat_lower_80"] = point - (point - lo95) * ratio
         frame["yhat_upper_80"] = point + (hi95 - point) * ratio
         return _finish(frame, self.rule.is_closed(frame["ds"]))
+
+
+@functools.lru_cache(maxsize=64)
+def _holidays(country_code: str, first_year: int, last_year: int) -> pd.DataFrame | None:
+    """The country's public holidays for those years, built once per process (Prophet would
+    rebuild them on every fit); an unknown country forecasts without holidays."""
+    from prophet.make_holidays import make_holidays_df
+
+    try:
+        return make_holidays_df(year_list=list(range(first_year, last_year + 1)),
+                                country=country_code)
+    except Exception:
+        logging.getLogger(__name__).warning("no holidays for %s", country_code)
+        return None
 
 
 def _clip_outliers(y: pd.Series, k: float = 4.0) -> np.ndarray:

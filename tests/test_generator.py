@@ -73,7 +73,7 @@ def test_tenants_stores_history_and_formats(sample):
 
 def test_weekly_seasonality_and_closed_days(sample):
     frame = _lines(sample, "northwind")
-    by_weekday = frame.groupby(frame.day.dt.dayofweek).amount.sum()
+    by_weekday = frame.groupby(frame.day.dt.day_of_week).amount.sum()
     assert 6 not in by_weekday.index  # Northwind is closed on Sundays
     assert by_weekday[5] > by_weekday[0] * 1.2  # Saturdays beat Mondays
     assert not ((frame.day.dt.month == 12) & (frame.day.dt.day == 25)).any()
@@ -110,7 +110,7 @@ def test_planted_anomalies_are_in_the_data(tmp_path):
         window = daily[(daily.index >= row.start) & (daily.index <= row.end)]
         same_weekdays = daily[(daily.index < row.start) &
                               (daily.index >= row.start - timedelta(days=56)) &
-                              (daily.index.dayofweek == row.start.dayofweek)]
+                              (daily.index.day_of_week == row.start.day_of_week)]
         typical = same_weekdays.median()
         if row.kind == "outage":
             assert window.sum() == 0

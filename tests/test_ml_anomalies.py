@@ -34,7 +34,7 @@ def test_explanations_read_like_a_manager_would_say_it():
 def store_days(days: int = 300, seed: int = 1, orders_per_day: float = 60.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     day = pd.date_range("2025-01-06", periods=days, freq="D")
-    weekly = np.array([0.9, 0.95, 1.0, 1.05, 1.25, 1.4, 0.0])[day.dayofweek]  # Sundays closed
+    weekly = np.array([0.9, 0.95, 1.0, 1.05, 1.25, 1.4, 0.0])[day.day_of_week]  # Sundays closed
     orders = rng.poisson(orders_per_day * weekly)
     revenue = orders * rng.lognormal(np.log(40), 0.05, days)
     return pd.DataFrame({
@@ -77,6 +77,6 @@ def test_planted_outage_spike_and_decline_are_found_with_stable_ids():
 def test_closed_days_are_not_outages_and_quiet_data_is_quiet():
     frame = store_days(seed=5)
     found = detect_tenant(frame, "t1", "GBP")
-    sundays = pd.to_datetime(found["day"]).dt.dayofweek == 6
+    sundays = pd.to_datetime(found["day"]).dt.day_of_week == 6
     assert not sundays.any()
     assert len(found) <= 3  # 300 ordinary days: at most a handful of flags

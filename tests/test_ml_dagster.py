@@ -49,7 +49,7 @@ def test_forecast_and_anomaly_assets(warehouse):
     assert forecasts.run_id.nunique() == 1 and forecasts.model_version.str.len().gt(0).all()
     assert forecasts.champion_reason.str.contains("lowest backtest WAPE").all()
     # Northwind is closed on Sundays: those days are forecast as closed, with zero sales.
-    sundays = forecasts[__import__("pandas").to_datetime(forecasts.ds).dt.dayofweek == 6]
+    sundays = forecasts[__import__("pandas").to_datetime(forecasts.ds).dt.day_of_week == 6]
     assert len(sundays) > 0 and sundays.is_closed_day.all() and (sundays.yhat == 0).all()
     backtests = frame(engine, "select * from ml.forecast_backtests")
     assert set(backtests.model_name) == {"prophet", "seasonal_naive", "seasonal_median_4w"}

@@ -14,12 +14,12 @@ def weekly_series(days: int = 400, closed_weekday: int | None = 5, seed: int = 0
                   level: float = 1000.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     ds = pd.date_range("2024-01-01", periods=days, freq="D")
-    weekly = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.5, 1.1])[ds.dayofweek]
+    weekly = np.array([0.8, 0.9, 1.0, 1.0, 1.2, 1.5, 1.1])[ds.day_of_week]
     trend = 1 + 0.3 * np.arange(days) / days
     y = level * weekly * trend * rng.lognormal(0, 0.08, days)
     closed = np.zeros(days, dtype=bool)
     if closed_weekday is not None:
-        closed = ds.dayofweek == closed_weekday
+        closed = ds.day_of_week == closed_weekday
     closed |= (ds.month == 12) & (ds.day == 25)
     y = np.where(closed, 0.0, y)
     return pd.DataFrame({"ds": ds, "y": y, "closed": closed})
@@ -46,17 +46,17 @@ def test_closed_days_are_learnt_not_fitted_and_forecast_as_zero():
     model = ProphetModel(country_code="GB").fit(history)
     # Saturdays were dropped from the fit: Prophet saw only trading days.
     fitted = model.model.history
-    assert (pd.to_datetime(fitted["ds"]).dt.dayofweek != 5).all()
+    assert (pd.to_datetime(fitted["ds"]).dt.day_of_week != 5).all()
     future = pd.Series(pd.date_range(history["ds"].max() + pd.Timedelta(days=1), periods=28))
     forecast = model.predict(future)
-    saturdays = forecast[pd.to_datetime(forecast["ds"]).dt.dayofweek == 5]
+    saturdays = forecast[pd.to_datetime(forecast["ds"]).dt.day_of_week == 5]
     assert len(saturdays) == 4
     assert saturdays["is_closed_day"].all()
     assert (saturdays[["yhat", "yhat_lower_95", "yhat_upper_95"]] == 0).all().all()
     trading = forecast[~forecast["is_closed_day"]]
     # Zero Saturdays did not drag the level down: Fridays forecast near their recent level.
-    recent_fridays = history[pd.to_datetime(history["ds"]).dt.dayofweek == 4].tail(4)["y"]
-    fridays = trading[pd.to_datetime(trading["ds"]).dt.dayofweek == 4]["yhat"]
+    recent_fridays = history[pd.to_datetime(history["ds"]).dt.day_of_week == 4].tail(4)["y"]
+    fridays = trading[pd.to_datetime(trading["ds"]).dt.day_of_week == 4]["yhat"]
     assert fridays.mean() == pytest.approx(recent_fridays.mean(), rel=0.25)
     # Intervals nest: 95% contains 80% contains the point.
     assert (trading["yhat_lower_95"] <= trading["yhat_lower_80"]).all()
@@ -71,11 +71,11 @@ def test_baselines():
     naive = SeasonalNaive().fit(history).predict(future)
     last_week = history.tail(7)
     assert naive["yhat"].tolist()[:7] == pytest.approx(
-        [last_week.set_index(last_week["ds"].dt.dayofweek)["y"][d.dayofweek] for d in future[:7]])
+        [last_week.set_index(last_week["ds"].dt.day_of_week)["y"][d.day_of_week] for d in future[:7]])
     assert naive["yhat"].tolist()[7:] == naive["yhat"].tolist()[:7]
     median = SeasonalMedian().fit(history).predict(future)
-    monday_values = history[history["ds"].dt.dayofweek == 0].tail(4)["y"]
-    first_monday = median[pd.to_datetime(median["ds"]).dt.dayofweek == 0]["yhat"].iloc[0]
+    monday_values = history[history["ds"].dt.day_of_week == 0].tail(4)["y"]
+    first_monday = median[pd.to_datetime(median["ds"]).dt.day_of_week == 0]["yhat"].iloc[0]
     assert first_monday == pytest.approx(float(np.median(monday_values)))
 
 

@@ -2,40 +2,29 @@
 -- scored 1-5 within each tenant by cumulative distribution, so tied values share a score:
 -- score = ceil(5 * cume_dist()). Recency is ordered so that the most recent buyers score 5.
 -- Segments come from the documented R x F grid in the seed rfm_segment_map.
-with orders as (
-    select * from {{ ref('fct_orders') }}
+with customers as (
+    select * from {{ ref('dim_customers') }}
+    where orders > 0
 ),
 
 tenant_as_of as (
-    select tenant_id, max(order_date) as as_of_date
-    from orders
+    -- the tenant's latest day with an order (the daily KPI calendar ends there)
+    select tenant_id, max(day) as as_of_date
+    from {{ ref('mart_daily_store_kpis') }}
     group by tenant_id
-),
-
-per_customer as (
-    select
-        tenant_id,
-        customer_id,
-        max(order_date) filter (where not is_return) as last_order_date,
-        count(*) filter (where not is_return) as frequency,
-        sum(net_amount) as monetary
-    from orders
-    where customer_id is not null
-    group by tenant_id, customer_id
-    having count(*) filter (where not is_return) > 0
 ),
 
 measured as (
     select
-        per_customer.tenant_id,
-        per_customer.customer_id,
+        customers.tenant_id,
+        customers.customer_id,
         tenant_as_of.as_of_date,
-        per_customer.last_order_date,
-        (tenant_as_of.as_of_date - per_customer.last_order_date) as recency_days,
-        per_customer.frequency,
-        per_customer.monetary
-    from per_customer
-    join tenant_as_of on tenant_as_of.tenant_id = per_customer.tenant_id
+        customers.last_order_date,
+        (tenant_as_of.as_of_date - customers.last_order_date) as recency_days,
+        customers.orders as frequency,
+        customers.net_revenue as monetary
+    from customers
+    join tenant_as_of on tenant_as_of.tenant_id = customers.tenant_id
 ),
 
 scored as (
