@@ -138,6 +138,7 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
 
     from ingestion.loader import load_file
     from ingestion.spec import spec_for_source
+    from storepulse.tenants import record_manual_ingest
 
     engine = _engine()
     files = sorted(p for p in path.iterdir() if p.is_file() and p.name != "spec.yaml") \
@@ -154,6 +155,7 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
             result = load_file(engine, file, tenant_id, spec, source=source_name,
                                progress=progress)
         click.echo(result.message)
+        record_manual_ingest(engine, result)
         failed += result.status == "rejected"
     if failed:
         raise SystemExit(2)

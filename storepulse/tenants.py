@@ -150,6 +150,15 @@ def get_tenant(engine: Engine, tenant_id: str) -> Tenant:
     return Tenant(*row)
 
 
+def record_manual_ingest(engine: Engine, result) -> None:
+    """Audit a load started by a person (``storepulse ingest``), with its row counts."""
+    with engine.begin() as conn:
+        _audit(conn, "manual_ingest", result.tenant_id,
+               {"file": str(result.path), "status": result.status, "file_id": result.file_id},
+               None, {"rows_read": result.rows_read, "rows_loaded": result.rows_loaded,
+                      "rows_quarantined": result.rows_quarantined})
+
+
 def _execute_formatted(conn: sa.Connection, template: str, *args: str) -> None:
     """DDL cannot take bind parameters; PostgreSQL's format() quotes names and literals."""
     placeholders = ", ".join(f"cast(:a{i} as text)" for i in range(len(args)))
