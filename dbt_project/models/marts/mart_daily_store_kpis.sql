@@ -76,10 +76,9 @@ calendar as (
 ),
 
 first_purchases as (
-    select tenant_id, customer_id, min(order_date) as first_order_date
-    from orders
-    where not is_return and customer_id is not null
-    group by tenant_id, customer_id
+    -- each customer's first sale order day, already kept per customer
+    select tenant_id, customer_id, first_order_date
+    from {{ ref('dim_customers') }}
 ),
 
 orders_in_window as (
