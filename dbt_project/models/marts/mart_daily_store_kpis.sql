@@ -76,9 +76,10 @@ calendar as (
 ),
 
 first_purchases as (
-    -- each customer's first sale order day, already kept per customer
-    select tenant_id, customer_id, first_order_date
-    from {{ ref('dim_customers') }}
+    select tenant_id, customer_id, min(order_date) as first_order_date
+    from orders
+    where not is_return and customer_id is not null
+    group by tenant_id, customer_id
 ),
 
 orders_in_window as (
