@@ -34,6 +34,9 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     settings.home.mkdir(parents=True, exist_ok=True)
     dagster_home = settings.home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_config = dagster_home / "dagster.yaml"
+    if not instance_config.exists():  # local SQLite storage, no telemetry
+        instance_config.write_text("telemetry:\n  enabled: false\n")
     # Runs land in a persistent instance, so `dagster dev` shows them afterwards.
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home))
 

@@ -8,6 +8,7 @@ start-up again.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -48,6 +49,9 @@ def _redact(raw: str) -> str:
 
 def embedded_database_url(settings: Settings) -> URL:
     """Start (or attach to) the embedded server and return its URL."""
+    # platformdirs (inside pgserver) warns on machines without XDG_RUNTIME_DIR; it falls back
+    # to /tmp correctly, so the warning is only noise in the CLI.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         import pgserver
     except ImportError:  # pragma: no cover - pgserver is a hard dependency
