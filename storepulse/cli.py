@@ -84,8 +84,7 @@ def tenants() -> None:
                    "(default STOREPULSE_TENANT_PASSWORD_<SLUG>); generated when unset.")
 def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: str,
                 password_env: str | None) -> None:
-    """Register tenant SLUG: its row, login role, landing folder (and Dagster partition, which
-    the landing sensor adds on its next tick)."""
+    """Register tenant SLUG: its row, login role, landing folder and Dagster partition."""
     from storepulse.settings import load_settings
     from storepulse.tenants import Tenant, add_tenant
 
@@ -95,6 +94,13 @@ def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: st
                         landing_dir=settings.landing_dir, password=os.environ.get(variable))
     click.echo(f"tenant {slug} {'registered' if result.created else 'already registered'}; "
                f"database role {result.role}")
+    from orchestration.partitions import register_tenant_partition
+
+    if register_tenant_partition(slug):
+        click.echo(f"Dagster partition '{slug}' registered")
+    else:
+        click.echo("DAGSTER_HOME is unset: the landing sensor registers the Dagster partition "
+                   "on its next tick")
     if result.generated_password:
         click.echo(f"generated password for {result.role} (shown once, store it now): "
                    f"{result.generated_password}")

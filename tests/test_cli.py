@@ -20,6 +20,8 @@ def test_every_command_has_help(command):
 
 def test_tenants_add_and_list(database_env, engine, tmp_path, monkeypatch):
     monkeypatch.setenv("STOREPULSE_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
     runner = CliRunner()
     added = runner.invoke(cli, ["tenants", "add", "corner_shop", "--name", "Corner Shop",
                                 "--timezone", "Europe/Paris", "--currency", "EUR",
@@ -27,6 +29,10 @@ def test_tenants_add_and_list(database_env, engine, tmp_path, monkeypatch):
     assert added.exit_code == 0, added.output
     assert "registered" in added.output
     assert "generated password for" in added.output
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        assert instance.has_dynamic_partition("tenants", "corner_shop")
     assert (tmp_path / "landing" / "corner_shop").is_dir()
     listed = runner.invoke(cli, ["tenants", "list"])
     assert "corner_shop" in listed.output and "Europe/Paris" in listed.output
