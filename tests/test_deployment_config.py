@@ -58,7 +58,7 @@ def test_compose_services_have_images_or_builds_and_real_commands():
 
 
 def test_dagster_yaml_queues_runs_with_per_tenant_limits():
-    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    config = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert any(limit["key"] == "dagster/partition" and limit["limit"] == 1 for limit in limits)
