@@ -85,16 +85,8 @@ select
     previous_orders,
     round((orders - previous_orders)::numeric / nullif(previous_orders, 0), 4)
         as orders_change_pct,
-    round(
-        (window_days * sum_xy_revenue - (window_days * (window_days + 1) / 2.0) * revenue)
-        / nullif(window_days * (window_days * (window_days + 1) * (2 * window_days + 1) / 6.0)
-                 - power(window_days * (window_days + 1) / 2.0, 2), 0),
-        4
-    ) as revenue_slope_per_day,
-    round(
-        (window_days * sum_xy_orders - (window_days * (window_days + 1) / 2.0) * orders)
-        / nullif(window_days * (window_days * (window_days + 1) * (2 * window_days + 1) / 6.0)
-                 - power(window_days * (window_days + 1) / 2.0, 2), 0),
-        4
-    ) as orders_slope_per_day
+    {{ least_squares_slope('sum_xy_revenue', 'revenue', 'window_days') }}
+        as revenue_slope_per_day,
+    {{ least_squares_slope('sum_xy_orders', 'orders', 'window_days') }}
+        as orders_slope_per_day
 from summed
