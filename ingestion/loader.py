@@ -100,8 +100,12 @@ def _known_stores(conn: sa.Connection, tenant_id: str) -> set[str] | None:
 
 def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
               source: str | None = None, file_name: str | None = None,
-              progress: ProgressFn | None = None) -> LoadResult:
-    """Load ``path`` for ``tenant_id`` with ``spec``; see the module docstring for semantics."""
+              progress: ProgressFn | None = None, batch_id: str | None = None) -> LoadResult:
+    """Load ``path`` for ``tenant_id`` with ``spec``; see the module docstring for semantics.
+
+    ``batch_id`` names the load (the orchestrator's run id) so quality suites can validate
+    exactly the files it brought in.
+    """
     path = Path(path)
     if not path.is_file():
         raise IngestError(f"{path}: no such file")
@@ -134,10 +138,11 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
             version = (previous.version + 1) if previous else 1
             file_id = conn.execute(sa.text(
                 "insert into raw.ingest_files (tenant_id, source, target, file_name, path, "
-                "sha256, bytes, version, status) values (:t, :s, :g, :n, :p, :h, :b, :v, "
-                "'loaded') returning file_id"),
+                "sha256, bytes, version, status, batch_id) values (:t, :s, :g, :n, :p, :h, "
+                ":b, :v, 'loaded', :batch) returning file_id"),
                 {"t": tenant_id, "s": source, "g": spec.target, "n": file_name,
-                 "p": str(path), "h": digest, "b": size, "v": version}).scalar_one()
+                 "p": str(path), "h": digest, "b": size, "v": version,
+                 "batch": batch_id}).scalar_one()
             result.file_id, result.version = file_id, version
             known = _known_stores(conn, tenant_id) if spec.target == "sales_lines" else None
             state = new_file_state(spec, tenant, file_id, known)
@@ -166,10 +171,11 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
         with engine.begin() as conn:
             result.file_id = conn.execute(sa.text(
                 "insert into raw.ingest_files (tenant_id, source, target, file_name, path, "
-                "sha256, bytes, status, error) values (:t, :s, :g, :n, :p, :h, :b, "
-                "'rejected', :e) returning file_id"),
+                "sha256, bytes, status, error, batch_id) values (:t, :s, :g, :n, :p, :h, "
+                ":b, 'rejected', :e, :batch) returning file_id"),
                 {"t": tenant_id, "s": source, "g": spec.target, "n": file_name,
-                 "p": str(path), "h": digest, "b": size, "e": str(exc)}).scalar_one()
+                 "p": str(path), "h": digest, "b": size, "e": str(exc),
+                 "batch": batch_id}).scalar_one()
     result.seconds = time.perf_counter() - started
     return result
 

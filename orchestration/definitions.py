@@ -5,10 +5,14 @@ from __future__ import annotations
 from dagster import AssetSelection, AssetSpec, Definitions, define_asset_job
 from dagster_dbt import DbtCliResource
 
+from orchestration.alerts import ALERT_SENSORS, alert_channels_from_env
+from orchestration.assets.dashboards import metabase_dashboards
 from orchestration.assets.ingestion import ingest_landing_files
 from orchestration.assets.ml import store_anomalies, store_forecasts
+from orchestration.checks import QUALITY_CHECKS
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.dbt import storepulse_dbt_models
+from orchestration.executors import executor_from_env
 from orchestration.project import dbt_project
 from orchestration.resources import WarehouseResource
 from orchestration.sensors import ingest_job, landing_sensor
@@ -26,11 +30,14 @@ dbt_build_job = define_asset_job(
     description="dbt build over all tenants: staging, marts and dbt tests.")
 
 ALL_ASSETS = [tenants_registry, ingest_landing_files, storepulse_dbt_models, store_forecasts,
-              store_anomalies]
+              store_anomalies, metabase_dashboards]
+
+ALL_CHECKS = QUALITY_CHECKS
 
 RESOURCES = {
     "warehouse": WarehouseResource(),
     "dbt": DbtCliResource(project_dir=dbt_project),
+    "alert_channels": alert_channels_from_env(),
 }
 
 
@@ -41,12 +48,15 @@ def pipeline_stages() -> list[tuple[str, AssetSelection, bool]]:
         ("dbt build", AssetSelection.assets(storepulse_dbt_models), False),
         ("forecasts and anomalies", AssetSelection.assets(store_forecasts, store_anomalies),
          True),
+        ("dashboards", AssetSelection.assets(metabase_dashboards), False),
     ]
 
 
 defs = Definitions(
     assets=ALL_ASSETS,
+    asset_checks=ALL_CHECKS,
     jobs=[ingest_job, dbt_build_job],
-    sensors=[landing_sensor],
+    sensors=[landing_sensor, *ALERT_SENSORS],
     resources=RESOURCES,
+    executor=executor_from_env(),
 )

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, build_sensor_context, materialize
 
 from ingestion.generator import DEMO_TENANTS, generate_sample
 from storepulse.migrate import migrate
@@ -24,6 +24,7 @@ SUMMARY_TABLES = [
     ("marts", "marts.mart_daily_store_kpis"), ("marts", "marts.mart_customer_rfm"),
     ("marts", "marts.mart_product_affinity"),
     ("ml", "ml.forecasts"), ("ml", "ml.forecast_backtests"), ("ml", "ml.anomalies"),
+    ("ops", "ops.quality_results"), ("ops", "ops.alert_deliveries"),
 ]
 
 
@@ -67,7 +68,7 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
         if o.generated_password:
             echo(f"    password for {o.role} (shown once): {o.generated_password}")
 
-    from orchestration.definitions import ALL_ASSETS, RESOURCES, pipeline_stages
+    from orchestration.definitions import ALL_ASSETS, ALL_CHECKS, RESOURCES, pipeline_stages
 
     instance = DagsterInstance.get()
     missing = [t for t in tenant_ids if not instance.has_dynamic_partition("tenants", t)]
@@ -82,7 +83,7 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
             step(f"materializing {label} ...")
             # dagster-dbt echoes every dbt event to stdout; keep the terminal readable.
             with open(log_path, "a") as log, contextlib.redirect_stdout(log):
-                result = materialize(ALL_ASSETS, selection=selection,
+                result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection,
                                      partition_key=partition, instance=instance,
                                      resources=RESOURCES, run_config=quiet,
                                      raise_on_error=True)
@@ -94,6 +95,8 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
                 echo(f"    failed check: {check.asset_key.to_user_string()} "
                      f"{check.check_name}")
 
+    step(f"alerts: {_alert_once(engine, tenant_ids, RESOURCES, instance)}")
+
     counts = _counts(engine)
     echo("")
     echo("StorePulse demo summary")
@@ -104,6 +107,22 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     echo("Open the Dagster UI on these runs:")
     echo(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
     return counts
+
+
+def _alert_once(engine: sa.Engine, tenant_ids: list[str], resources: dict,
+                instance: DagsterInstance) -> str:
+    """One tick of the anomaly alert sensor, as the daemon would run it, for the demo's
+    sample recipients (delivered when SMTP_* / TWILIO_* are set, else `not_configured`)."""
+    from alerting.rules import AlertRules, save_rules
+    from orchestration.alerts import anomaly_alert_sensor
+
+    for tenant_id in tenant_ids:
+        save_rules(engine, AlertRules(tenant_id,
+                                      email_recipients=(f"manager@{tenant_id}.example",),
+                                      sms_recipients=("+15005550006",)))
+    context = build_sensor_context(instance=instance, resources=resources,
+                                   sensor_name="anomaly_alert_sensor")
+    return anomaly_alert_sensor(context).skip_message
 
 
 def _counts(engine: sa.Engine) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import click
@@ -149,6 +150,7 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
     engine = _engine()
     files = sorted(p for p in path.iterdir() if p.is_file() and p.name != "spec.yaml") \
         if path.is_dir() else [path]
+    batch_id = f"cli-{uuid.uuid4().hex[:12]}"  # what `storepulse quality check` validates
     failed = 0
     for file in files:
         source_name = source or file.parent.name
@@ -159,12 +161,157 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
                 bar.update(read - bar.n)
 
             result = load_file(engine, file, tenant_id, spec, source=source_name,
-                               progress=progress)
+                               progress=progress, batch_id=batch_id)
         click.echo(result.message)
         record_manual_ingest(engine, result)
         failed += result.status == "rejected"
     if failed:
         raise SystemExit(2)
+
+
+@cli.group()
+def quality() -> None:
+    """Great Expectations gates: check a tenant's latest batch, list and release holds."""
+
+
+@quality.command("check")
+@click.argument("tenant_id")
+def quality_check(tenant_id: str) -> None:
+    """Validate TENANT's latest loaded batch (raw suite); hold it if an error rule fails."""
+    from quality.gate import validate_batch
+    from quality.suites import RAW_SALES_LINES
+
+    outcome = validate_batch(_engine(), RAW_SALES_LINES, tenant_id,
+                             run_id=f"cli-{uuid.uuid4().hex[:12]}", asset="raw/sales_lines")
+    click.echo(f"{tenant_id}: batch of {len(outcome.file_ids)} file(s) {list(outcome.file_ids)}")
+    for rule in outcome.rules:
+        mark = "ok  " if rule.success else ("FAIL" if rule.severity == "error" else "warn")
+        click.echo(f"  {mark} {rule.summary()}")
+    if outcome.hold_action != "none":
+        click.echo(f"batch {outcome.hold_action}")
+    if outcome.blocking_failures:
+        raise SystemExit(1)
+
+
+@quality.command("holds")
+@click.option("--tenant", "tenant_id", default=None)
+def quality_holds(tenant_id: str | None) -> None:
+    """List files held out of the marts by a failed blocking check."""
+    from quality.gate import list_holds
+
+    holds = list_holds(_engine(), tenant_id)
+    if not holds:
+        click.echo("no held files")
+    for hold in holds:
+        click.echo(f"{hold.tenant_id:<16} file {hold.file_id:<6} {hold.file_name:<28} "
+                   f"held {hold.held_at:%Y-%m-%d %H:%M}  {hold.reason}")
+
+
+@quality.command("release")
+@click.argument("tenant_id")
+@click.option("--file-id", "file_ids", type=int, multiple=True,
+              help="Release only these files (default: all of the tenant's held files).")
+def quality_release(tenant_id: str, file_ids: tuple[int, ...]) -> None:
+    """Let TENANT's held files through to staging and the marts (recorded in ops.audit_log)."""
+    from quality.gate import release_holds
+
+    count = release_holds(_engine(), tenant_id, list(file_ids) or None)
+    click.echo(f"{tenant_id}: {count} file(s) released; the next dbt build publishes them")
+
+
+@cli.group()
+def alerts() -> None:
+    """Alert rules per tenant (recipients, thresholds, quiet hours, cap) and the outbox."""
+
+
+@alerts.command("set")
+@click.argument("tenant_id")
+@click.option("--email", "emails", multiple=True, help="Email recipient (repeatable).")
+@click.option("--sms", "phones", multiple=True, help="SMS recipient, E.164 (repeatable).")
+@click.option("--email-min", default="medium", show_default=True,
+              type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--sms-min", default="critical", show_default=True,
+              type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--quiet", default=None, metavar="HH:MM-HH:MM",
+              help="SMS quiet hours in the tenant's time zone (email still goes).")
+@click.option("--cap", default=6, show_default=True, help="Messages per recipient per hour.")
+@click.option("--stale-after-hours", default=72, show_default=True,
+              help="Alert when no sales file arrived for this long.")
+@click.option("--dashboard-url", default=None, help="Link put in alert emails.")
+def alerts_set(tenant_id: str, emails: tuple[str, ...], phones: tuple[str, ...],
+               email_min: str, sms_min: str, quiet: str | None, cap: int,
+               stale_after_hours: int, dashboard_url: str | None) -> None:
+    """Set TENANT's alert rules (replacing the previous ones)."""
+    from datetime import time, timedelta
+
+    from alerting.rules import AlertRules, save_rules
+
+    quiet_start = quiet_end = None
+    if quiet:
+        try:
+            start, end = quiet.split("-")
+            quiet_start, quiet_end = time.fromisoformat(start), time.fromisoformat(end)
+        except ValueError as exc:
+            raise click.BadParameter(f"{quiet!r} is not HH:MM-HH:MM", param_hint="--quiet") \
+                from exc
+    save_rules(_engine(), AlertRules(
+        tenant_id, email_recipients=emails, sms_recipients=phones, email_min_severity=email_min,
+        sms_min_severity=sms_min, quiet_hours_start=quiet_start, quiet_hours_end=quiet_end,
+        max_messages_per_hour=cap, stale_after=timedelta(hours=stale_after_hours),
+        dashboard_url=dashboard_url))
+    click.echo(f"{tenant_id}: {len(emails)} email and {len(phones)} SMS recipient(s); "
+               f"email from {email_min}, SMS from {sms_min}")
+
+
+@alerts.command("outbox")
+def alerts_outbox() -> None:
+    """Count alert deliveries by status (pending, sent, failed, not_configured)."""
+    from alerting.delivery import outbox_status
+
+    status = outbox_status(_engine())
+    if not status:
+        click.echo("the outbox is empty")
+    for name, count in sorted(status.items()):
+        click.echo(f"{name:<16} {count:>8,}")
+
+
+@cli.group()
+def dashboards() -> None:
+    """Metabase dashboards as code (specs in dashboards/specs/)."""
+
+
+@dashboards.command("sync")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's space.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--prune", is_flag=True, help="Archive managed cards no longer in the specs.")
+@click.option("--setup", is_flag=True,
+              help="First wait for Metabase and complete its first-time setup (creates the "
+                   "admin from METABASE_ADMIN_*) if nobody has yet.")
+def dashboards_sync(tenant_id: str | None, dry_run: bool, prune: bool, setup: bool) -> None:
+    """Create or update each tenant's Metabase connection, collection, group, permissions and
+    dashboards (and the data team's), idempotently. Needs METABASE_URL,
+    METABASE_ADMIN_EMAIL, METABASE_ADMIN_PASSWORD and METABASE_TENANT_DB_SECRET."""
+    from storepulse.dashboards_sync import sync_dashboards
+    from storepulse.settings import load_metabase_settings
+    from storepulse.warehouse import resolve_database_url
+
+    settings = load_metabase_settings()
+    if settings is None:
+        raise StorePulseError("METABASE_URL is not set: nothing to sync dashboards to")
+    if setup:
+        from dashboards.setup import complete_setup, wait_until_healthy
+
+        wait_until_healthy(settings.url)
+        if complete_setup(settings.url, settings.admin_email, settings.admin_password):
+            click.echo(f"Metabase set up with admin {settings.admin_email}")
+    report = sync_dashboards(_engine(), resolve_database_url(), settings, tenant_id,
+                             dry_run=dry_run, prune=prune)
+    verb = "would " if dry_run else ""
+    for action in report.actions:
+        click.echo(f"{verb}{action}")
+    for card in report.unmanaged_cards:
+        click.echo(f"not in the specs (kept; --prune archives): {card}")
+    click.echo(f"{report.changes} change(s)" if report.changes else "no changes")
 
 
 @cli.command("generate-sample")
@@ -194,12 +341,13 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 
 
 def main() -> None:
+    from dashboards.provision import MetabaseError
     from ingestion.loader import IngestError
     from ingestion.spec import SpecError
 
     try:
         cli(standalone_mode=True)
-    except (StorePulseError, IngestError, SpecError) as exc:
+    except (StorePulseError, IngestError, SpecError, MetabaseError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
 

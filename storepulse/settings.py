@@ -35,3 +35,50 @@ def load_settings() -> Settings:
         metabase_url=os.environ.get("METABASE_URL") or None,
         role_prefix=os.environ.get("STOREPULSE_ROLE_PREFIX", "tenant_"),
     )
+
+
+@dataclass(frozen=True)
+class MetabaseSettings:
+    url: str
+    admin_email: str
+    admin_password: str
+    # Tenant connection passwords are derived from this secret (HMAC per tenant), so a sync
+    # can set and use them without storing any.
+    tenant_db_secret: str
+    # Where Metabase reaches the warehouse, when not where StorePulse does (compose: postgres).
+    db_host: str | None = None
+    db_port: int | None = None
+
+
+def load_metabase_settings() -> MetabaseSettings | None:
+    """Metabase settings, or None when METABASE_URL is unset (dashboards are then skipped)."""
+    url = os.environ.get("METABASE_URL")
+    if not url:
+        return None
+    missing = [v for v in ("METABASE_ADMIN_EMAIL", "METABASE_ADMIN_PASSWORD",
+                           "METABASE_TENANT_DB_SECRET") if not os.environ.get(v)]
+    if missing:
+        from storepulse.errors import StorePulseError
+
+        raise StorePulseError(f"METABASE_URL is set but {', '.join(missing)} "
+                              f"{'is' if len(missing) == 1 else 'are'} not")
+    port = os.environ.get("METABASE_DB_PORT")
+    return MetabaseSettings(url=url, admin_email=os.environ["METABASE_ADMIN_EMAIL"],
+                            admin_password=os.environ["METABASE_ADMIN_PASSWORD"],
+                            tenant_db_secret=os.environ["METABASE_TENANT_DB_SECRET"],
+                            db_host=os.environ.get("METABASE_DB_HOST") or None,
+                            db_port=int(port) if port else None)
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """How Dagster runs the steps of a run: multiprocess (default), in_process, celery, k8s."""
+
+    kind: str = "multiprocess"
+    max_concurrent: int | None = None  # multiprocess: processes per run (default: CPU count)
+
+
+def load_executor_settings() -> ExecutorSettings:
+    concurrent = os.environ.get("STOREPULSE_MAX_CONCURRENT")
+    return ExecutorSettings(kind=os.environ.get("STOREPULSE_EXECUTOR", "multiprocess"),
+                            max_concurrent=int(concurrent) if concurrent else None)

@@ -132,6 +132,25 @@ def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False) -> Remove
     return Removed(tenant_id, roles[0] if roles else None, purge, counts)
 
 
+def tenant_role(engine: Engine, tenant_id: str) -> str:
+    with engine.connect() as conn:
+        role = conn.execute(sa.text("select role_name from ops.tenant_roles where tenant_id = :t "
+                                    "order by role_name limit 1"), {"t": tenant_id}).scalar()
+    if role is None:
+        raise StorePulseError(f"tenant '{tenant_id}' has no database role; run "
+                              f"`storepulse tenants add {tenant_id}` first")
+    return role
+
+
+def set_tenant_password(engine: Engine, tenant_id: str, password: str) -> str:
+    """Set the password of the tenant's login role (its Metabase connection logs in with it);
+    returns the role name."""
+    role = tenant_role(engine, tenant_id)
+    with engine.begin() as conn:
+        _execute_formatted(conn, "alter role %I password %L", role, password)
+    return role
+
+
 def list_tenants(engine: Engine) -> list[Tenant]:
     with engine.connect() as conn:
         rows = conn.execute(sa.text(

@@ -6,6 +6,8 @@ from storepulse.cli import cli
 COMMANDS = [
     [], ["demo"], ["db"], ["db", "migrate"], ["db", "url"], ["tenants"], ["tenants", "add"],
     ["tenants", "list"], ["tenants", "remove"], ["ingest"], ["generate-sample"], ["dbt"],
+    ["quality"], ["quality", "check"], ["quality", "holds"], ["quality", "release"],
+    ["alerts"], ["alerts", "set"], ["alerts", "outbox"], ["dashboards"], ["dashboards", "sync"],
 ]
 
 
@@ -45,3 +47,42 @@ def test_tenants_add_rejects_bad_timezone(database_env, engine):
                                       "--timezone", "Mars/Olympus"])
     assert isinstance(result.exception, StorePulseError)
     assert "unknown time zone" in str(result.exception)
+
+
+def test_quality_check_holds_and_release(database_env, engine, tmp_path):
+    import sqlalchemy as sa
+
+    from tests.ingestion_helpers import good_row, pos_csv, register
+
+    register(engine, "shop")
+    with engine.begin() as conn:
+        conn.execute(sa.text("update ops.tenants set max_unit_price = 100"))
+    path = pos_csv(tmp_path / "generic_pos_csv" / "sales.csv",
+                   [good_row(), good_row(order="O2", price="500")])
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(path), "--tenant", "shop"]).exit_code == 0
+    checked = runner.invoke(cli, ["quality", "check", "shop"])
+    assert checked.exit_code == 1, checked.output
+    assert "FAIL unit_price_plausible: 1 of 2 rows" in checked.output
+    assert "batch held" in checked.output
+    holds = runner.invoke(cli, ["quality", "holds"])
+    assert "sales.csv" in holds.output and "unit_price_plausible" in holds.output
+    released = runner.invoke(cli, ["quality", "release", "shop"])
+    assert "1 file(s) released" in released.output
+    assert "no held files" in runner.invoke(cli, ["quality", "holds"]).output
+
+
+def test_alerts_set_stores_rules(database_env, engine):
+    from tests.ingestion_helpers import register, scalar
+
+    register(engine, "shop")
+    runner = CliRunner()
+    done = runner.invoke(cli, ["alerts", "set", "shop", "--email", "a@shop.test", "--email",
+                               "b@shop.test", "--sms", "+447700900001", "--quiet", "22:00-07:00",
+                               "--cap", "3"])
+    assert done.exit_code == 0, done.output
+    assert scalar(engine, "select array_length(email_recipients, 1) from ops.alert_rules") == 2
+    assert str(scalar(engine, "select quiet_hours_start from ops.alert_rules")) == "22:00:00"
+    bad = runner.invoke(cli, ["alerts", "set", "shop", "--quiet", "late"])
+    assert bad.exit_code == 2 and "HH:MM-HH:MM" in bad.output
+    assert "empty" in runner.invoke(cli, ["alerts", "outbox"]).output

@@ -6,7 +6,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE_DIRS = ("storepulse", "ingestion", "ml", "dashboards", "orchestration")
+CODE_DIRS = ("storepulse", "ingestion", "quality", "alerting", "ml", "dashboards",
+             "orchestration")
 
 
 def _env_vars_read_by_code() -> set[str]:
@@ -38,8 +39,8 @@ def test_every_env_var_in_code_is_in_env_example():
 def test_compose_services_have_images_or_builds_and_real_commands():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "dagster-webserver", "dagster-daemon", "metabase", "mailpit"} <= \
-        set(services)
+    assert {"postgres", "dagster-webserver", "dagster-daemon", "metabase", "mailpit",
+            "metabase-setup"} <= set(services)
     anchors = compose.get("x-storepulse", {})
     for name, service in services.items():
         assert service.get("image") or service.get("build") or anchors, name
@@ -67,3 +68,9 @@ def test_dagster_yaml_queues_runs_with_per_tenant_limits():
     for field in config["storage"]["postgres"]["postgres_db"].values():
         if isinstance(field, dict) and "env" in field:
             assert field["env"] in env_example
+
+
+def test_alert_settings_are_documented_in_env_example():
+    from orchestration.alerts import _ENV
+
+    assert set(_ENV.values()) <= set(_env_example())

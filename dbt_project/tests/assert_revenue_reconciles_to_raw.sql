@@ -17,6 +17,7 @@ recent_raw as (
     from {{ source('raw', 'sales_lines') }} as lines
     join {{ source('raw', 'ingest_files') }} as files
         on files.file_id = lines.source_file_id and files.status = 'loaded'
+       and files.held_at is null
     where lines.ordered_at >= (select min(day) from checked_days) - interval '1 day'
 ),
 

@@ -45,8 +45,9 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
         log = context.log.error if result.status == "rejected" else context.log.info
         log(result.message)
 
+    # The run id names the batch, so the quality checks of this run validate what it loaded.
     results = ingest_tenant(warehouse.engine(), warehouse.landing_path(), tenant_id,
-                            on_file=report)
+                            on_file=report, batch_id=context.run_id)
     for table in RAW_TABLES:
         yield MaterializeResult(asset_key=AssetKey(["raw", table]),
                                 metadata=_metadata_for(table, results))

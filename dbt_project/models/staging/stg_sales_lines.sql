@@ -1,13 +1,15 @@
 -- Current sales lines: only rows of files whose ledger status is `loaded` (a re-exported file
--- supersedes its previous version). Within a file, line keys are unique (ingestion quarantines
--- duplicates); across files the newest file wins, which fct_sales_lines applies as it loads
--- (a cross-file anti-join here would re-read every raw row on each incremental run).
+-- supersedes its previous version) and that no failed quality gate holds back (`held_at`).
+-- Within a file, line keys are unique (ingestion quarantines duplicates); across files the
+-- newest file wins, which fct_sales_lines applies as it loads (a cross-file anti-join here
+-- would re-read every raw row on each incremental run).
 with current_lines as (
     select lines.*
     from {{ source('raw', 'sales_lines') }} as lines
     join {{ source('raw', 'ingest_files') }} as files
         on files.file_id = lines.source_file_id
        and files.status = 'loaded'
+       and files.held_at is null
 )
 
 select

@@ -1,0 +1,1 @@
+"""Alerting: rules, the outbox, message composition, senders and delivery (no Dagster)."""

@@ -1,0 +1,99 @@
+"""Per-tenant alert rules (``ops.alert_rules``): recipients, thresholds, quiet hours, cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    tenant_id: str
+    timezone: str = "UTC"
+    email_recipients: tuple[str, ...] = ()
+    sms_recipients: tuple[str, ...] = ()
+    email_min_severity: str = "medium"
+    sms_min_severity: str = "critical"
+    quiet_hours_start: time | None = None
+    quiet_hours_end: time | None = None
+    max_messages_per_hour: int = 6
+    stale_after: timedelta = field(default=timedelta(days=3))
+    dashboard_url: str | None = None
+
+    def recipients(self, channel: str, severity: str) -> tuple[str, ...]:
+        """Who gets an alert of ``severity`` on ``channel``."""
+        if channel == "email":
+            wanted = severity_rank(severity) >= severity_rank(self.email_min_severity)
+            return self.email_recipients if wanted else ()
+        wanted = severity_rank(severity) >= severity_rank(self.sms_min_severity)
+        return self.sms_recipients if wanted else ()
+
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """When the quiet hours that contain ``now`` end (None when it is not quiet)."""
+        if self.quiet_hours_start is None or self.quiet_hours_end is None:
+            return None
+        local = now.astimezone(ZoneInfo(self.timezone))
+        start, end, clock = self.quiet_hours_start, self.quiet_hours_end, local.time()
+        overnight = start > end  # e.g. 22:00-07:00
+        quiet = (clock >= start or clock < end) if overnight else (start <= clock < end)
+        if not quiet:
+            return None
+        end_day = local.date() + timedelta(days=1) if overnight and clock >= start \
+            else local.date()
+        return datetime.combine(end_day, end, tzinfo=local.tzinfo)
+
+
+def load_rules(conn: sa.Connection, tenant_id: str) -> AlertRules | None:
+    row = conn.execute(sa.text(
+        "select r.*, t.timezone from ops.alert_rules r join ops.tenants t using (tenant_id) "
+        "where r.tenant_id = :t"), {"t": tenant_id}).mappings().first()
+    if row is None:
+        return None
+    return AlertRules(
+        tenant_id=tenant_id, timezone=row["timezone"],
+        email_recipients=tuple(row["email_recipients"]),
+        sms_recipients=tuple(row["sms_recipients"]),
+        email_min_severity=row["email_min_severity"], sms_min_severity=row["sms_min_severity"],
+        quiet_hours_start=row["quiet_hours_start"], quiet_hours_end=row["quiet_hours_end"],
+        max_messages_per_hour=row["max_messages_per_hour"], stale_after=row["stale_after"],
+        dashboard_url=row["dashboard_url"])
+
+
+def save_rules(engine: Engine, rules: AlertRules) -> None:
+    """Insert or replace a tenant's rules."""
+    for severity in (rules.email_min_severity, rules.sms_min_severity):
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, "
+                             f"not {severity!r}")
+    values = {
+        "t": rules.tenant_id, "emails": list(rules.email_recipients),
+        "phones": list(rules.sms_recipients), "email_sev": rules.email_min_severity,
+        "sms_sev": rules.sms_min_severity, "qs": rules.quiet_hours_start,
+        "qe": rules.quiet_hours_end, "cap": rules.max_messages_per_hour,
+        "stale": rules.stale_after, "url": rules.dashboard_url}
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            insert into ops.alert_rules (tenant_id, email_recipients, sms_recipients,
+                email_min_severity, sms_min_severity, quiet_hours_start, quiet_hours_end,
+                max_messages_per_hour, stale_after, dashboard_url)
+            values (:t, :emails, :phones, :email_sev, :sms_sev, :qs, :qe, :cap, :stale, :url)
+            on conflict (tenant_id) do update set
+                email_recipients = excluded.email_recipients,
+                sms_recipients = excluded.sms_recipients,
+                email_min_severity = excluded.email_min_severity,
+                sms_min_severity = excluded.sms_min_severity,
+                quiet_hours_start = excluded.quiet_hours_start,
+                quiet_hours_end = excluded.quiet_hours_end,
+                max_messages_per_hour = excluded.max_messages_per_hour,
+                stale_after = excluded.stale_after, dashboard_url = excluded.dashboard_url
+        """), values)

@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites and the gates they drive (no Dagster here)."""

@@ -1,0 +1,296 @@
+"""Run a suite on a tenant's batch with Great Expectations, record it, and hold or release it.
+
+The batch is the set of sales files one load brought in (``raw.ingest_files.batch_id``, the
+orchestrator's run id). A failed ``error`` rule *holds* the batch: its files get ``held_at``
+and the staging models skip them, so bad rows never reach a manager's dashboard, and nothing is
+deleted. Validating the same batch again and passing (after a fix to the tenant's limits, say)
+releases it; so does ``storepulse quality release``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from quality.suites import BatchContext, Rule, Suite
+
+# GE phones home on import unless told not to; this machine (and many warehouses) is offline.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+import great_expectations as gx
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+SAMPLE_ROWS = 5
+
+
+@dataclass
+class RuleOutcome:
+    suite: str
+    rule: str
+    description: str
+    severity: str
+    success: bool
+    observed: list[dict[str, Any]] = field(default_factory=list)
+    unexpected_count: int | None = None
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error" and not self.success
+
+    def summary(self) -> str:
+        if self.success:
+            return f"{self.rule}: passed"
+        parts = []
+        for item in self.observed:
+            if "error" in item:
+                parts.append(f"could not run: {item['error']}")
+            elif item.get("unexpected_count") is not None:
+                parts.append(f"{item['unexpected_count']:,} of {item.get('element_count', 0):,} "
+                             f"rows fail {item['expectation']}"
+                             + (f" on {item['column']}" if item.get("column") else ""))
+            else:
+                parts.append(f"{item['expectation']} observed {item.get('observed_value')}")
+        return f"{self.rule}: " + "; ".join(parts)
+
+
+@dataclass
+class SuiteOutcome:
+    suite: str
+    tenant_id: str
+    file_ids: tuple[int, ...]
+    rules: list[RuleOutcome]
+    hold_action: str = "none"  # held | released | still_held | none
+
+    @property
+    def blocking_failures(self) -> list[RuleOutcome]:
+        return [r for r in self.rules if r.blocking]
+
+    @property
+    def warnings(self) -> list[RuleOutcome]:
+        return [r for r in self.rules if r.severity == "warn" and not r.success]
+
+    def rule(self, name: str) -> RuleOutcome:
+        return next(r for r in self.rules if r.rule == name)
+
+
+def resolve_batch(conn: sa.Connection, tenant_id: str, batch_id: str | None = None
+                  ) -> tuple[int, ...]:
+    """The sales files of ``batch_id``; without one (or if it loaded none), the tenant's most
+    recent batch, so a check run on its own re-validates what was loaded last."""
+    query = ("select file_id from raw.ingest_files where tenant_id = :t and status = 'loaded' "
+             "and target = 'sales_lines' and batch_id is not distinct from :b order by file_id")
+    if batch_id is not None:
+        ids = conn.execute(sa.text(query), {"t": tenant_id, "b": batch_id}).scalars().all()
+        if ids:
+            return tuple(ids)
+    latest = conn.execute(sa.text(
+        "select file_id, batch_id from raw.ingest_files where tenant_id = :t and "
+        "status = 'loaded' and target = 'sales_lines' order by file_id desc limit 1"),
+        {"t": tenant_id}).first()
+    if latest is None:
+        return ()
+    if latest.batch_id is None:  # loaded outside any batch: the file is its own batch
+        return (latest.file_id,)
+    return tuple(conn.execute(sa.text(query), {"t": tenant_id, "b": latest.batch_id})
+                 .scalars().all())
+
+
+def batch_context(conn: sa.Connection, tenant_id: str, file_ids: tuple[int, ...],
+                  now: datetime | None = None) -> BatchContext:
+    tenant = conn.execute(sa.text(
+        "select timezone, currency, accepted_currencies, max_unit_price from ops.tenants "
+        "where tenant_id = :t"), {"t": tenant_id}).first()
+    registered = tuple(conn.execute(sa.text("select tenant_id from ops.tenants"))
+                       .scalars().all())
+    timezone_name = tenant.timezone if tenant else "UTC"
+    first_day = last_day = None
+    if file_ids:
+        first_day, last_day = conn.execute(sa.text(
+            "select min((ordered_at at time zone :tz)::date), "
+            "max((ordered_at at time zone :tz)::date) from raw.sales_lines "
+            "where source_file_id = any(:ids)"),
+            {"tz": timezone_name, "ids": list(file_ids)}).one()
+    return BatchContext(
+        tenant_id=tenant_id,
+        timezone=timezone_name,
+        file_ids=tuple(file_ids),
+        accepted_currencies=tuple(tenant.accepted_currencies or [tenant.currency])
+        if tenant else (),
+        max_unit_price=float(tenant.max_unit_price) if tenant else 0.0,
+        registered_tenants=registered,
+        first_day=first_day,
+        last_day=last_day,
+        now=now or datetime.now(UTC),
+    )
+
+
+def run_suite(engine: Engine, suite: Suite, batch: BatchContext) -> list[RuleOutcome]:
+    """Validate ``batch`` with Great Expectations over a SQL datasource on ``engine``'s
+    database; one GE batch per distinct query (the rows, or a rule's own query)."""
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    datasource = context.data_sources.add_postgres(
+        f"warehouse_{uuid.uuid4().hex[:8]}",
+        connection_string=engine.url.render_as_string(hide_password=False))
+    groups: dict[str, list[Rule]] = {}
+    for rule in suite.rules:
+        query = rule.query(batch) if rule.query else suite.batch_query(batch)
+        groups.setdefault(query, []).append(rule)
+
+    outcomes: dict[str, RuleOutcome] = {}
+    for index, (query, rules) in enumerate(groups.items()):
+        # GE accepts only queries that start with SELECT; CTEs go inside.
+        asset = datasource.add_query_asset(
+            f"{suite.name}_{index}", query=f"select * from ({query.strip()}) as batch_rows")
+        gx_batch = asset.add_batch_definition_whole_table("batch").get_batch()
+        expectations: list[tuple[Rule, Any]] = []
+        gx_suite = gx.ExpectationSuite(f"{suite.name}_{index}")
+        for rule in rules:
+            for expectation in rule.expectations(batch):
+                expectation.severity = "critical" if rule.severity == "error" else "warning"
+                expectations.append((rule, gx_suite.add_expectation(expectation)))
+        # Results are matched to expectations by their configuration (type and kwargs): the
+        # ids of an unsaved suite are not reliable.
+        results = _validate(gx_batch, gx_suite, {"result_format": "BASIC"})
+        failing = [e for _, e in expectations if not results[_config_key(e)].success]
+        index_columns = sorted({c for r in rules for c in r.sample_columns})
+        if failing and index_columns:
+            # Sample rows cost a query per expectation: fetch them only for what failed.
+            retry = gx.ExpectationSuite(f"{suite.name}_{index}_samples")
+            for expectation in failing:
+                retry.add_expectation(expectation.copy(update={"id": None}))
+            results.update(_validate(gx_batch, retry, {
+                "result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS,
+                "unexpected_index_column_names": index_columns}))
+        for rule, expectation in expectations:
+            outcome = outcomes.setdefault(rule.name, RuleOutcome(
+                suite.name, rule.name, rule.description, rule.severity, True))
+            _merge(outcome, results[_config_key(expectation)])
+    return [outcomes[r.name] for r in suite.rules]
+
+
+def _validate(gx_batch: Any, gx_suite: Any, result_format: dict) -> dict[str, Any]:
+    validation = gx_batch.validate(gx_suite, result_format=result_format)
+    return {_config_key(r.expectation_config): r for r in validation.results}
+
+
+def _config_key(expectation: Any) -> str:
+    config = getattr(expectation, "configuration", expectation)
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    return json.dumps([config.type, kwargs], sort_keys=True, default=str)
+
+
+def _merge(outcome: RuleOutcome, result: Any) -> None:
+    config = result.expectation_config
+    raised = (result.exception_info or {}).get("raised_exception")
+    success = bool(result.success) and not raised
+    if success:
+        return
+    outcome.success = False
+    detail: dict[str, Any] = {"expectation": config.type,
+                              "column": config.kwargs.get("column")
+                              or config.kwargs.get("column_list")}
+    if raised:
+        detail["error"] = str(result.exception_info.get("exception_message"))[:500]
+    res = result.result or {}
+    for key in ("observed_value", "element_count", "unexpected_count", "unexpected_percent"):
+        if res.get(key) is not None:
+            detail[key] = _jsonable(res[key])
+    outcome.observed.append(detail)
+    if res.get("unexpected_count") is not None:
+        outcome.unexpected_count = (outcome.unexpected_count or 0) + int(res["unexpected_count"])
+    rows = res.get("partial_unexpected_index_list") or [
+        {"value": v} for v in res.get("partial_unexpected_list") or []]
+    room = SAMPLE_ROWS - len(outcome.samples)
+    outcome.samples.extend({k: _jsonable(v) for k, v in row.items()} for row in rows[:room])
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def record(conn: sa.Connection, outcome: SuiteOutcome, run_id: str, asset: str) -> None:
+    """One ops.quality_results row per rule, for trends in Metabase."""
+    conn.execute(sa.text(
+        "insert into ops.quality_results (run_id, tenant_id, suite, expectation, severity, "
+        "success, observed, unexpected_count, file_ids, asset) values (:run, :t, :suite, :rule, "
+        ":sev, :ok, cast(:obs as jsonb), :n, :files, :asset)"),
+        [{"run": run_id, "t": outcome.tenant_id, "suite": outcome.suite, "rule": r.rule,
+          "sev": r.severity, "ok": r.success, "n": r.unexpected_count,
+          "obs": json.dumps({"failures": r.observed, "samples": r.samples}),
+          "files": list(outcome.file_ids), "asset": asset} for r in outcome.rules])
+
+
+def apply_gate(conn: sa.Connection, outcome: SuiteOutcome) -> str:
+    """Hold the batch's files when an error rule failed; release them when all passed."""
+    if not outcome.file_ids:
+        return "none"
+    ids = list(outcome.file_ids)
+    failures = outcome.blocking_failures
+    if failures:
+        reason = f"{outcome.suite}: " + "; ".join(r.summary() for r in failures)
+        held = conn.execute(sa.text(
+            "update raw.ingest_files set held_at = coalesce(held_at, now()), held_reason = :r "
+            "where file_id = any(:ids)"),
+            {"r": reason[:2000], "ids": ids}).rowcount
+        return "held" if held else "none"
+    released = conn.execute(sa.text(
+        "update raw.ingest_files set held_at = null, held_reason = null "
+        "where file_id = any(:ids) and held_at is not null"), {"ids": ids}).rowcount
+    return "released" if released else "none"
+
+
+def validate_batch(engine: Engine, suite: Suite, tenant_id: str, run_id: str,
+                   batch_id: str | None = None, asset: str = "", gate: bool = True,
+                   now: datetime | None = None) -> SuiteOutcome:
+    """Resolve the batch, validate it, record the results and (if ``gate``) hold/release."""
+    with engine.connect() as conn:
+        file_ids = resolve_batch(conn, tenant_id, batch_id)
+        batch = batch_context(conn, tenant_id, file_ids, now)
+    outcome = SuiteOutcome(suite.name, tenant_id, file_ids, run_suite(engine, suite, batch))
+    with engine.begin() as conn:
+        record(conn, outcome, run_id, asset or suite.table)
+        if gate:
+            outcome.hold_action = apply_gate(conn, outcome)
+    return outcome
+
+
+@dataclass(frozen=True)
+class Hold:
+    tenant_id: str
+    file_id: int
+    file_name: str
+    held_at: datetime
+    reason: str
+
+
+def list_holds(engine: Engine, tenant_id: str | None = None) -> list[Hold]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select tenant_id, file_id, file_name, held_at, held_reason from raw.ingest_files "
+            "where held_at is not null and status = 'loaded' "
+            "and (cast(:t as text) is null or tenant_id = :t) order by tenant_id, file_id"),
+            {"t": tenant_id}).all()
+    return [Hold(*row) for row in rows]
+
+
+def release_holds(engine: Engine, tenant_id: str, file_ids: list[int] | None = None) -> int:
+    """Let held files through to the marts (a person decided the data is right)."""
+    with engine.begin() as conn:
+        released = conn.execute(sa.text(
+            "update raw.ingest_files set held_at = null, held_reason = null "
+            "where tenant_id = :t and held_at is not null "
+            "and (cast(:ids as bigint[]) is null or file_id = any(:ids)) returning file_id"),
+            {"t": tenant_id, "ids": file_ids}).scalars().all()
+        conn.execute(sa.text(
+            "insert into ops.audit_log (action, tenant_id, details) values "
+            "('quality_release', :t, cast(:d as jsonb))"),
+            {"t": tenant_id, "d": json.dumps({"file_ids": released})})
+    return len(released)

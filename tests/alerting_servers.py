@@ -1,0 +1,127 @@
+"""Real protocol endpoints on loopback: an SMTP server (aiosmtpd) and a Twilio Messages API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+from aiosmtpd.controller import Controller
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+class SmtpServer:
+    """An SMTP server on 127.0.0.1; ``messages`` holds what it received, parsed."""
+
+    def __init__(self) -> None:
+        self.inbox = _Inbox()
+        # aiosmtpd probes the port it was given after starting, so it needs a real one
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self._port = probe.getsockname()[1]
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self._port)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.inbox.messages
+
+
+@dataclass
+class TwilioState:
+    account_sid: str
+    auth_token: str
+    messages: list[dict] = field(default_factory=list)
+    fail_next: list[int] = field(default_factory=list)  # statuses to answer with, in order
+    requests: int = 0
+
+
+def _handler(state: TwilioState):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _reply(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, status: int, code: int, message: str) -> None:
+            # Twilio's error body shape
+            self._reply(status, {"code": code, "message": message, "status": status,
+                                 "more_info": f"https://www.twilio.com/docs/errors/{code}"})
+
+        def do_POST(self) -> None:
+            state.requests += 1
+            expected_path = f"/2010-04-01/Accounts/{state.account_sid}/Messages.json"
+            if self.path != expected_path:
+                return self._error(404, 20404, "The requested resource was not found")
+            auth = self.headers.get("Authorization", "")
+            token = base64.b64encode(
+                f"{state.account_sid}:{state.auth_token}".encode()).decode()
+            if auth != f"Basic {token}":
+                return self._error(401, 20003, "Authenticate")
+            length = int(self.headers.get("Content-Length", 0))
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            missing = [f for f in ("To", "From", "Body") if not form.get(f)]
+            if missing:
+                return self._error(400, 21604, f"A '{missing[0]}' parameter is required.")
+            if state.fail_next:
+                status = state.fail_next.pop(0)
+                return self._error(status, 20429 if status == 429 else 20500,
+                                   "Too Many Requests" if status == 429 else "Internal error")
+            sid = f"SM{len(state.messages) + 1:032d}"
+            state.messages.append({**form, "sid": sid})
+            self._reply(201, {"sid": sid, "account_sid": state.account_sid,
+                              "to": form["To"], "from": form["From"], "body": form["Body"],
+                              "status": "queued", "num_segments": "1",
+                              "uri": f"{expected_path[:-5]}/{sid}.json"})
+    return Handler
+
+
+class TwilioServer:
+    """``POST /2010-04-01/Accounts/{sid}/Messages.json`` as Twilio answers it."""
+
+    def __init__(self, account_sid: str = "AC" + "1" * 32, auth_token: str = "secret") -> None:
+        self.state = TwilioState(account_sid, auth_token)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> TwilioServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -1,0 +1,290 @@
+"""Alert sensors over real rows, a real SMTP server and a Twilio-shaped HTTP server."""
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    DagsterEventType,
+    DagsterInstance,
+    asset,
+    asset_check,
+    build_run_status_sensor_context,
+    build_sensor_context,
+    materialize,
+)
+
+from alerting.delivery import deliver_due
+from alerting.rules import AlertRules, save_rules
+from orchestration.alerts import (
+    AlertChannelsResource,
+    anomaly_alert_sensor,
+    failed_check_alert_sensor,
+    run_failure_alert_sensor,
+    stale_data_sensor,
+)
+from orchestration.resources import WarehouseResource
+from tests.alerting_servers import SmtpServer, TwilioServer
+from tests.ingestion_helpers import register, rows, scalar
+
+MANAGERS = ("manager@shop.test", "owner@shop.test")
+PHONE = "+447700900001"
+DATA_TEAM = "data@storepulse.test"
+
+
+@pytest.fixture
+def smtp():
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def twilio():
+    with TwilioServer() as server:
+        yield server
+
+
+@pytest.fixture
+def shop(engine):
+    register(engine, "shop", timezone="Europe/London")
+    rules = AlertRules("shop", email_recipients=MANAGERS, sms_recipients=(PHONE,),
+                       email_min_severity="medium", sms_min_severity="critical",
+                       dashboard_url="http://metabase.test/collection/shop")
+    save_rules(engine, rules)
+    return rules
+
+
+@pytest.fixture
+def resources(database_url, smtp, twilio):
+    return {
+        "warehouse": WarehouseResource(
+            database_url=database_url.render_as_string(hide_password=False)),
+        "alert_channels": AlertChannelsResource(
+            smtp_host="127.0.0.1", smtp_port=smtp.port, alert_from="alerts@storepulse.test",
+            twilio_account_sid=twilio.state.account_sid,
+            twilio_auth_token=twilio.state.auth_token, twilio_from="+15005550006",
+            twilio_api_base=twilio.base_url, data_team_email=DATA_TEAM,
+            dagster_url="http://dagster.test"),
+    }
+
+
+def add_anomaly(engine, anomaly_id: str, severity: str = "critical", store: str = "S1",
+                day: str = "2026-10-13", actual: float = 460.0, expected: float = 1000.0,
+                explanation: str = "Revenue 54% below a typical Tuesday") -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            insert into ml.anomalies (tenant_id, anomaly_id, store_id, day, kpi, detector,
+                actual, expected, severity, explanation, run_id)
+            values ('shop', :id, :store, :day, 'net_revenue', 'seasonal_baseline', :actual,
+                    :expected, :sev, :why, 'r1')"""),
+            {"id": anomaly_id, "store": store, "day": day, "actual": actual,
+             "expected": expected, "sev": severity, "why": explanation})
+
+
+class Ticks:
+    """Evaluates a cursor-based sensor tick after tick, like the daemon does."""
+
+    def __init__(self, sensor_def, resources) -> None:
+        self.sensor_def, self.resources, self.cursor = sensor_def, resources, None
+
+    def __call__(self):
+        context = build_sensor_context(cursor=self.cursor, resources=self.resources)
+        result = self.sensor_def(context)
+        self.cursor = context.cursor
+        return result
+
+
+def deliveries(engine, **where) -> list:
+    clause = " and ".join(f"{k} = :{k}" for k in where) or "true"
+    return rows(engine, f"select channel, recipient, status, attempts, last_error, "
+                        f"next_attempt_at, message_id from ops.alert_deliveries where {clause} "
+                        f"order by channel, recipient", **where)
+
+
+def test_critical_anomaly_one_email_per_recipient_one_sms_and_never_again(
+        engine, shop, resources, smtp, twilio):
+    add_anomaly(engine, "a1")
+    tick = Ticks(anomaly_alert_sensor, resources)
+    tick()
+    assert sorted(m["To"] for m in smtp.messages) == sorted(MANAGERS)
+    email = smtp.messages[0]
+    assert "shop" in email["Subject"] and "critical" in email["Subject"]
+    assert email.is_multipart()
+    text = email.get_body(("plain",)).get_content()
+    html = email.get_body(("html",)).get_content()
+    assert "Revenue 54% below a typical Tuesday" in text
+    assert "460.00" in text and "1,000.00" in text
+    assert "http://metabase.test/collection/shop" in text and "<table" in html
+    assert [m["To"] for m in twilio.state.messages] == [PHONE]
+    assert twilio.state.messages[0]["Body"].startswith("StorePulse shop CRITICAL")
+    assert {d.status for d in deliveries(engine)} == {"sent"} and len(deliveries(engine)) == 3
+
+    tick()
+    tick()
+    assert len(smtp.messages) == 2 and len(twilio.state.messages) == 1
+    assert len(deliveries(engine)) == 3
+
+
+def test_several_anomalies_in_one_tick_are_one_digest(engine, shop, resources, smtp, twilio):
+    for n, severity in enumerate(["medium", "high", "critical"]):
+        add_anomaly(engine, f"d{n}", severity=severity, store=f"S{n}",
+                    explanation=f"Orders odd at store {n}")
+    add_anomaly(engine, "quiet-one", severity="low")  # below every threshold
+    Ticks(anomaly_alert_sensor, resources)()
+    assert len(smtp.messages) == 2  # one per manager, not one per anomaly
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    assert all(f"Orders odd at store {n}" in text for n in range(3))
+    assert "3 anomalies" in smtp.messages[0]["Subject"]
+    assert len(twilio.state.messages) == 1  # only the critical one qualifies for SMS
+    assert scalar(engine, "select count(*) from ops.alert_deliveries "
+                          "where anomaly_id = 'quiet-one'") == 0
+    assert scalar(engine, "select count(distinct message_id) from ops.alert_deliveries "
+                          "where recipient = :r", r=MANAGERS[0]) == 1
+
+
+def test_quiet_hours_hold_sms_while_email_goes(engine, shop, resources, smtp, twilio):
+    local_now = datetime.now(ZoneInfo("Europe/London"))
+    start = (local_now - timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    end = (local_now + timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    save_rules(engine, AlertRules(**{**shop.__dict__, "quiet_hours_start": start,
+                                     "quiet_hours_end": end}))
+    add_anomaly(engine, "night")
+    Ticks(anomaly_alert_sensor, resources)()
+    assert len(smtp.messages) == 2 and twilio.state.messages == []
+    (sms,) = deliveries(engine, channel="sms")
+    assert sms.status == "pending" and sms.attempts == 0
+    waits = sms.next_attempt_at.astimezone(ZoneInfo("Europe/London"))
+    assert waits.time() == end and waits > local_now
+
+    sms_channel = resources["alert_channels"].sms_channel()
+    deliver_due(engine, datetime.now(UTC), sms=sms_channel)  # still quiet: nothing
+    assert twilio.state.messages == []
+    deliver_due(engine, sms.next_attempt_at + timedelta(seconds=1), sms=sms_channel)
+    assert len(twilio.state.messages) == 1
+    assert deliveries(engine, channel="sms")[0].status == "sent"
+
+
+def test_hourly_cap_defers_instead_of_flooding(engine, shop, resources, smtp):
+    save_rules(engine, AlertRules(**{**shop.__dict__, "max_messages_per_hour": 1,
+                                     "sms_recipients": ()}))
+    tick = Ticks(anomaly_alert_sensor, resources)
+    add_anomaly(engine, "first")
+    tick()
+    add_anomaly(engine, "second", day="2026-10-14")
+    tick()
+    assert len(smtp.messages) == 2  # the first digest only
+    waiting = deliveries(engine, status="pending")
+    assert len(waiting) == 2
+    first_sent = scalar(engine, "select min(sent_at) from ops.alert_deliveries "
+                                "where status = 'sent'")
+    assert all(w.next_attempt_at == first_sent + timedelta(hours=1) for w in waiting)
+    deliver_due(engine, first_sent + timedelta(hours=1, seconds=1),
+                email=resources["alert_channels"].email_channel())
+    assert len(smtp.messages) == 4
+    assert {d.status for d in deliveries(engine)} == {"sent"}
+
+
+def test_twilio_errors_are_retried_with_backoff_and_recorded(engine, shop, resources, twilio):
+    twilio.state.fail_next = [500, 429]
+    add_anomaly(engine, "flaky")
+    Ticks(anomaly_alert_sensor, resources)()
+    (sms,) = deliveries(engine, channel="sms")
+    assert sms.status == "pending" and sms.attempts == 1 and "500" in sms.last_error
+    now = datetime.now(UTC)
+    assert now < sms.next_attempt_at <= now + timedelta(minutes=1, seconds=5)
+
+    sms_channel = resources["alert_channels"].sms_channel()
+    deliver_due(engine, sms.next_attempt_at + timedelta(seconds=1), sms=sms_channel)
+    (sms,) = deliveries(engine, channel="sms")
+    assert sms.attempts == 2 and "429" in sms.last_error
+    deliver_due(engine, sms.next_attempt_at + timedelta(seconds=1), sms=sms_channel)
+    (sms,) = deliveries(engine, channel="sms")
+    assert sms.status == "sent" and sms.attempts == 3 and sms.last_error is None
+    assert sms.message_id == twilio.state.messages[0]["sid"]
+    assert len(twilio.state.messages) == 1 and twilio.state.requests == 3
+
+
+def test_unconfigured_channels_are_recorded_not_lost(engine, shop, database_url):
+    add_anomaly(engine, "nowhere")
+    resources = {"warehouse": WarehouseResource(
+        database_url=database_url.render_as_string(hide_password=False)),
+        "alert_channels": AlertChannelsResource()}
+    Ticks(anomaly_alert_sensor, resources)()
+    recorded = deliveries(engine)
+    assert len(recorded) == 3 and {d.status for d in recorded} == {"not_configured"}
+    assert all("not configured" in d.last_error for d in recorded)
+
+
+def test_run_failure_emails_the_data_team_with_link_and_error(engine, resources, smtp):
+    @asset
+    def broken_asset():
+        raise ValueError("the POS export is truncated")
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([broken_asset], instance=instance, raise_on_error=False)
+        assert not result.success
+        run = instance.get_run_by_id(result.run_id)
+        failure = next(e for e in instance.all_logs(result.run_id,
+                                                    of_type=DagsterEventType.RUN_FAILURE))
+        context = build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor", dagster_instance=instance,
+            dagster_run=run, dagster_event=failure.dagster_event,
+            resources=resources).for_run_failure()
+        run_failure_alert_sensor(context)
+    (email,) = smtp.messages
+    assert email["To"] == DATA_TEAM and "failed" in email["Subject"]
+    text = email.get_body(("plain",)).get_content()
+    assert f"http://dagster.test/runs/{result.run_id}" in text
+    assert "broken_asset" in text
+    assert deliveries(engine)[0].status == "sent"
+
+
+def test_failed_error_check_in_a_successful_run_is_alerted(engine, resources, smtp):
+    @asset
+    def sales_snapshot():
+        return 1
+
+    @asset_check(asset=sales_snapshot)
+    def snapshot_not_empty():
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR)
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([sales_snapshot, snapshot_not_empty], instance=instance)
+        assert result.success  # a non-blocking failed check leaves the run green
+        success = next(e for e in instance.all_logs(result.run_id,
+                                                    of_type=DagsterEventType.RUN_SUCCESS))
+        context = build_run_status_sensor_context(
+            sensor_name="failed_check_alert_sensor", dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id),
+            dagster_event=success.dagster_event, resources=resources)
+        failed_check_alert_sensor(context)
+    (email,) = smtp.messages
+    assert "sales_snapshot snapshot_not_empty" in email.get_body(("plain",)).get_content()
+
+
+def test_stale_tenant_is_alerted_once_per_silence(engine, shop, resources, smtp):
+    save_rules(engine, AlertRules(**{**shop.__dict__, "stale_after": timedelta(days=2)}))
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "insert into raw.ingest_files (tenant_id, source, file_name, path, sha256, bytes, "
+            "status, rows_read, rows_loaded, loaded_at) values ('shop', 'pos', 'old.csv', "
+            "'old.csv', 'x', 1, 'loaded', 5, 5, now() - interval '5 days')"))
+    tick = Ticks(stale_data_sensor, resources)
+    tick()
+    tick()
+    assert sorted(m["To"] for m in smtp.messages) == sorted([*MANAGERS, DATA_TEAM])
+    assert "no new sales data" in smtp.messages[0]["Subject"]
+    assert "the limit is 2 days" in smtp.messages[0].get_body(("plain",)).get_content()
+
+
+def test_quiet_hours_over_midnight():
+    rules = AlertRules("shop", timezone="UTC", quiet_hours_start=time(22),
+                       quiet_hours_end=time(7))
+    late = datetime(2026, 11, 21, 23, 30, tzinfo=UTC)
+    assert rules.quiet_until(late) == datetime(2026, 11, 22, 7, tzinfo=UTC)
+    early = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
+    assert rules.quiet_until(early) == datetime(2026, 11, 22, 7, tzinfo=UTC)
+    assert rules.quiet_until(datetime(2026, 11, 22, 12, tzinfo=UTC)) is None

@@ -1,0 +1,97 @@
+"""`storepulse dashboards sync` and the Dagster asset, against the local Metabase server."""
+
+import pytest
+from click.testing import CliRunner
+from dagster import AssetKey, DagsterInstance, materialize
+
+from orchestration.assets.dashboards import metabase_dashboards
+from orchestration.resources import WarehouseResource
+from storepulse.cli import cli
+from storepulse.dashboards_sync import tenant_db_password
+from tests.ingestion_helpers import register
+from tests.metabase_server import MetabaseServer
+
+
+@pytest.fixture
+def metabase(monkeypatch):
+    with MetabaseServer() as server:
+        monkeypatch.setenv("METABASE_URL", server.url)
+        monkeypatch.setenv("METABASE_ADMIN_EMAIL", server.state.email)
+        monkeypatch.setenv("METABASE_ADMIN_PASSWORD", server.state.password)
+        monkeypatch.setenv("METABASE_TENANT_DB_SECRET", "test-secret")
+        monkeypatch.setenv("METABASE_DB_HOST", "postgres")
+        yield server
+
+
+def test_cli_sync_is_idempotent_and_uses_each_tenants_role(database_env, engine, metabase):
+    register(engine, "shop")
+    register(engine, "corner")
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["dashboards", "sync", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would create database connection StorePulse shop" in dry.output
+    assert metabase.state.writes == []
+
+    first = runner.invoke(cli, ["dashboards", "sync"])
+    assert first.exit_code == 0, first.output
+    databases = {d["name"]: d["details"] for d in metabase.state.databases.values()}
+    assert databases["StorePulse shop"]["user"].endswith("shop")
+    assert databases["StorePulse shop"]["host"] == "postgres"
+    assert "StorePulse platform" in databases
+
+    second = runner.invoke(cli, ["dashboards", "sync"])
+    assert second.output.strip().endswith("no changes"), second.output
+    only = runner.invoke(cli, ["dashboards", "sync", "--tenant", "corner"])
+    assert only.output.strip().endswith("no changes")
+    assert tenant_db_password("test-secret", "shop") != tenant_db_password("test-secret",
+                                                                          "corner")
+
+
+def test_cli_without_metabase_url_says_so(database_env, monkeypatch):
+    monkeypatch.delenv("METABASE_URL", raising=False)
+    result = CliRunner().invoke(cli, ["dashboards", "sync"])
+    assert result.exit_code != 0
+    assert "METABASE_URL is not set" in str(result.exception)
+
+
+def _materialize(database_url):
+    resources = {"warehouse": WarehouseResource(
+        database_url=database_url.render_as_string(hide_password=False))}
+    with DagsterInstance.ephemeral() as instance:
+        return materialize([metabase_dashboards], instance=instance, resources=resources)
+
+
+def test_asset_skips_without_metabase(database_env, engine, monkeypatch):
+    monkeypatch.delenv("METABASE_URL", raising=False)
+    result = _materialize(database_env)
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+
+
+def test_asset_syncs_with_metabase(database_env, engine, metabase):
+    register(engine, "shop")
+    result = _materialize(database_env)
+    (event,) = result.get_asset_materialization_events()
+    assert event.asset_key == AssetKey(["dashboards", "metabase"])
+    assert event.materialization.metadata["changes"].value > 0
+    again = _materialize(database_env)
+    assert again.get_asset_materialization_events()[0].materialization.metadata[
+        "changes"].value == 0
+
+
+def test_first_time_setup_then_sync(database_env, engine, monkeypatch):
+    register(engine, "shop")
+    with MetabaseServer(email="nobody@x.test", password="unset", set_up=False) as server:
+        for name, value in {"METABASE_URL": server.url, "METABASE_ADMIN_EMAIL": "admin@sp.test",
+                            "METABASE_ADMIN_PASSWORD": "Str0ng-pass!",
+                            "METABASE_TENANT_DB_SECRET": "s"}.items():
+            monkeypatch.setenv(name, value)
+        runner = CliRunner()
+        without = runner.invoke(cli, ["dashboards", "sync"])
+        assert without.exit_code != 0 and "cannot log in" in str(without.exception)
+        done = runner.invoke(cli, ["dashboards", "sync", "--setup"])
+        assert done.exit_code == 0, done.output
+        assert "Metabase set up with admin admin@sp.test" in done.output
+        assert server.state.email == "admin@sp.test" and server.state.set_up
+        again = runner.invoke(cli, ["dashboards", "sync", "--setup"])
+        assert "set up with" not in again.output and "no changes" in again.output

@@ -1,0 +1,128 @@
+"""Great Expectations suites on real batches in PostgreSQL: a clean batch passes, each kind of
+bad batch fails exactly the rule meant to catch it, errors hold the batch, warnings do not."""
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from quality.gate import list_holds, release_holds, validate_batch
+from quality.suites import RAW_SALES_LINES, STG_SALES_LINES
+from tests.dbt_helpers import run_dbt
+from tests.ingestion_helpers import register, scalar
+from tests.quality_helpers import HISTORY_START, insert_batch, line, load_history
+
+
+@pytest.fixture
+def shop(engine, tmp_path):
+    register(engine, "shop")
+    load_history(engine, tmp_path / "landing", "shop", batch_id="history")
+    return "shop"
+
+
+def _failed(outcome) -> set[str]:
+    return {r.rule for r in outcome.rules if not r.success}
+
+
+def _failed_errors(outcome) -> set[str]:
+    return {r.rule for r in outcome.blocking_failures}
+
+
+def test_clean_batch_passes_every_rule(engine, shop):
+    outcome = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r1", batch_id="history")
+    assert len(outcome.file_ids) == 1
+    assert _failed(outcome) == set()
+    assert outcome.hold_action == "none"
+    recorded = scalar(engine, "select count(*) from ops.quality_results where run_id = 'r1' "
+                              "and success and suite = 'raw_sales_lines'")
+    assert recorded == len(RAW_SALES_LINES.rules)
+
+
+BAD_BATCHES = {
+    "line_keys_present": [line(), line(order="X2", store=" ")],
+    "line_keys_unique": [line(), line()],
+    "quantity_not_zero": [line(), line(order="X2", quantity=0)],
+    "unit_price_plausible": [line(), line(order="X2", price=25_000)],
+    "ordered_at_in_window": [line(), line(order="X2", at="2099-01-01 10:00:00+00")],
+    "currency_accepted": [line(), line(order="X2", currency="EUR")],
+    "tenant_registered": [line(), line(order="X2", tenant_id="ghost")],
+}
+
+
+@pytest.mark.parametrize("rule", sorted(BAD_BATCHES))
+def test_each_bad_batch_fails_its_rule_and_is_held(engine, shop, rule):
+    file_id = insert_batch(engine, shop, "bad", BAD_BATCHES[rule])
+    outcome = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r2", batch_id="bad")
+    assert outcome.file_ids == (file_id,)
+    assert _failed_errors(outcome) == {rule}, [r.summary() for r in outcome.blocking_failures]
+    failure = outcome.rule(rule)
+    assert failure.severity == "error" and failure.observed
+    if rule != "line_keys_unique":
+        # the sample names the offending line of the file (source_line 3 is the second row)
+        assert any(s.get("source_line") == 3 for s in failure.samples), failure.samples
+    assert outcome.hold_action == "held"
+    holds = list_holds(engine, shop)
+    assert [h.file_id for h in holds] == [file_id]
+    assert rule in holds[0].reason
+    stored = scalar(engine, "select observed from ops.quality_results where run_id = 'r2' "
+                            "and expectation = :r and not success", r=rule)
+    assert stored["failures"][0]["expectation"]
+
+
+def test_empty_batch_fails_row_count(engine, shop):
+    insert_batch(engine, shop, "empty", [])
+    outcome = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r3", batch_id="empty")
+    assert _failed_errors(outcome) == {"batch_has_rows"}
+    assert outcome.rule("batch_has_rows").observed[0]["observed_value"] == 0
+
+
+def test_revenue_spike_warns_without_holding(engine, shop):
+    spike_day = HISTORY_START + timedelta(days=40)
+    lines = [line(order=f"S{n}", at=f"{spike_day} 12:00:00+00", price=400) for n in range(12)]
+    insert_batch(engine, shop, "spike", lines)
+    outcome = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r4", batch_id="spike")
+    assert _failed(outcome) == {"daily_revenue_in_band"}
+    warning = outcome.rule("daily_revenue_in_band")
+    assert warning.severity == "warn" and not warning.blocking
+    assert warning.samples[0]["day"] == str(spike_day)
+    assert outcome.hold_action == "none" and list_holds(engine, shop) == []
+
+
+def test_tenant_limits_decide_and_a_passing_recheck_releases(engine, shop):
+    insert_batch(engine, shop, "pricey", [line(price=12_000)])
+    first = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r5", batch_id="pricey")
+    assert first.hold_action == "held"
+    with engine.begin() as conn:  # the merchant really sells 12k items
+        conn.execute(sa.text("update ops.tenants set max_unit_price = 50000 "
+                             "where tenant_id = 'shop'"))
+    again = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r6")  # latest batch
+    assert again.file_ids == first.file_ids
+    assert again.hold_action == "released" and list_holds(engine, shop) == []
+
+
+def test_held_batch_stays_out_of_staging_until_released(engine, database_url, shop):
+    held_file = insert_batch(engine, shop, "bad", [line(order="X9", currency="EUR")])
+    validate_batch(engine, RAW_SALES_LINES, shop, run_id="r7", batch_id="bad")
+    run_dbt(database_url, "run", "--select", "stg_sales_lines")
+    in_staging = "select count(*) from staging.stg_sales_lines where source_file_id = :f"
+    assert scalar(engine, in_staging, f=held_file) == 0
+    assert scalar(engine, "select count(*) from raw.sales_lines where source_file_id = :f",
+                  f=held_file) == 1  # nothing deleted
+    assert release_holds(engine, shop) == 1
+    assert scalar(engine, in_staging, f=held_file) == 1
+    assert scalar(engine, "select count(*) from ops.audit_log "
+                          "where action = 'quality_release'") == 1
+
+
+def test_staging_suite_checks_typed_lines(engine, database_url, shop):
+    run_dbt(database_url, "run", "--select", "stg_sales_lines")
+    clean = validate_batch(engine, STG_SALES_LINES, shop, run_id="r8", gate=False)
+    assert _failed(clean) == set()
+    insert_batch(engine, shop, "odd", [
+        {**line(order=f"Y{n}"), "product_id": f"P{n}"} for n in range(3)])
+    with engine.begin() as conn:  # blank names and an unknown channel survive raw's rules
+        conn.execute(sa.text("update raw.sales_lines set product_name = ' ', channel = 'fax' "
+                             "where order_id like 'Y%'"))
+    odd = validate_batch(engine, STG_SALES_LINES, shop, run_id="r9", gate=False)
+    assert _failed(odd) == {"product_name_present", "channel_known"}
+    assert odd.hold_action == "none"
