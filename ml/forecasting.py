@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ class SeriesTask:
     horizon: int
     folds: int
     fold_days: int
+    # A champion chosen by a recent backtest: refit it and skip the backtest (daily refresh).
+    champion: Champion | None = None
 
 
 def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
@@ -48,8 +51,11 @@ def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataF
 
 def forecast_series(task: SeriesTask) -> SeriesResult:
     factories = model_factories(task.country_code)
-    results = backtest(task.history, factories, folds=task.folds, horizon=task.fold_days)
-    champion = choose_champion(results)
+    if task.champion is not None and task.champion.model_name in factories:
+        results, champion = pd.DataFrame(), task.champion
+    else:
+        results = backtest(task.history, factories, folds=task.folds, horizon=task.fold_days)
+        champion = choose_champion(results)
     model = factories[champion.model_name]().fit(task.history)
     last = pd.to_datetime(task.history["ds"]).max()
     future = pd.Series(pd.date_range(last + pd.Timedelta(days=1), periods=task.horizon))
@@ -59,9 +65,18 @@ def forecast_series(task: SeriesTask) -> SeriesResult:
 
 def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon: int = 30,
                     folds: int = 3, fold_days: int = 28, metrics: tuple[str, ...] = METRICS,
-                    workers: int = 1) -> list[SeriesResult]:
-    """Every store x metric series; ``workers`` > 1 spreads series over processes."""
-    tasks = [SeriesTask(store, metric, history, country_code, horizon, folds, fold_days)
+                    workers: int = 1,
+                    known_champions: Mapping[tuple[str, str], Champion] | None = None
+                    ) -> list[SeriesResult]:
+    """Every store x metric series; ``workers`` > 1 spreads series over processes.
+
+    ``known_champions`` ((store, metric) -> champion of a recent backtest) skips the backtest
+    of those series: the champion is refitted on the full history and forecasts ahead. New
+    stores, and series without one, are backtested as usual.
+    """
+    known = known_champions or {}
+    tasks = [SeriesTask(store, metric, history, country_code, horizon, folds, fold_days,
+                        known.get((store, metric)))
              for metric in metrics
              for store, history in store_histories(daily_kpis, metric).items()]
     if workers <= 1 or len(tasks) <= 1:

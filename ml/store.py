@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
+from ml.backtest import Champion
 from ml.forecasting import SeriesResult
 
 
@@ -15,9 +16,38 @@ def read_daily_kpis(conn: sa.Connection, tenant_id: str) -> pd.DataFrame:
         "day"), conn, params={"t": tenant_id})
 
 
+def recent_champions(conn: sa.Connection, tenant_id: str, max_age_days: int
+                     ) -> dict[tuple[str, str], Champion]:
+    """Champions whose backtest is at most ``max_age_days`` old, to refit without
+    re-backtesting; the reason says which backtest chose them."""
+    if max_age_days <= 0:
+        return {}
+    rows = conn.execute(sa.text("""
+        with latest_backtests as (
+            select store_id, metric, max(created_at) as backtested_at
+            from ml.forecast_backtests where tenant_id = :t group by store_id, metric
+        )
+        select distinct on (forecasts.store_id, forecasts.metric) forecasts.store_id,
+               forecasts.metric, forecasts.model_name, forecasts.champion_reason,
+               latest_backtests.backtested_at
+        from ml.forecasts as forecasts
+        join latest_backtests using (store_id, metric)
+        where forecasts.tenant_id = :t
+          and latest_backtests.backtested_at > now() - make_interval(days => :days)
+        order by forecasts.store_id, forecasts.metric
+    """), {"t": tenant_id, "days": max_age_days}).all()
+    champions = {}
+    for store_id, metric, model_name, reason, backtested_at in rows:
+        base = reason.split(" [backtest of ")[0]
+        champions[(store_id, metric)] = Champion(
+            model_name, f"{base} [backtest of {backtested_at:%Y-%m-%d}, reused]")
+    return champions
+
+
 def write_forecasts(engine: sa.Engine, tenant_id: str, results: list[SeriesResult],
                     run_id: str) -> int:
-    """Replace the tenant's forecasts and backtests atomically; returns forecast rows written."""
+    """Replace the tenant's forecasts atomically, and the backtests of the series that were
+    backtested in this run (reused champions keep theirs); returns forecast rows written."""
     forecasts, backtests = [], []
     for r in results:
         frame = r.forecast.assign(tenant_id=tenant_id, store_id=r.store_id, metric=r.metric,
@@ -30,8 +60,11 @@ def write_forecasts(engine: sa.Engine, tenant_id: str, results: list[SeriesResul
                                                 metric=r.metric, run_id=run_id))
     with engine.begin() as conn:
         conn.execute(sa.text("delete from ml.forecasts where tenant_id = :t"), {"t": tenant_id})
-        conn.execute(sa.text("delete from ml.forecast_backtests where tenant_id = :t"),
-                     {"t": tenant_id})
+        backtested = [{"t": tenant_id, "s": r.store_id, "m": r.metric}
+                      for r in results if not r.backtests.empty]
+        if backtested:
+            conn.execute(sa.text("delete from ml.forecast_backtests where tenant_id = :t and "
+                                 "store_id = :s and metric = :m"), backtested)
         if forecasts:
             pd.concat(forecasts).to_sql("forecasts", conn, schema="ml", if_exists="append",
                                         index=False, method="multi", chunksize=2000)

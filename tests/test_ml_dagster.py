@@ -3,6 +3,7 @@
 import shutil
 
 import pytest
+import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, materialize
 
 from ingestion.landing import ingest_tenant
@@ -67,3 +68,66 @@ def test_forecast_and_anomaly_assets(warehouse):
     assert len(again) == len(forecasts)
     assert again.run_id.nunique() == 1 and again.run_id.iloc[0] != forecasts.run_id.iloc[0]
     assert len(frame(engine, "select * from ml.anomalies")) == len(anomalies)
+
+
+def test_planted_anomaly_alerts_each_recipient_once(warehouse, small_sample):
+    """The issue's acceptance check, on detected (not hand-written) anomalies."""
+    from alerting.rules import AlertRules, save_rules
+    from orchestration.alerts import AlertChannelsResource, anomaly_alert_sensor
+    from tests.alerting_servers import SmtpServer, TwilioServer
+    from tests.test_alerting import Ticks
+
+    url, engine = warehouse
+    if frame(engine, "select count(*) as n from ml.anomalies").n[0] == 0:
+        assert _run(url).success
+    managers, phone = ("manager@northwind.test", "owner@northwind.test"), "+447700900123"
+    save_rules(engine, AlertRules("northwind", email_recipients=managers,
+                                  sms_recipients=(phone,), email_min_severity="medium"))
+    outage = next(a for a in small_sample.anomalies
+                  if a.tenant_id == "northwind" and a.kind == "outage")
+    with SmtpServer() as smtp, TwilioServer() as twilio:
+        resources = {
+            "warehouse": WarehouseResource(database_url=url.render_as_string(False)),
+            "alert_channels": AlertChannelsResource(
+                smtp_host="127.0.0.1", smtp_port=smtp.port,
+                twilio_account_sid=twilio.state.account_sid,
+                twilio_auth_token=twilio.state.auth_token, twilio_from="+15005550006",
+                twilio_api_base=twilio.base_url)}
+        tick = Ticks(anomaly_alert_sensor, resources)
+        tick()
+        tick()
+        assert sorted(m["To"] for m in smtp.messages) == sorted(managers)
+        text = smtp.messages[0].get_body(("plain",)).get_content()
+        assert str(outage.start) in text
+        critical = frame(engine, "select count(*) as n from ml.anomalies "
+                                 "where severity = 'critical'").n[0]
+        assert [m["To"] for m in twilio.state.messages] == ([phone] if critical else [])
+    statuses = frame(engine, "select status, count(*) as n from ops.alert_deliveries "
+                             "group by status")
+    assert list(statuses.status) == ["sent"]
+
+
+def test_recent_backtests_are_reused_then_redone_when_old(warehouse):
+    url, engine = warehouse
+    assert _run(url).success  # backtests exist now (or were just redone)
+    before = frame(engine, "select store_id, metric, model_name, fold, run_id, created_at "
+                           "from ml.forecast_backtests where tenant_id = 'northwind'")
+    reused = _run(url)
+    assert reused.success
+    meta = {e.materialization.asset_key: e.materialization.metadata
+            for e in reused.get_asset_materialization_events()}
+    assert meta[AssetKey(["ml", "forecasts"])]["series_backtested"].value == 0
+    after = frame(engine, "select store_id, metric, model_name, fold, run_id, created_at "
+                          "from ml.forecast_backtests where tenant_id = 'northwind'")
+    assert after.equals(before)  # kept, not redone
+    reasons = frame(engine, "select champion_reason from ml.forecasts")
+    assert reasons.champion_reason.str.contains("reused").all()
+    with engine.begin() as conn:  # a week later the backtest is stale
+        conn.execute(sa.text(
+            "update ml.forecast_backtests set created_at = created_at - interval '8 days'"))
+    redone = _run(url)
+    meta = {e.materialization.asset_key: e.materialization.metadata
+            for e in redone.get_asset_materialization_events()}
+    assert meta[AssetKey(["ml", "forecasts"])]["series_backtested"].value == 2
+    assert not frame(engine, "select champion_reason from ml.forecasts"
+                     ).champion_reason.str.contains("reused").any()

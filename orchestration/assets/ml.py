@@ -18,7 +18,7 @@ from pydantic import Field
 from ml.anomalies import detect_tenant
 from ml.forecasting import forecast_tenant, store_histories
 from ml.plots import forecast_plot
-from ml.store import read_daily_kpis, write_anomalies, write_forecasts
+from ml.store import read_daily_kpis, recent_champions, write_anomalies, write_forecasts
 from orchestration.constants import DATA_SCIENCE
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import WarehouseResource
@@ -32,6 +32,9 @@ class ForecastConfig(Config):
     backtest_folds: int = Field(default=3, description="Rolling-origin folds")
     fold_days: int = Field(default=28, description="Days scored per fold")
     workers: int = Field(default=1, description="Processes for the store series")
+    reuse_backtests_days: int = Field(
+        default=7, description="Refit a series' champion without re-backtesting while its "
+                               "backtest is younger than this (0: backtest every run)")
 
 
 @multi_asset(
@@ -54,9 +57,10 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
     engine = warehouse.engine()
     with engine.connect() as conn:
         kpis = read_daily_kpis(conn, tenant.tenant_id)
+        known = recent_champions(conn, tenant.tenant_id, config.reuse_backtests_days)
     results = forecast_tenant(kpis, tenant.country_code, horizon=config.horizon_days,
                               folds=config.backtest_folds, fold_days=config.fold_days,
-                              workers=config.workers)
+                              workers=config.workers, known_champions=known)
     rows = write_forecasts(engine, tenant.tenant_id, results, context.run_id)
     backtests = pd.concat([r.backtests.assign(store_id=r.store_id, metric=r.metric)
                            for r in results if not r.backtests.empty] or [pd.DataFrame()])
@@ -65,10 +69,13 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
                .mean().round(3).reset_index() if not backtests.empty else pd.DataFrame())
     forecast_meta = {
         "series": MetadataValue.int(len(results)),
+        "series_backtested": MetadataValue.int(sum(not r.backtests.empty for r in results)),
         "dagster/row_count": MetadataValue.int(rows),
         "champions": MetadataValue.json(champions.to_dict()),
         "backtest_summary": MetadataValue.md(summary.to_markdown(index=False)
-                                             if not summary.empty else "no backtests"),
+                                             if not summary.empty else
+                                             "no new backtests: champions of recent "
+                                             "backtests were refitted"),
     }
     plot = _largest_store_plot(kpis, results, tenant.tenant_id)
     if plot:
