@@ -69,8 +69,8 @@ def ingest_tenant(engine: Engine, landing_dir: Path, tenant_id: str,
         # Fresh statistics before anything reads the batch: the quality checks and dbt that
         # follow plan their scans on them (a stale estimate made GE's queries 5x slower).
         with engine.begin() as conn:
-            for target in touched:
-                conn.execute(sa.text(f"analyze raw.{target}"))
+            for table in [*touched, "ingest_files"]:
+                conn.execute(sa.text(f"analyze raw.{table}"))
     return results
 
 

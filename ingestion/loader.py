@@ -165,6 +165,13 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
                 "rows_quarantined = :q, loaded_at = now() where file_id = :f"),
                 {"r": result.rows_read, "l": result.rows_loaded,
                  "q": result.rows_quarantined, "f": file_id})
+        if spec.target == "sales_lines" and result.rows_loaded:
+            # New heap pages are invisible to the BRIN index on source_file_id until
+            # summarized (autovacuum does it eventually); every reader of a file's rows (the
+            # quality checks, the incremental facts) would scan the whole table meanwhile.
+            with engine.begin() as conn:
+                conn.execute(sa.text(
+                    "select brin_summarize_new_values('raw.sales_lines_by_file'::regclass)"))
     except FileRejected as exc:
         result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="rejected",
                             target=spec.target, error=str(exc))

@@ -40,6 +40,12 @@ def _tenants(context: AssetCheckExecutionContext, warehouse: WarehouseResource) 
     return [partition] if partition else [t.tenant_id for t in list_tenants(warehouse.engine())]
 
 
+def _reuse_allowed(context: AssetCheckExecutionContext, producer: AssetKey) -> bool:
+    """Re-validate when the check runs on its own (someone asked: a changed limit may release
+    a hold); in a pipeline run, a batch already validated keeps its recorded result."""
+    return producer in (context.run.asset_selection or set())
+
+
 def _results(suite: Suite, asset_key: AssetKey, outcomes: list[SuiteOutcome]
              ) -> Iterator[AssetCheckResult]:
     """One result per rule: failed if it failed for any tenant, with that tenant's evidence."""
@@ -48,6 +54,9 @@ def _results(suite: Suite, asset_key: AssetKey, outcomes: list[SuiteOutcome]
         failing = [(o, r) for o, r in per_tenant if not r.success]
         metadata = {
             "tenants": MetadataValue.text(", ".join(o.tenant_id for o in outcomes) or "none"),
+            "validated_now": MetadataValue.text(", ".join(
+                o.tenant_id for o in outcomes if not o.reused_from_run) or "none (unchanged "
+                "batches keep their recorded results)"),
             "batch_files": MetadataValue.text(
                 "; ".join(f"{o.tenant_id}: {list(o.file_ids)}" for o in outcomes)),
         }
@@ -95,7 +104,11 @@ def raw_sales_lines_quality(context: AssetCheckExecutionContext,
     outcomes = []
     for tenant_id in _tenants(context, warehouse):
         outcome = validate_batch(engine, RAW_SALES_LINES, tenant_id, run_id=context.run.run_id,
-                                 batch_id=context.run.run_id, asset="raw/sales_lines")
+                                 batch_id=context.run.run_id, asset="raw/sales_lines",
+                                 reuse=_reuse_allowed(context, RAW_SALES_LINES_KEY))
+        if outcome.reused_from_run:
+            context.log.info(f"{tenant_id}: batch {list(outcome.file_ids)} unchanged since "
+                             f"run {outcome.reused_from_run}; its result stands")
         for failure in outcome.blocking_failures:
             context.log.error(f"{tenant_id}: {failure.summary()}")
         if outcome.hold_action in ("held", "released"):
@@ -112,8 +125,9 @@ def raw_sales_lines_quality(context: AssetCheckExecutionContext,
 def stg_sales_lines_quality(context: AssetCheckExecutionContext,
                             warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
     engine = warehouse.engine()
+    reuse = _reuse_allowed(context, STG_SALES_LINES_KEY)
     outcomes = [validate_batch(engine, STG_SALES_LINES, tenant_id, run_id=context.run.run_id,
-                               asset="staging/stg_sales_lines", gate=False)
+                               asset="staging/stg_sales_lines", gate=False, reuse=reuse)
                 for tenant_id in _tenants(context, warehouse)]
     yield from _results(STG_SALES_LINES, STG_SALES_LINES_KEY, outcomes)
 

@@ -66,7 +66,8 @@ class SuiteOutcome:
     tenant_id: str
     file_ids: tuple[int, ...]
     rules: list[RuleOutcome]
-    hold_action: str = "none"  # held | released | still_held | none
+    hold_action: str = "none"  # held | released | none
+    reused_from_run: str | None = None  # set when this batch's earlier result was reused
 
     @property
     def blocking_failures(self) -> list[RuleOutcome]:
@@ -247,12 +248,43 @@ def apply_gate(conn: sa.Connection, outcome: SuiteOutcome) -> str:
     return "released" if released else "none"
 
 
+def previous_outcome(conn: sa.Connection, suite: Suite, tenant_id: str,
+                     file_ids: tuple[int, ...]) -> SuiteOutcome | None:
+    """The recorded result of ``suite`` on exactly these files, if it ran on them before."""
+    run_id = conn.execute(sa.text(
+        "select run_id from ops.quality_results where suite = :s and tenant_id = :t "
+        "and file_ids = cast(:f as bigint[]) order by checked_at desc limit 1"),
+        {"s": suite.name, "t": tenant_id, "f": list(file_ids)}).scalar()
+    if run_id is None:
+        return None
+    stored = {row.expectation: row for row in conn.execute(sa.text(
+        "select expectation, success, observed, unexpected_count from ops.quality_results "
+        "where run_id = :r and suite = :s and tenant_id = :t"),
+        {"r": run_id, "s": suite.name, "t": tenant_id})}
+    if set(stored) != {r.name for r in suite.rules}:
+        return None  # the suite changed since: validate again
+    rules = [RuleOutcome(suite.name, r.name, r.description, r.severity,
+                         stored[r.name].success, (stored[r.name].observed or {}).get(
+                             "failures", []), stored[r.name].unexpected_count,
+                         (stored[r.name].observed or {}).get("samples", []))
+             for r in suite.rules]
+    return SuiteOutcome(suite.name, tenant_id, file_ids, rules, reused_from_run=run_id)
+
+
 def validate_batch(engine: Engine, suite: Suite, tenant_id: str, run_id: str,
                    batch_id: str | None = None, asset: str = "", gate: bool = True,
-                   now: datetime | None = None) -> SuiteOutcome:
-    """Resolve the batch, validate it, record the results and (if ``gate``) hold/release."""
+                   now: datetime | None = None, reuse: bool = False) -> SuiteOutcome:
+    """Resolve the batch, validate it, record the results and (if ``gate``) hold/release.
+
+    ``reuse``: a batch this suite already validated is not validated again; its recorded
+    result is returned (a run that loaded nothing new need not re-scan the last batch).
+    """
     with engine.connect() as conn:
         file_ids = resolve_batch(conn, tenant_id, batch_id)
+        if reuse and file_ids:
+            earlier = previous_outcome(conn, suite, tenant_id, file_ids)
+            if earlier is not None:
+                return earlier
         batch = batch_context(conn, tenant_id, file_ids, now)
     outcome = SuiteOutcome(suite.name, tenant_id, file_ids, run_suite(engine, suite, batch))
     with engine.begin() as conn:

@@ -97,6 +97,11 @@ def test_rfm_segments_cover_every_buyer(built):
     assert champions.recency_days.median() < rfm.recency_days.median()
 
 
+def _customer_snapshot(engine) -> pd.DataFrame:
+    return frame(engine, "select * from marts.dim_customers order by tenant_id, customer_id"
+                 ).drop(columns="batch_loaded_at")
+
+
 def _kpi_snapshot(engine):
     return frame(engine, "select tenant_id, store_id, day, gross_revenue, returns_amount, "
                          "net_revenue, orders, return_orders, units, customers, new_customers, "
@@ -132,8 +137,10 @@ def test_incremental_rerun_processes_only_new_rows_and_matches_full_refresh(buil
     new_day = incremental[(incremental.tenant_id == "acme_grocers") &
                           (incremental.day == next_day.date())]
     assert len(new_day) == 3 and new_day.net_revenue.sum() == 15
+    customers = _customer_snapshot(engine)
     run_dbt(url, "run", "--full-refresh")
     pd.testing.assert_frame_equal(incremental, _kpi_snapshot(engine))
+    pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))
 
 
 def test_new_file_version_replaces_rows_downstream(built):
@@ -159,3 +166,7 @@ def test_new_file_version_replaces_rows_downstream(built):
                         "marts.mart_daily_store_kpis) order by 1")
     assert list(day.net_revenue.astype(float)) == [20.0, 0.0, 0.0]
     assert list(day.orders) == [1, 0, 0]
+    # ACC1's order left with the old version: the incremental customer row already knows.
+    customers = _customer_snapshot(engine)
+    run_dbt(url, "run", "--full-refresh", "--select", "dim_customers")
+    pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))

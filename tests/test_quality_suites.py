@@ -126,3 +126,14 @@ def test_staging_suite_checks_typed_lines(engine, database_url, shop):
     odd = validate_batch(engine, STG_SALES_LINES, shop, run_id="r9", gate=False)
     assert _failed(odd) == {"product_name_present", "channel_known"}
     assert odd.hold_action == "none"
+
+
+def test_a_validated_batch_is_not_scanned_again_when_reuse_is_allowed(engine, shop):
+    first = validate_batch(engine, RAW_SALES_LINES, shop, run_id="v1", batch_id="history")
+    again = validate_batch(engine, RAW_SALES_LINES, shop, run_id="v2", reuse=True)
+    assert again.reused_from_run == "v1" and again.file_ids == first.file_ids
+    assert [r.success for r in again.rules] == [r.success for r in first.rules]
+    assert scalar(engine, "select count(distinct run_id) from ops.quality_results") == 1
+    forced = validate_batch(engine, RAW_SALES_LINES, shop, run_id="v3")  # asked explicitly
+    assert forced.reused_from_run is None
+    assert scalar(engine, "select count(distinct run_id) from ops.quality_results") == 2

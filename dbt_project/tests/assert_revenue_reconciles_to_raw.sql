@@ -43,12 +43,18 @@ current_raw as (
     from latest_raw
 ),
 
-raw_totals as (
-    select current_raw.tenant_id, current_raw.store_id, current_raw.day,
-           round(sum(current_raw.amount), 2) as net_revenue
+raw_daily_totals as (
+    -- aggregated before the join: joining millions of lines to the checked days on a
+    -- window-computed day once made the planner compare every line with every day
+    select tenant_id, store_id, day, round(sum(amount), 2) as net_revenue
     from current_raw
-    join checked_days using (tenant_id, store_id, day)
     group by 1, 2, 3
+),
+
+raw_totals as (
+    select raw_daily_totals.*
+    from raw_daily_totals
+    join checked_days using (tenant_id, store_id, day)
 ),
 
 mart_totals as (

@@ -1,7 +1,51 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['tenant_id', 'customer_id'],
+        on_schema_change='append_new_columns',
+        post_hook=[
+            "{% if is_incremental() %}delete from {{ this }} as customers where not exists (select 1 from {{ ref('fct_orders') }} as orders where orders.tenant_id = customers.tenant_id and orders.customer_id = customers.customer_id){% endif %}",
+            "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, customer_id)",
+        ],
+    )
+}}
+
 -- Identified customers only: guests have no id and are counted as guest orders in the facts.
-with orders as (
-    select * from {{ ref('fct_orders') }}
+-- Incremental: only customers whose orders changed since the last run are recomputed, from
+-- all of their orders: customers of orders that arrived since (the batch watermark), and
+-- customers in file versions replaced since (their old rows stay in raw, so a customer whose
+-- order vanished from the new version is recomputed too; one left with no order is deleted).
+with touched_customers as (
+    select distinct tenant_id, customer_id
+    from {{ ref('fct_orders') }}
     where customer_id is not null
+    {% if is_incremental() %}
+      and batch_loaded_at > (select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+
+    union
+
+    select distinct lines.tenant_id, nullif(trim(lines.customer_id), '')
+    from {{ source('raw', 'sales_lines') }} as lines
+    join {{ source('raw', 'ingest_files') }} as files
+        on files.file_id = lines.source_file_id
+    where files.status = 'superseded'
+      and files.superseded_at > (
+          select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+      and nullif(trim(lines.customer_id), '') is not null
+    {% endif %}
+),
+
+orders as (
+    select orders.*
+    from {{ ref('fct_orders') }} as orders
+    {% if is_incremental() %}
+    join touched_customers
+        on touched_customers.tenant_id = orders.tenant_id
+       and touched_customers.customer_id = orders.customer_id
+    {% else %}
+    where orders.customer_id is not null
+    {% endif %}
 ),
 
 per_customer as (
@@ -40,7 +84,8 @@ select
     per_customer.gross_revenue,
     per_customer.returns_amount,
     per_customer.net_revenue,
-    per_customer.orders > 1 as is_repeat_customer
+    per_customer.orders > 1 as is_repeat_customer,
+    (select max(batch_loaded_at) from {{ ref('fct_orders') }}) as batch_loaded_at
 from per_customer
 join home_store
     on home_store.tenant_id = per_customer.tenant_id

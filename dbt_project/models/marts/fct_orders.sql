@@ -10,6 +10,7 @@
             "{{ delete_orders_without_lines() }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, order_id)",
             "create index if not exists {{ this.name }}_batch on {{ this }} (batch_loaded_at)",
+            "create index if not exists {{ this.name }}_customer on {{ this }} (tenant_id, customer_id) where customer_id is not null",
         ],
     )
 }}

@@ -1,0 +1,249 @@
+"""End-to-end benchmark: the whole pipeline, as Dagster runs it, at three sizes.
+
+For each size (stores spread over tenants, two years of daily sales) in a scratch database:
+ingest (one run per tenant partition) -> Great Expectations checks on the loaded batch ->
+dbt build (models and tests) -> forecasts with backtests -> anomalies. Then one more day is
+appended to the largest size and everything runs again. Prints rows, wall time per stage,
+rows/s, peak memory (the process tree: dbt and forecast workers included), how each stage
+grows from size to size, and a JSON line with per-stage seconds and ``incremental_ratio``.
+Target: the incremental day costs under 10% of the full run at the largest size.
+
+    python bench/end_to_end.py [--sizes 10,50,200] [--scale 0.35] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import itertools
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil
+from dagster import AssetSelection, DagsterEventType, DagsterInstance, materialize
+
+from bench.common import emit_json, machine, print_table, scratch_database
+from ingestion.generator import DEMO_TENANTS, END_DATE, TenantProfile, generate_sample
+from orchestration.assets.ingestion import ingest_landing_files
+from orchestration.assets.ml import store_anomalies, store_forecasts
+from orchestration.dbt import storepulse_dbt_models
+from orchestration.definitions import ALL_ASSETS, ALL_CHECKS, RESOURCES
+from orchestration.resources import WarehouseResource
+from storepulse.tenants import Tenant, add_tenant
+
+STAGES = ("ingest", "quality checks", "dbt build", "forecasts", "anomalies")
+ALL_STAGES = (*STAGES, "orchestration")
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def tenant_profiles(stores: int) -> tuple[TenantProfile, ...]:
+    """``stores`` stores over tenants of up to 25 stores, cycling the demo tenants' shapes."""
+    per_tenant = 5 if stores <= 10 else 10 if stores <= 50 else 25
+    profiles, left, index = [], stores, 0
+    while left > 0:
+        template = DEMO_TENANTS[index % len(DEMO_TENANTS)]
+        count = min(per_tenant, left)
+        profiles.append(dataclasses.replace(
+            template, tenant_id=f"{template.tenant_id[:6]}_{index:02d}",
+            name=f"{template.name} {index}", stores=count))
+        left -= count
+        index += 1
+    return tuple(profiles)
+
+
+class PeakMemory:
+    """Samples the RSS of this process and all its children (dbt, forecast workers)."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.interval_s, self.peak, self._stop = interval_s, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+STEP_STAGE = {  # Dagster step -> stage of the table
+    "ingest_landing_files": "ingest",
+    "raw_sales_lines_quality": "quality checks",
+    "stg_sales_lines_quality": "quality checks",
+    "storepulse_dbt_models": "dbt build",
+    "store_forecasts": "forecasts",
+    "ml__anomalies": "anomalies",
+}
+RUNS = (  # the pipeline's runs, in order: (selection, one run per tenant)
+    (AssetSelection.assets(ingest_landing_files), True),
+    (AssetSelection.assets(storepulse_dbt_models), False),
+    (AssetSelection.assets(store_forecasts, store_anomalies), True),
+)
+
+
+def run_pipeline(tenants: list[str], instance, resources, workers: int) -> dict:
+    """Every run of the pipeline; seconds per stage from each step's start and end events,
+    and the rest of the wall time (run start-up, resource set-up) as orchestration."""
+    seconds = dict.fromkeys(STAGES, 0.0)
+    peaks = dict.fromkeys(STAGES, 0)
+    forecast_config = {"ops": {"store_forecasts": {"config": {"workers": workers}}}}
+    started = time.perf_counter()
+    for selection, per_tenant in RUNS:
+        for partition in (tenants if per_tenant else [None]):
+            with PeakMemory() as memory, contextlib.redirect_stdout(io.StringIO()):
+                result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection,
+                                     partition_key=partition, instance=instance,
+                                     resources=resources,
+                                     run_config={**QUIET, **(forecast_config if per_tenant and
+                                                             selection is RUNS[2][0] else {})},
+                                     raise_on_error=True)
+            failed = [c.check_name for c in result.get_asset_check_evaluations()
+                      if not c.passed and c.severity.value == "ERROR"]
+            if failed:
+                sys.exit(f"[{partition}]: failed checks {failed}")
+            for step, duration in _step_seconds(instance, result.run_id).items():
+                stage = STEP_STAGE[step]
+                seconds[stage] += duration
+                peaks[stage] = max(peaks[stage], memory.peak)
+    wall = time.perf_counter() - started
+    figures = {stage: {"seconds": seconds[stage], "peak_mib": peaks[stage] / 2**20}
+               for stage in STAGES}
+    figures["orchestration"] = {"seconds": wall - sum(seconds.values()), "peak_mib": 0.0}
+    for stage, figure in figures.items():
+        print(f"    {stage:<15} {figure['seconds']:8.1f} s   peak {figure['peak_mib']:7.0f} MiB",
+              flush=True)
+    return figures
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    starts, durations = {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            durations[event.step_key] = record.timestamp - starts[event.step_key]
+    return durations
+
+
+def raw_lines(engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("select count(*) from raw.sales_lines").scalar_one()
+
+
+def bench_size(stores: int, scale: float, workers: int, incremental: bool) -> dict:
+    profiles = tenant_profiles(stores)
+    tenant_ids = [p.tenant_id for p in profiles]
+    with scratch_database("sp_e2e") as (url, engine), \
+            tempfile.TemporaryDirectory() as landing_dir, \
+            DagsterInstance.ephemeral() as instance:
+        landing = Path(landing_dir)
+        print(f"\n{stores} stores over {len(profiles)} tenants: generating ...", flush=True)
+        generate_sample(landing, seed=11, scale=scale, tenants=profiles)
+        for p in profiles:
+            add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone, p.currency,
+                                      p.country_code), landing)
+        instance.add_dynamic_partitions("tenants", tenant_ids)
+        resources = {**RESOURCES, "warehouse": WarehouseResource(
+            database_url=url.render_as_string(hide_password=False), landing_dir=str(landing))}
+        full = run_pipeline(tenant_ids, instance, resources, workers)
+        rows = raw_lines(engine)
+        out = {"stores": stores, "tenants": len(profiles), "rows": rows, "full": full}
+        if incremental:
+            print("  one more day ...", flush=True)
+            generate_sample(landing / "next_day", seed=12, scale=scale, tenants=profiles,
+                            end_date=END_DATE + timedelta(days=1), history_days=1,
+                            broken_rows=False, order_offset=9_000_000)
+            for tenant in tenant_ids:  # the new day's files land beside the history
+                for path in (landing / "next_day" / tenant).rglob("*.*"):
+                    target = landing / tenant / path.parent.name / f"next_{path.name}"
+                    path.rename(target)
+            out["incremental"] = run_pipeline(tenant_ids, instance, resources, workers)
+            out["incremental_rows"] = raw_lines(engine) - rows
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,50,200", help="store counts, comma-separated")
+    parser.add_argument("--scale", type=float, default=0.35, help="order volume per store")
+    parser.add_argument("--workers", type=int, default=2, help="forecast worker processes")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    facts = machine()
+    print(f"machine: {facts}")
+    started = time.perf_counter()
+    results = [bench_size(n, args.scale, args.workers, incremental=(n == sizes[-1]))
+               for n in sizes]
+
+    rows = []
+    previous = None
+    for result in results:
+        total = sum(s["seconds"] for s in result["full"].values())
+        for stage in ALL_STAGES:
+            figure = result["full"][stage]
+            growth = ""
+            if previous is not None:
+                growth = f"{figure['seconds'] / previous['full'][stage]['seconds']:.1f}x"
+            rows.append([result["stores"], f"{result['rows']:,}", stage,
+                         f"{figure['seconds']:.1f}", f"{result['rows'] / figure['seconds']:,.0f}",
+                         f"{figure['peak_mib']:.0f}" if figure["peak_mib"] else "", growth])
+        rows.append([result["stores"], f"{result['rows']:,}", "TOTAL", f"{total:.1f}",
+                     f"{result['rows'] / total:,.0f}", "",
+                     f"{total / sum(s['seconds'] for s in previous['full'].values()):.1f}x"
+                     if previous else ""])
+        previous = result
+    largest = results[-1]
+    growth = " then ".join(f"{b['rows'] / a['rows']:.1f}x"
+                           for a, b in itertools.pairwise(results))
+    print_table(f"Full pipeline (scale {args.scale}, {args.workers} forecast workers; growth = "
+                f"seconds against the previous size; rows grew {growth or 'n/a'})",
+                ["stores", "raw rows", "stage", "seconds", "rows/s", "peak MiB", "growth"], rows)
+    full_total = sum(s["seconds"] for s in largest["full"].values())
+    inc_total = sum(s["seconds"] for s in largest["incremental"].values())
+    inc_rows = []
+    for stage in ALL_STAGES:
+        full_s = largest["full"][stage]["seconds"]
+        inc_s = largest["incremental"][stage]["seconds"]
+        inc_rows.append([stage, f"{full_s:.1f}", f"{inc_s:.1f}", f"{inc_s / full_s:.1%}"])
+    inc_rows.append(["TOTAL", f"{full_total:.1f}", f"{inc_total:.1f}",
+                     f"{inc_total / full_total:.1%}"])
+    print_table(f"One more day at {largest['stores']} stores "
+                f"({largest['incremental_rows']:,} new rows; target < 10%)",
+                ["stage", "full s", "incremental s", "ratio"], inc_rows)
+    print(f"\nbenchmark wall time: {time.perf_counter() - started:.0f} s")
+    emit_json({
+        "machine": facts, "scale": args.scale,
+        "sizes": {str(r["stores"]): {"rows": r["rows"], "tenants": r["tenants"],
+                                     **{s: round(r["full"][s]["seconds"], 2) for s in ALL_STAGES},
+                                     "total": round(sum(v["seconds"]
+                                                        for v in r["full"].values()), 2)}
+                  for r in results},
+        "incremental": {s: round(largest["incremental"][s]["seconds"], 2) for s in ALL_STAGES},
+        "incremental_ratio": round(inc_total / full_total, 4),
+    })
+
+
+if __name__ == "__main__":
+    main()
