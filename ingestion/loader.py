@@ -63,7 +63,7 @@ class LoadResult:
     def message(self) -> str:
         if self.status == "duplicate":
             return (f"{self.path.name}: already loaded as file {self.file_id} "
-                    "(same sha256); nothing loaded")
+                    f"({self.error or 'same sha256'}); nothing loaded")
         if self.status == "rejected":
             return f"{self.path.name}: rejected: {self.error}"
         replaced = f", replaces file {self.replaced_file_id}" if self.replaced_file_id else ""

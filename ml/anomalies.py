@@ -37,6 +37,8 @@ duplicate it.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -321,8 +323,38 @@ def detect_combinations(features: pd.DataFrame, already: set[tuple[str, object]]
     return found
 
 
-def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str) -> pd.DataFrame:
-    """All anomalies of one tenant's mart_daily_store_kpis rows."""
+@dataclass(frozen=True)
+class ScanPlan:
+    """Which KPI days to read and which days' anomalies to report."""
+
+    full: bool
+    kpis_from: date | None = None  # None: all history
+    report_from: date | None = None  # None: every day read
+
+    def describe(self) -> str:
+        if self.full:
+            return "full history"
+        return f"recent: days from {self.report_from} judged with history from {self.kpis_from}"
+
+
+def plan_scan(last_scanned_through: date | None, last_full_scan: datetime | None,
+              now: datetime, force_full: bool = False, full_every: timedelta = timedelta(days=7),
+              context_days: int = 180, rejudge_days: int = 30) -> ScanPlan:
+    """A full scan the first time, weekly, or when asked; otherwise only the days since the
+    last scan (and the month before it, where late data may have changed them), with half a
+    year of history for the weekday baselines, level shifts and the isolation forest."""
+    if (force_full or last_scanned_through is None or last_full_scan is None
+            or now - last_full_scan >= full_every):
+        return ScanPlan(full=True)
+    report_from = last_scanned_through - timedelta(days=rejudge_days)
+    return ScanPlan(full=False, kpis_from=report_from - timedelta(days=context_days),
+                    report_from=report_from)
+
+
+def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str,
+                  report_from: date | None = None) -> pd.DataFrame:
+    """All anomalies of one tenant's mart_daily_store_kpis rows (from ``report_from`` on, when
+    given: earlier rows then only serve as history)."""
     found: list[dict] = []
     feature_frames = []
     for _, store in daily_kpis.groupby("store_id"):
@@ -333,7 +365,10 @@ def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str) -> pd
         already = {(f["store_id"], f["day"]) for f in found}
         found.extend(detect_combinations(pd.concat(feature_frames, ignore_index=True), already,
                                          tenant_id))
-    return pd.DataFrame(found, columns=ANOMALY_COLUMNS)
+    result = pd.DataFrame(found, columns=ANOMALY_COLUMNS)
+    if report_from is not None and not result.empty:
+        result = result[pd.to_datetime(result["day"]).dt.date >= report_from]
+    return result.reset_index(drop=True)
 
 
 def score_against_truth(anomalies: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:

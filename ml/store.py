@@ -95,3 +95,21 @@ def write_anomalies(engine: sa.Engine, tenant_id: str, anomalies: pd.DataFrame,
                 explanation = excluded.explanation, run_id = excluded.run_id
         """), records)
     return len(records)
+
+
+def last_anomaly_scan(conn: sa.Connection, tenant_id: str) -> tuple | None:
+    """(scanned_through, full_scan_at) of the tenant's last anomaly scan, if any."""
+    return conn.execute(sa.text(
+        "select scanned_through, full_scan_at from ml.anomaly_scans where tenant_id = :t"),
+        {"t": tenant_id}).first()
+
+
+def record_anomaly_scan(engine: sa.Engine, tenant_id: str, scanned_through, full: bool) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            insert into ml.anomaly_scans (tenant_id, scanned_through, full_scan_at)
+            values (:t, :through, now())
+            on conflict (tenant_id) do update set
+                scanned_through = excluded.scanned_through, last_scan_at = now(),
+                full_scan_at = case when :full then now() else ml.anomaly_scans.full_scan_at end
+        """), {"t": tenant_id, "through": scanned_through, "full": full})

@@ -129,6 +129,8 @@ def batch_context(conn: sa.Connection, tenant_id: str, file_ids: tuple[int, ...]
         first_day=first_day,
         last_day=last_day,
         now=now or datetime.now(UTC),
+        published_history=conn.execute(sa.text(
+            "select to_regclass('marts.mart_daily_store_kpis') is not null")).scalar_one(),
     )
 
 

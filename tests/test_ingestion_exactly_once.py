@@ -122,3 +122,34 @@ def test_worker_process_killed_mid_file(engine, database_url, tmp_path):
     assert scalar(engine, "select count(*) from raw.sales_lines") == 0
     assert scalar(engine, "select count(*) from raw.ingest_files") == 0
     assert load_file(engine, path, "shop", SPEC).rows_loaded == 200_000
+
+
+def test_landing_rescan_skips_unchanged_files_and_reads_changed_ones(engine, tmp_path,
+                                                                      monkeypatch):
+    from ingestion import loader
+    from ingestion.landing import ingest_tenant
+
+    register(engine, "shop")
+    landing = tmp_path / "landing"
+    path = pos_csv(landing / "shop" / "generic_pos_csv" / "day.csv",
+                   [good_row(order="O1"), good_row(order="O2")])
+    (first,) = ingest_tenant(engine, landing, "shop")
+    assert first.status == "loaded"
+
+    def no_hashing(_path):
+        raise AssertionError("an unchanged file was read again")
+
+    monkeypatch.setattr(loader, "sha256_of", no_hashing)
+    (again,) = ingest_tenant(engine, landing, "shop")
+    assert again.status == "duplicate" and again.file_id == first.file_id
+    assert "not re-read" in again.message
+    monkeypatch.undo()
+
+    # same size, new content and a later modification time: read, and a new version
+    path.write_text(path.read_text().replace("O2", "O3"))
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    (changed,) = ingest_tenant(engine, landing, "shop")
+    assert changed.status == "loaded" and changed.version == 2
+    assert rows(engine, "select distinct order_id from raw.sales_lines s join raw.ingest_files "
+                        "f on f.file_id = s.source_file_id where f.status = 'loaded' "
+                        "order by 1") == [("O1",), ("O3",)]

@@ -7,9 +7,9 @@ from storepulse.migrate import Migration, available_migrations, migrate
 
 EXPECTED_TABLES = {
     "raw": {"ingest_files", "sales_lines", "stores", "products", "customers", "quarantine"},
-    "ml": {"forecasts", "forecast_backtests", "anomalies"},
+    "ml": {"forecasts", "forecast_backtests", "anomalies", "anomaly_scans"},
     "ops": {"tenants", "tenant_roles", "audit_log", "quality_results", "alert_deliveries",
-            "schema_migrations"},
+            "alert_rules", "schema_migrations"},
 }
 
 

@@ -80,3 +80,18 @@ def test_closed_days_are_not_outages_and_quiet_data_is_quiet():
     sundays = pd.to_datetime(found["day"]).dt.day_of_week == 6
     assert not sundays.any()
     assert len(found) <= 3  # 300 ordinary days: at most a handful of flags
+
+
+def test_scan_plan_full_first_weekly_and_on_request_else_recent():
+    from datetime import UTC, date, datetime, timedelta
+
+    from ml.anomalies import plan_scan
+
+    now = datetime(2026, 11, 21, 6, tzinfo=UTC)
+    assert plan_scan(None, None, now).full
+    assert plan_scan(date(2026, 11, 20), now - timedelta(days=8), now).full
+    assert plan_scan(date(2026, 11, 20), now - timedelta(days=1), now, force_full=True).full
+    recent = plan_scan(date(2026, 11, 20), now - timedelta(days=1), now)
+    assert not recent.full
+    assert recent.report_from == date(2026, 10, 21)
+    assert recent.kpis_from == date(2026, 10, 21) - timedelta(days=180)

@@ -131,3 +131,22 @@ def test_recent_backtests_are_reused_then_redone_when_old(warehouse):
     assert meta[AssetKey(["ml", "forecasts"])]["series_backtested"].value == 2
     assert not frame(engine, "select champion_reason from ml.forecasts"
                      ).champion_reason.str.contains("reused").any()
+
+
+def test_daily_anomaly_runs_judge_recent_days_and_weekly_rescans_all(warehouse):
+    url, engine = warehouse
+    with engine.begin() as conn:  # as if the last full scan were a week old
+        conn.execute(sa.text("update ml.anomaly_scans set full_scan_at = now() - "
+                             "interval '8 days'"))
+    full = _run(url)
+    meta = {e.materialization.asset_key: e.materialization.metadata
+            for e in full.get_asset_materialization_events()}
+    assert meta[AssetKey(["ml", "anomalies"])]["scan"].value == "full history"
+    everything = frame(engine, "select anomaly_id, severity from ml.anomalies order by 1")
+    daily = _run(url)
+    meta = {e.materialization.asset_key: e.materialization.metadata
+            for e in daily.get_asset_materialization_events()}
+    assert meta[AssetKey(["ml", "anomalies"])]["scan"].value.startswith("recent")
+    # the recent scan finds nothing new and drops nothing: same rows, ids stable
+    assert frame(engine, "select anomaly_id, severity from ml.anomalies order by 1").equals(
+        everything)

@@ -76,7 +76,9 @@ def test_empty_batch_fails_row_count(engine, shop):
     assert outcome.rule("batch_has_rows").observed[0]["observed_value"] == 0
 
 
-def test_revenue_spike_warns_without_holding(engine, shop):
+def test_revenue_spike_warns_without_holding(engine, database_url, shop):
+    # history as published: the daily KPI mart the band compares with
+    run_dbt(database_url, "run", "--select", "+mart_daily_store_kpis")
     spike_day = HISTORY_START + timedelta(days=40)
     lines = [line(order=f"S{n}", at=f"{spike_day} 12:00:00+00", price=400) for n in range(12)]
     insert_batch(engine, shop, "spike", lines)

@@ -1,6 +1,7 @@
 """Forecasts and anomalies per tenant, downstream of the daily store KPIs."""
 
 import base64
+from datetime import UTC, datetime
 
 import pandas as pd
 from dagster import (
@@ -15,16 +16,29 @@ from dagster import (
 )
 from pydantic import Field
 
-from ml.anomalies import detect_tenant
+from ml.anomalies import detect_tenant, plan_scan
 from ml.forecasting import forecast_tenant, store_histories
 from ml.plots import forecast_plot
-from ml.store import read_daily_kpis, recent_champions, write_anomalies, write_forecasts
+from ml.store import (
+    last_anomaly_scan,
+    read_daily_kpis,
+    recent_champions,
+    record_anomaly_scan,
+    write_anomalies,
+    write_forecasts,
+)
 from orchestration.constants import DATA_SCIENCE
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import WarehouseResource
 from storepulse.tenants import get_tenant
 
 DAILY_KPIS = AssetKey(["marts", "mart_daily_store_kpis"])
+
+
+class AnomalyConfig(Config):
+    full_history: bool = Field(
+        default=False, description="Rescan all history now (otherwise: the first run, then "
+                                   "weekly; daily runs judge the recent days only)")
 
 
 class ForecastConfig(Config):
@@ -113,17 +127,26 @@ def _largest_store_plot(kpis: pd.DataFrame, results, tenant_id: str) -> str | No
     description=("Unusual store-days (revenue, orders, order value, returns, level shifts, "
                  "isolation forest) with severity and a one-line explanation; stable ids."),
 )
-def store_anomalies(context: AssetExecutionContext, warehouse: WarehouseResource
-                    ) -> MaterializeResult:
+def store_anomalies(context: AssetExecutionContext, config: AnomalyConfig,
+                    warehouse: WarehouseResource) -> MaterializeResult:
     engine = warehouse.engine()
     tenant = get_tenant(engine, context.partition_key)
     with engine.connect() as conn:
         kpis = read_daily_kpis(conn, tenant.tenant_id)
-    anomalies = detect_tenant(kpis, tenant.tenant_id, tenant.currency)
+        last = last_anomaly_scan(conn, tenant.tenant_id)
+    plan = plan_scan(last[0] if last else None, last[1] if last else None,
+                     datetime.now(UTC), force_full=config.full_history)
+    if plan.kpis_from is not None:
+        kpis = kpis[pd.to_datetime(kpis["day"]).dt.date >= plan.kpis_from]
+    anomalies = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
+                              report_from=plan.report_from)
     written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id)
+    if not kpis.empty:
+        record_anomaly_scan(engine, tenant.tenant_id, max(kpis["day"]), plan.full)
     recent = anomalies.sort_values("day", ascending=False).head(10)
     return MaterializeResult(metadata={
         "dagster/row_count": MetadataValue.int(written),
+        "scan": MetadataValue.text(plan.describe()),
         "by_severity": MetadataValue.json(anomalies["severity"].value_counts().to_dict()),
         "most_recent": MetadataValue.md(
             recent[["day", "store_id", "kpi", "severity", "explanation"]].to_markdown(

@@ -48,16 +48,19 @@ changed_from as (
     group by tenant_id
 ),
 
+-- Store spans and first purchases come from the dimensions, which already aggregate every
+-- order (dim_customers incrementally): re-aggregating all orders here on every run cost more
+-- than the touched days themselves.
 tenant_last_day as (
-    select tenant_id, max(order_date) as last_day
-    from orders
+    select tenant_id, max(last_sale_date) as last_day
+    from {{ ref('dim_stores') }}
     group by tenant_id
 ),
 
 store_first_day as (
-    select tenant_id, store_id, min(order_date) as first_day
-    from orders
-    group by tenant_id, store_id
+    select tenant_id, store_id, first_sale_date as first_day
+    from {{ ref('dim_stores') }}
+    where first_sale_date is not null
 ),
 
 calendar as (
@@ -76,10 +79,8 @@ calendar as (
 ),
 
 first_purchases as (
-    select tenant_id, customer_id, min(order_date) as first_order_date
-    from orders
-    where not is_return and customer_id is not null
-    group by tenant_id, customer_id
+    select tenant_id, customer_id, first_order_date
+    from {{ ref('dim_customers') }}
 ),
 
 orders_in_window as (
