@@ -40,10 +40,14 @@ def _tenants(context: AssetCheckExecutionContext, warehouse: WarehouseResource) 
     return [partition] if partition else [t.tenant_id for t in list_tenants(warehouse.engine())]
 
 
-def _reuse_allowed(context: AssetCheckExecutionContext, producer: AssetKey) -> bool:
+def _reuse_allowed(context: AssetCheckExecutionContext, producer_step: str,
+                   producer: AssetKey) -> bool:
     """Re-validate when the check runs on its own (someone asked: a changed limit may release
     a hold); in a pipeline run, a batch already validated keeps its recorded result."""
-    return producer in (context.run.asset_selection or set())
+    steps = context.run.step_keys_to_execute
+    if steps is not None:
+        return producer_step in steps
+    return producer in context.job_def.asset_layer.executable_asset_keys
 
 
 def _results(suite: Suite, asset_key: AssetKey, outcomes: list[SuiteOutcome]
@@ -105,7 +109,8 @@ def raw_sales_lines_quality(context: AssetCheckExecutionContext,
     for tenant_id in _tenants(context, warehouse):
         outcome = validate_batch(engine, RAW_SALES_LINES, tenant_id, run_id=context.run.run_id,
                                  batch_id=context.run.run_id, asset="raw/sales_lines",
-                                 reuse=_reuse_allowed(context, RAW_SALES_LINES_KEY))
+                                 reuse=_reuse_allowed(context, "ingest_landing_files",
+                                                     RAW_SALES_LINES_KEY))
         if outcome.reused_from_run:
             context.log.info(f"{tenant_id}: batch {list(outcome.file_ids)} unchanged since "
                              f"run {outcome.reused_from_run}; its result stands")
@@ -125,7 +130,7 @@ def raw_sales_lines_quality(context: AssetCheckExecutionContext,
 def stg_sales_lines_quality(context: AssetCheckExecutionContext,
                             warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
     engine = warehouse.engine()
-    reuse = _reuse_allowed(context, STG_SALES_LINES_KEY)
+    reuse = _reuse_allowed(context, "storepulse_dbt_models", STG_SALES_LINES_KEY)
     outcomes = [validate_batch(engine, STG_SALES_LINES, tenant_id, run_id=context.run.run_id,
                                asset="staging/stg_sales_lines", gate=False, reuse=reuse)
                 for tenant_id in _tenants(context, warehouse)]

@@ -103,3 +103,18 @@ def test_warning_reports_but_lets_dbt_build(engine, run_tenant):
     assert {"staging/stg_sales_lines", "marts/mart_daily_store_kpis"} <= _materialized(result)
     assert scalar(engine, "select count(*) from marts.fct_sales_lines") == len(rows)
     assert list_holds(engine) == []
+
+
+def test_a_rerun_that_loads_nothing_keeps_the_batch_result(engine, run_tenant):
+    landing, run = run_tenant
+    register(engine, "shop")
+    pos_csv(landing / "shop" / "generic_pos_csv" / "sales.csv", history_rows())
+    assert run().success
+    validations = "select count(distinct run_id) from ops.quality_results where suite = :s"
+    assert scalar(engine, validations, s="raw_sales_lines") == 1
+    again = run()  # nothing new in landing: the last batch's recorded result stands
+    assert again.success
+    assert scalar(engine, validations, s="raw_sales_lines") == 1
+    assert scalar(engine, validations, s="stg_sales_lines") == 1
+    check = _checks(again)["ge_unit_price_plausible"]
+    assert check.passed and "unchanged" in check.metadata["validated_now"].value
