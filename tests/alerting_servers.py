@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 from aiosmtpd.controller import Controller
+
+from tests.loopback import LoopbackHttpServer
 
 
 class _Inbox:
@@ -106,22 +107,9 @@ def _handler(state: TwilioState):
     return Handler
 
 
-class TwilioServer:
+class TwilioServer(LoopbackHttpServer):
     """``POST /2010-04-01/Accounts/{sid}/Messages.json`` as Twilio answers it."""
 
     def __init__(self, account_sid: str = "AC" + "1" * 32, auth_token: str = "secret") -> None:
         self.state = TwilioState(account_sid, auth_token)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> TwilioServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(_handler(self.state))

@@ -11,9 +11,11 @@ import json
 import re
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlparse
+
+from tests.loopback import LoopbackHttpServer
 
 
 class MetabaseState:
@@ -236,7 +238,7 @@ def _put_dashboard(state: MetabaseState, dash: dict, body: dict) -> None:
     dash.update({k: v for k, v in body.items() if k != "dashcards"})
 
 
-class MetabaseServer:
+class MetabaseServer(LoopbackHttpServer):
     def __init__(self, email: str = "admin@storepulse.test", password: str = "s3cret!",
                  set_up: bool = True) -> None:
         self.state = MetabaseState(email, password, set_up)
@@ -274,17 +276,8 @@ class MetabaseServer:
             def do_PUT(self) -> None:
                 self._serve("PUT")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> MetabaseServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.base_url
