@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
 
 from alerting.rules import load_rules
@@ -49,7 +51,7 @@ def enqueue_anomalies(engine: Engine, after_seq: int) -> Enqueued:
                     rows.append({"t": anomaly["tenant_id"], "key": anomaly["anomaly_id"],
                                  "channel": channel, "to": recipient, "kind": "anomaly",
                                  "severity": anomaly["severity"],
-                                 "payload": json.dumps(payload)})
+                                 "payload": payload})
         inserted = _insert(conn, rows)
     cursor = anomalies[-1]["alert_seq"] if anomalies else after_seq
     return Enqueued(rows=inserted, alerts=len(anomalies), cursor=cursor)
@@ -59,24 +61,34 @@ def enqueue_event(engine: Engine, tenant_id: str, kind: str, key: str, severity:
                   recipients: list[tuple[str, str]], payload: dict[str, Any]) -> int:
     """Outbox rows for a platform event (run failure, failed check, stale data)."""
     rows = [{"t": tenant_id, "key": key, "channel": channel, "to": recipient, "kind": kind,
-             "severity": severity, "payload": json.dumps(payload, default=str)}
+             "severity": severity, "payload": _jsonable(payload)}
             for channel, recipient in recipients]
     with engine.begin() as conn:
         return _insert(conn, rows)
 
 
+_DELIVERIES = sa.table(
+    "alert_deliveries", sa.column("delivery_id"), sa.column("tenant_id"),
+    sa.column("anomaly_id"), sa.column("channel"), sa.column("recipient"), sa.column("kind"),
+    sa.column("severity"), sa.column("payload", JSONB), schema="ops")
+
+
 def _insert(conn: sa.Connection, rows: list[dict]) -> int:
+    """One statement for the whole batch; the rows it returns are the ones that were new."""
     if not rows:
         return 0
-    inserted = 0
-    for row in rows:  # executemany does not report per-row rowcount for DO NOTHING
-        inserted += conn.execute(sa.text("""
-            insert into ops.alert_deliveries (tenant_id, anomaly_id, channel, recipient, kind,
-                severity, payload)
-            values (:t, :key, :channel, :to, :kind, :severity, cast(:payload as jsonb))
-            on conflict (tenant_id, anomaly_id, channel, recipient) do nothing
-        """), row).rowcount
-    return inserted
+    statement = (pg_insert(_DELIVERIES)
+                 .values([{"tenant_id": r["t"], "anomaly_id": r["key"], "channel": r["channel"],
+                           "recipient": r["to"], "kind": r["kind"], "severity": r["severity"],
+                           "payload": r["payload"]} for r in rows])
+                 .on_conflict_do_nothing(
+                     index_elements=["tenant_id", "anomaly_id", "channel", "recipient"])
+                 .returning(_DELIVERIES.c.delivery_id))
+    return len(conn.execute(statement).all())
+
+
+def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(payload, default=str))
 
 
 def _plain(value: Any) -> Any:

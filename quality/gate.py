@@ -73,10 +73,6 @@ class SuiteOutcome:
     def blocking_failures(self) -> list[RuleOutcome]:
         return [r for r in self.rules if r.blocking]
 
-    @property
-    def warnings(self) -> list[RuleOutcome]:
-        return [r for r in self.rules if r.severity == "warn" and not r.success]
-
     def rule(self, name: str) -> RuleOutcome:
         return next(r for r in self.rules if r.rule == name)
 

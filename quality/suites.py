@@ -83,9 +83,6 @@ class Suite:
         # be seen (and fail tenant_registered), not filtered away.
         return f"select * from {self.table} where source_file_id in ({batch.file_list()})"
 
-    def rule(self, name: str) -> Rule:
-        return next(r for r in self.rules if r.name == name)
-
 
 def _daily_revenue_query(batch: BatchContext) -> str:
     """Each batch day's revenue against the mean of the tenant's previous trading days: the
