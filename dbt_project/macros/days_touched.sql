@@ -8,6 +8,12 @@
 
     union
 
+    {{ superseded_days(relation) }}
+{% endmacro %}
+
+{#- (tenant_id, day) of lines whose file version was replaced since `relation` last ran:
+    their orders may have changed or vanished. -#}
+{% macro superseded_days(relation) %}
     select distinct lines.tenant_id, (lines.ordered_at at time zone tenants.timezone)::date
     from {{ source('raw', 'sales_lines') }} as lines
     join {{ source('raw', 'ingest_files') }} as files

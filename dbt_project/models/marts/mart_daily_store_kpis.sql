@@ -30,15 +30,7 @@ changed_days as (
     union all
 
     -- days whose orders may have disappeared with a replaced file version
-    select lines.tenant_id, (lines.ordered_at at time zone tenants.timezone)::date
-    from {{ source('raw', 'sales_lines') }} as lines
-    join {{ source('raw', 'ingest_files') }} as files
-        on files.file_id = lines.source_file_id
-    join {{ ref('stg_tenants') }} as tenants
-        on tenants.tenant_id = lines.tenant_id
-    where files.status = 'superseded'
-      and files.superseded_at > (
-          select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+    {{ superseded_days(this) }}
     {% endif %}
 ),
 
