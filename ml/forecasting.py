@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ml.backtest import Champion, backtest, choose_champion
-from ml.models import model_factories
+from ml.models import build_model, model_factories
 
 METRICS = ("net_revenue", "orders")
 
@@ -22,6 +22,8 @@ class SeriesResult:
     backtests: pd.DataFrame
     champion: Champion
     model_version: str
+    # The champion's fitted parameters (None for the baselines): tomorrow's refit starts here.
+    params: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class SeriesTask:
     fold_days: int
     # A champion chosen by a recent backtest: refit it and skip the backtest (daily refresh).
     champion: Champion | None = None
+    # That champion's parameters from its last fit: the refit's optimizer starts from them.
+    warm_start: dict | None = None
 
 
 def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
@@ -51,16 +55,21 @@ def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataF
 
 def forecast_series(task: SeriesTask) -> SeriesResult:
     factories = model_factories(task.country_code)
+    warm: dict[str, dict] = {}
     if task.champion is not None and task.champion.model_name in factories:
         results, champion = pd.DataFrame(), task.champion
+        if task.warm_start:
+            warm[champion.model_name] = task.warm_start
     else:
-        results = backtest(task.history, factories, folds=task.folds, horizon=task.fold_days)
+        results = backtest(task.history, factories, folds=task.folds, horizon=task.fold_days,
+                           warm_starts=warm)
         champion = choose_champion(results)
-    model = factories[champion.model_name]().fit(task.history)
+    model = build_model(factories[champion.model_name], warm.get(champion.model_name))
+    model.fit(task.history)
     last = pd.to_datetime(task.history["ds"]).max()
     future = pd.Series(pd.date_range(last + pd.Timedelta(days=1), periods=task.horizon))
     return SeriesResult(task.store_id, task.metric, model.predict(future), results, champion,
-                        f"{champion.model_name}:{model.version}")
+                        f"{champion.model_name}:{model.version}", model.params)
 
 
 def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon: int = 30,

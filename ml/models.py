@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-PROPHET_VERSION = "prophet-mult-cps0.5-v1"
+PROPHET_VERSION = "prophet-mult-cps0.5-v2"
+# L-BFGS memory: Prophet's posterior is badly conditioned (Laplace-prior changepoints), and
+# the default of 5 took thousands of iterations; 50 reaches an equal or better optimum in
+# about a third fewer (bench/forecast_speed.py).
+LBFGS_HISTORY_SIZE = 50
+PROPHET_PARAMS = ("k", "m", "delta", "beta", "sigma_obs")
 INTERVAL_QUANTILES = (0.025, 0.10, 0.90, 0.975)  # for the empirical baselines
 USUAL_CLOSED_DATES = {(12, 25), (12, 26), (1, 1)}
 FORECAST_COLUMNS = ["ds", "yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95",
@@ -35,31 +41,41 @@ class ClosedDayRule:
 
     @classmethod
     def learn(cls, history: pd.DataFrame) -> ClosedDayRule:
-        ds = pd.to_datetime(history["ds"]).reset_index(drop=True)
+        ds = pd.DatetimeIndex(history["ds"])
         closed = history["closed"].to_numpy(bool)
-        weekday = ds.dt.day_of_week.to_numpy()
+        weekday = ds.day_of_week.to_numpy()
         weekdays = set()
         for day in range(7):
             recent = closed[weekday == day][-8:]
             if len(recent) >= 4 and recent.mean() >= 0.8:
                 weekdays.add(day)
-        marks = pd.DataFrame({"month": ds.dt.month, "day": ds.dt.day, "closed": closed,
-                              "weekday_closed": np.isin(weekday, list(weekdays))})
-        per_date = marks.groupby(["month", "day"]).agg(
-            all_closed=("closed", "all"), by_weekday=("weekday_closed", "all"),
-            seen=("closed", "size"))
+        # Per calendar date: how often seen, closed, and closed because of its weekday. Counted
+        # with bincount over month * 32 + day: every model fit learns a rule, so this is hot.
+        keys = _date_keys(ds)
+        seen = np.bincount(keys, minlength=_DATE_KEYS)
+        times_closed = np.bincount(keys, weights=closed, minlength=_DATE_KEYS)
+        weekday_closed = np.bincount(keys, weights=np.isin(weekday, list(weekdays)),
+                                     minlength=_DATE_KEYS)
         # Closed every time it was seen, in at least two years (a single closed day may be an
         # outage), except the usual holidays; and not merely because of its weekday.
-        usual = per_date.index.isin(list(USUAL_CLOSED_DATES))
-        keep = per_date["all_closed"] & ~per_date["by_weekday"] & (
-            (per_date["seen"] >= 2) | usual)
-        return cls(weekdays, {(int(m), int(d)) for m, d in per_date.index[keep.to_numpy()]})
+        usual = np.isin(np.arange(_DATE_KEYS), [m * 32 + d for m, d in USUAL_CLOSED_DATES])
+        keep = (seen > 0) & (times_closed == seen) & (weekday_closed < seen) \
+            & ((seen >= 2) | usual)
+        return cls(weekdays, {(int(k) // 32, int(k) % 32) for k in np.flatnonzero(keep)})
 
     def is_closed(self, dates: pd.Series) -> np.ndarray:
-        dates = pd.to_datetime(dates)
-        by_weekday = dates.dt.day_of_week.isin(list(self.weekdays)).to_numpy()
-        by_date = np.array([(d.month, d.day) in self.dates for d in dates], dtype=bool)
+        dates = pd.DatetimeIndex(dates)
+        by_weekday = np.isin(dates.day_of_week.to_numpy(), list(self.weekdays))
+        by_date = np.isin(_date_keys(dates), [m * 32 + d for m, d in self.dates])
         return by_weekday | by_date
+
+
+_DATE_KEYS = 13 * 32
+
+
+def _date_keys(dates: pd.DatetimeIndex) -> np.ndarray:
+    """month * 32 + day: one small integer per calendar date, for counting and lookups."""
+    return dates.month.to_numpy() * 32 + dates.day.to_numpy()
 
 
 def _empty_forecast(dates: pd.Series) -> pd.DataFrame:
@@ -82,6 +98,7 @@ class SeasonalNaive:
 
     name = "seasonal_naive"
     version = "v1"
+    params = None  # nothing to warm-start from
 
     def fit(self, history: pd.DataFrame) -> SeasonalNaive:
         self.history = history.reset_index(drop=True)
@@ -142,20 +159,25 @@ class ProphetModel:
     median clipped before fitting so one-off bulk orders do not bend the trend. Closed days are
     not fitted. The 95% interval comes from Prophet's predictive samples; the 80% interval
     scales it by the ratio of normal quantiles.
+
+    ``init`` warm-starts the optimizer from the ``params`` of an earlier fit of the same
+    series (the previous backtest fold, or yesterday's model): the optimum is the same, it is
+    reached in fewer iterations. Parameters of another shape are ignored by Prophet.
     """
 
     name = "prophet"
     version = PROPHET_VERSION
 
     def __init__(self, country_code: str | None = None, uncertainty_samples: int = 100,
-                 seed: int = 0) -> None:
+                 seed: int = 0, init: dict[str, float | list[float]] | None = None) -> None:
         self.country_code = country_code
         self.uncertainty_samples = uncertainty_samples
         self.seed = seed
+        self.init = init
+        self.params: dict[str, float | list[float]] | None = None
 
     def fit(self, history: pd.DataFrame) -> ProphetModel:
-        from prophet import Prophet
-
+        Prophet = _prophet_class()
         # Prophet warns on every fit of under two years with yearly seasonality; the choice is
         # deliberate here (700+ days), so only errors are worth a log line.
         for name in ("prophet", "cmdstanpy"):
@@ -178,7 +200,19 @@ class ProphetModel:
             # a year of margin covers the forecast horizon
             self.model.holidays = _holidays(self.country_code, int(years.min()),
                                             int(years.max()) + 1)
-        self.model.fit(pd.DataFrame({"ds": pd.to_datetime(trading["ds"]).to_numpy(), "y": y}))
+        options = {}
+        if len(trading) >= 100:  # below that Prophet optimizes with Newton, not L-BFGS
+            options["history_size"] = LBFGS_HISTORY_SIZE
+        if self.init:
+            options["init"] = {name: np.asarray(value, dtype=float)
+                               for name, value in self.init.items()}
+        self.model.fit(pd.DataFrame({"ds": pd.to_datetime(trading["ds"]).to_numpy(), "y": y}),
+                       **options)
+        # Plain floats and lists: JSON-ready, to be stored and passed back as ``init``.
+        fitted = self.model.params
+        self.params = {name: (fitted[name].ravel().tolist() if name in ("delta", "beta")
+                              else float(fitted[name].ravel()[0]))
+                       for name in PROPHET_PARAMS}
         return self
 
     def predict(self, dates: pd.Series) -> pd.DataFrame:
@@ -197,6 +231,58 @@ class ProphetModel:
         frame["yhat_lower_80"] = point - (point - lo95) * ratio
         frame["yhat_upper_80"] = point + (hi95 - point) * ratio
         return _finish(frame, self.rule.is_closed(frame["ds"]))
+
+
+@functools.cache
+def _prophet_class() -> type:
+    """Prophet with two costs of its Python side removed; its model and results are unchanged
+    (tests/test_ml_models.py compares forecasts with plain Prophet's).
+
+    - ``predict`` built a frame's seasonality and holiday features twice (for the components,
+      then again for the uncertainty samples): 40% of a 28-day prediction. Here once.
+    - ``fit`` handed cmdstanpy nested Python lists, which stanio then walks element by
+      element to write Stan's JSON input (20 ms for two years); numpy arrays take its
+      vectorized path (6 ms).
+
+    Prophet is imported on first use: that takes seconds, and the baselines do not need it.
+    """
+    from prophet import Prophet
+    from prophet.models import CmdStanPyBackend
+
+    class ArrayInputBackend(CmdStanPyBackend):
+        @staticmethod
+        def prepare_data(init, data):
+            stan_init, stan_data = CmdStanPyBackend.prepare_data(init, data)
+            # the same values, as arrays again
+            return stan_init, {name: np.asarray(value) if isinstance(value, list) else value
+                               for name, value in stan_data.items()}
+
+    class StreamlinedProphet(Prophet):
+        _features_of: tuple | None = None
+        _predicting = False
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.stan_backend = ArrayInputBackend()
+
+        def make_all_seasonality_features(self, df):
+            # Only within one predict call, and only for the very frame it already saw.
+            cached = self._features_of
+            if cached is not None and cached[0] is df and cached[1].equals(df["ds"]):
+                return cached[2]
+            features = super().make_all_seasonality_features(df)
+            if self._predicting:
+                self._features_of = (df, df["ds"].copy(), features)
+            return features
+
+        def predict(self, df=None, vectorized=True):
+            self._predicting = True
+            try:
+                return super().predict(df, vectorized)
+            finally:
+                self._predicting, self._features_of = False, None
+
+    return StreamlinedProphet
 
 
 @functools.lru_cache(maxsize=64)
@@ -221,9 +307,18 @@ def _clip_outliers(y: pd.Series, k: float = 4.0) -> np.ndarray:
     return y.clip(lower=lower, upper=upper).to_numpy(float)
 
 
-def model_factories(country_code: str | None) -> dict[str, callable]:
+ModelFactory = Callable[..., "SeasonalNaive | ProphetModel"]
+
+
+def model_factories(country_code: str | None) -> dict[str, ModelFactory]:
+    """Model name -> factory; a model that can be warm-started takes ``init``."""
     return {
-        "prophet": lambda: ProphetModel(country_code),
+        "prophet": lambda init=None: ProphetModel(country_code, init=init),
         "seasonal_naive": SeasonalNaive,
         "seasonal_median_4w": SeasonalMedian,
     }
+
+
+def build_model(factory: ModelFactory, init: dict | None = None):
+    """A new model, warm-started from ``init`` (``params`` of an earlier fit) when given."""
+    return factory(init=init) if init else factory()

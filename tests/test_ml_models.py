@@ -117,3 +117,83 @@ def test_a_model_that_loses_to_the_baseline_is_not_used():
     assert result.champion.model_name == means.idxmin()
     assert len(result.forecast) == 14
     assert result.model_version.startswith(result.champion.model_name)
+
+
+def test_closed_dates_need_two_years_unless_usual_and_not_just_their_weekday():
+    ds = pd.date_range("2023-01-01", "2025-03-31", freq="D")
+    closed = np.asarray(ds.day_of_week == 6)  # closed on Sundays
+    closed |= (ds.month == 7) & (ds.day == 4)  # every year: a learnt closed date
+    closed |= (ds.month == 12) & (ds.day == 26)  # usual holiday, seen closed every time
+    closed |= (ds.year == 2024) & (ds.month == 3) & (ds.day == 5)  # once: an outage, not a rule
+    history = pd.DataFrame({"ds": ds, "y": np.where(closed, 0.0, 100.0), "closed": closed})
+    rule = ClosedDayRule.learn(history)
+    assert rule.weekdays == {6}
+    # (3, 5) was open in 2023 and 2025; no date is kept for merely falling on a Sunday.
+    assert rule.dates == {(7, 4), (12, 26)}
+    future = pd.Series(pd.date_range("2025-07-03", periods=4))  # Thu 3 .. Sun 6 July
+    assert rule.is_closed(future).tolist() == [False, True, False, True]
+
+
+def test_backtest_folds_warm_start_from_the_previous_fold():
+    history = weekly_series(days=200, closed_weekday=None)
+
+    class Recorder(SeasonalNaive):
+        inits: list = []
+
+        def __init__(self, init=None):
+            Recorder.inits.append(init)
+
+        def fit(self, train):
+            self.params = {"fitted_through": str(train["ds"].max().date())}
+            return super().fit(train)
+
+    warm = {"recorder": {"fitted_through": "seed"}}
+    backtest(history, {"recorder": Recorder}, folds=3, horizon=28, warm_starts=warm)
+    fitted_through = [str(d.date()) for d in history["ds"].iloc[[115, 143, 171]]]
+    # fold 1 starts from the caller's seed, each later fold from the fold before it, and the
+    # caller is left holding the last fold's parameters for its final fit
+    assert [i["fitted_through"] for i in Recorder.inits] == ["seed", *fitted_through[:2]]
+    assert warm["recorder"] == {"fitted_through": fitted_through[2]}
+
+
+def test_warm_started_prophet_reaches_the_same_forecast():
+    history = weekly_series(days=420, closed_weekday=None, seed=5)
+    earlier = ProphetModel("GB").fit(history.iloc[:-28])
+    assert set(earlier.params) == {"k", "m", "delta", "beta", "sigma_obs"}
+    assert len(earlier.params["beta"]) > 6 and isinstance(earlier.params["k"], float)
+    future = pd.Series(pd.date_range(history["ds"].max() + pd.Timedelta(days=1), periods=28))
+    cold = ProphetModel("GB").fit(history).predict(future)
+    warm = ProphetModel("GB", init=earlier.params).fit(history).predict(future)
+    assert warm["yhat"].to_numpy() == pytest.approx(cold["yhat"].to_numpy(), rel=0.02)
+    # A model whose parameters have another shape (no holidays: fewer betas) still fits.
+    other = ProphetModel(None, init=earlier.params).fit(history).predict(future)
+    assert other["yhat"].gt(0).all()
+
+
+def test_prophet_builds_features_once_per_predict_and_predicts_exactly_as_prophet(
+        monkeypatch):
+    from prophet import Prophet
+
+    from ml.models import _holidays, _prophet_class
+
+    history = weekly_series(days=300, closed_weekday=None, seed=7)
+    frame = pd.DataFrame({"ds": history["ds"], "y": history["y"]})
+    fitted = []
+    for cls in (Prophet, _prophet_class()):
+        model = cls(seasonality_mode="multiplicative", uncertainty_samples=50)
+        model.holidays = _holidays("GB", 2024, 2025)
+        fitted.append(model.fit(frame.iloc[:-28], seed=1))
+    builds = []
+    build = Prophet.make_all_seasonality_features
+    monkeypatch.setattr(Prophet, "make_all_seasonality_features",
+                        lambda self, df: builds.append(type(self)) or build(self, df))
+    forecasts = []
+    for model in fitted:
+        np.random.seed(0)
+        forecasts.append(model.predict(frame[["ds"]].iloc[-28:]))
+    pd.testing.assert_frame_equal(forecasts[0], forecasts[1])
+    assert builds == [Prophet, Prophet, type(fitted[1])]  # Prophet builds them twice
+    # and nothing is kept between predictions: new dates get new features
+    np.random.seed(0)
+    later = fitted[1].predict(frame[["ds"]].iloc[-14:])
+    assert len(later) == 14 and len(builds) == 4
