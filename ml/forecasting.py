@@ -14,6 +14,15 @@ from ml.models import build_model, model_factories
 METRICS = ("net_revenue", "orders")
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """A series' champion as last fitted: its parameters seed the next refit's optimizer."""
+
+    model_name: str
+    model_version: str
+    params: dict
+
+
 @dataclass
 class SeriesResult:
     store_id: str
@@ -24,6 +33,7 @@ class SeriesResult:
     model_version: str
     # The champion's fitted parameters (None for the baselines): tomorrow's refit starts here.
     params: dict | None = None
+    warm_started: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,8 @@ class SeriesTask:
     fold_days: int
     # A champion chosen by a recent backtest: refit it and skip the backtest (daily refresh).
     champion: Champion | None = None
-    # That champion's parameters from its last fit: the refit's optimizer starts from them.
-    warm_start: dict | None = None
+    # The series' last fitted champion: a refit of the same model and version starts there.
+    state: ModelState | None = None
 
 
 def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
@@ -54,38 +64,51 @@ def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataF
 
 
 def forecast_series(task: SeriesTask) -> SeriesResult:
+    """Backtest (unless a recent champion is known), then fit the champion on the whole history
+    and forecast ``horizon`` days ahead.
+
+    Warm starts never cross the backtest's cutoffs: folds start from the previous fold, and
+    only the refit of a known champion starts from its stored state (fitted on yesterday's
+    history, which the forecast is allowed to see).
+    """
     factories = model_factories(task.country_code)
     warm: dict[str, dict] = {}
     if task.champion is not None and task.champion.model_name in factories:
         results, champion = pd.DataFrame(), task.champion
-        if task.warm_start:
-            warm[champion.model_name] = task.warm_start
+        state = task.state
+        version = f"{champion.model_name}:{factories[champion.model_name]().version}"
+        if state and (state.model_name, state.model_version) == (champion.model_name, version):
+            warm[champion.model_name] = state.params
     else:
         results = backtest(task.history, factories, folds=task.folds, horizon=task.fold_days,
                            warm_starts=warm)
         champion = choose_champion(results)
-    model = build_model(factories[champion.model_name], warm.get(champion.model_name))
+    init = warm.get(champion.model_name)
+    model = build_model(factories[champion.model_name], init)
     model.fit(task.history)
     last = pd.to_datetime(task.history["ds"]).max()
     future = pd.Series(pd.date_range(last + pd.Timedelta(days=1), periods=task.horizon))
     return SeriesResult(task.store_id, task.metric, model.predict(future), results, champion,
-                        f"{champion.model_name}:{model.version}", model.params)
+                        f"{champion.model_name}:{model.version}", model.params,
+                        warm_started=task.champion is not None and init is not None)
 
 
 def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon: int = 30,
                     folds: int = 3, fold_days: int = 28, metrics: tuple[str, ...] = METRICS,
                     workers: int = 1,
-                    known_champions: Mapping[tuple[str, str], Champion] | None = None
+                    known_champions: Mapping[tuple[str, str], Champion] | None = None,
+                    model_states: Mapping[tuple[str, str], ModelState] | None = None
                     ) -> list[SeriesResult]:
     """Every store x metric series; ``workers`` > 1 spreads series over processes.
 
     ``known_champions`` ((store, metric) -> champion of a recent backtest) skips the backtest
     of those series: the champion is refitted on the full history and forecasts ahead. New
-    stores, and series without one, are backtested as usual.
+    stores, and series without one, are backtested as usual. ``model_states`` (the last fitted
+    parameters per series) warm-start those refits.
     """
-    known = known_champions or {}
+    known, states = known_champions or {}, model_states or {}
     tasks = [SeriesTask(store, metric, history, country_code, horizon, folds, fold_days,
-                        known.get((store, metric)))
+                        known.get((store, metric)), states.get((store, metric)))
              for metric in metrics
              for store, history in store_histories(daily_kpis, metric).items()]
     if workers <= 1 or len(tasks) <= 1:

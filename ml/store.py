@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from ml.backtest import Champion
-from ml.forecasting import SeriesResult
+from ml.forecasting import ModelState, SeriesResult
 
 
 def read_daily_kpis(conn: sa.Connection, tenant_id: str) -> pd.DataFrame:
@@ -44,10 +45,28 @@ def recent_champions(conn: sa.Connection, tenant_id: str, max_age_days: int
     return champions
 
 
+def model_states(conn: sa.Connection, tenant_id: str) -> dict[tuple[str, str], ModelState]:
+    """Each series' champion as last fitted, to warm-start today's refit."""
+    rows = conn.execute(sa.text(
+        "select store_id, metric, model_name, model_version, params from ml.model_states "
+        "where tenant_id = :t"), {"t": tenant_id}).all()
+    return {(r.store_id, r.metric): ModelState(r.model_name, r.model_version, r.params)
+            for r in rows}
+
+
+_MODEL_STATE_INSERT = sa.text("""
+    insert into ml.model_states (tenant_id, store_id, metric, model_name, model_version,
+                                 params, fitted_through, run_id)
+    values (:t, :store_id, :metric, :model_name, :model_version, :params, :fitted_through,
+            :run_id)
+""").bindparams(sa.bindparam("params", type_=JSONB))
+
+
 def write_forecasts(engine: sa.Engine, tenant_id: str, results: list[SeriesResult],
                     run_id: str) -> int:
-    """Replace the tenant's forecasts atomically, and the backtests of the series that were
-    backtested in this run (reused champions keep theirs); returns forecast rows written."""
+    """Replace the tenant's forecasts and model states atomically, and the backtests of the
+    series that were backtested in this run (reused champions keep theirs); returns forecast
+    rows written."""
     forecasts, backtests = [], []
     for r in results:
         frame = r.forecast.assign(tenant_id=tenant_id, store_id=r.store_id, metric=r.metric,
@@ -72,7 +91,20 @@ def write_forecasts(engine: sa.Engine, tenant_id: str, results: list[SeriesResul
             pd.concat(backtests).to_sql("forecast_backtests", conn, schema="ml",
                                         if_exists="append", index=False, method="multi",
                                         chunksize=2000)
+        conn.execute(sa.text("delete from ml.model_states where tenant_id = :t"),
+                     {"t": tenant_id})
+        states = [{"t": tenant_id, "store_id": r.store_id, "metric": r.metric,
+                   "model_name": r.champion.model_name, "model_version": r.model_version,
+                   "params": r.params, "fitted_through": _fitted_through(r), "run_id": run_id}
+                  for r in results if r.params]
+        if states:
+            conn.execute(_MODEL_STATE_INSERT, states)
     return sum(len(f) for f in forecasts)
+
+
+def _fitted_through(result: SeriesResult):
+    """The day before the first forecast day: the last day the champion was fitted on."""
+    return (pd.Timestamp(result.forecast["ds"].min()) - pd.Timedelta(days=1)).date()
 
 
 def write_anomalies(engine: sa.Engine, tenant_id: str, anomalies: pd.DataFrame,

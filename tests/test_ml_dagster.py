@@ -117,6 +117,20 @@ def test_recent_backtests_are_reused_then_redone_when_old(warehouse):
     meta = {e.materialization.asset_key: e.materialization.metadata
             for e in reused.get_asset_materialization_events()}
     assert meta[AssetKey(["ml", "forecasts"])]["series_backtested"].value == 0
+    # Prophet champions were refitted from the state the previous run stored, and stored anew.
+    states = frame(engine, "select store_id, metric, model_name, params, fitted_through, "
+                           "run_id from ml.model_states where tenant_id = 'northwind'")
+    champions = frame(engine, "select distinct store_id, metric, model_name from ml.forecasts "
+                              "where tenant_id = 'northwind'")
+    prophet = champions[champions.model_name == "prophet"]
+    assert len(prophet) > 0
+    assert sorted(states.metric) == sorted(prophet.metric)
+    assert meta[AssetKey(["ml", "forecasts"])]["series_warm_started"].value == len(prophet)
+    assert (states.run_id == reused.run_id).all()
+    assert states.params.map(lambda p: len(p["beta"]) > 0 and "k" in p).all()
+    last_day = frame(engine, "select max(day) as d from marts.mart_daily_store_kpis "
+                             "where tenant_id = 'northwind'").d[0]
+    assert (states.fitted_through == last_day).all()
     after = frame(engine, "select store_id, metric, model_name, fold, run_id, created_at "
                           "from ml.forecast_backtests where tenant_id = 'northwind'")
     assert after.equals(before)  # kept, not redone

@@ -197,3 +197,30 @@ def test_prophet_builds_features_once_per_predict_and_predicts_exactly_as_prophe
     np.random.seed(0)
     later = fitted[1].predict(frame[["ds"]].iloc[-14:])
     assert len(later) == 14 and len(builds) == 4
+
+
+def test_a_known_champion_refits_from_its_stored_state_of_the_same_version():
+    from ml.backtest import Champion
+    from ml.forecasting import ModelState
+    from ml.models import PROPHET_VERSION
+
+    history = weekly_series(days=420, closed_weekday=None, seed=11)
+    yesterday = ProphetModel("GB").fit(history.iloc[:-1])
+    champion = Champion("prophet", "lowest backtest WAPE [reused]")
+
+    def refit(state):
+        return forecast_series(SeriesTask("S1", "net_revenue", history, "GB", horizon=14,
+                                          folds=3, fold_days=28, champion=champion,
+                                          state=state))
+
+    cold = refit(None)
+    warm = refit(ModelState("prophet", f"prophet:{PROPHET_VERSION}", yesterday.params))
+    stale = refit(ModelState("prophet", "prophet:an-older-version", yesterday.params))
+    assert (cold.warm_started, warm.warm_started, stale.warm_started) == (False, True, False)
+    assert warm.backtests.empty and warm.params is not None
+    assert warm.forecast["yhat"].to_numpy() == pytest.approx(cold.forecast["yhat"].to_numpy(),
+                                                             rel=0.02)
+    # a baseline champion has nothing to store
+    naive = forecast_series(SeriesTask("S1", "net_revenue", history, "GB", horizon=14, folds=3,
+                                       fold_days=28, champion=Champion("seasonal_naive", "x")))
+    assert naive.params is None and not naive.warm_started

@@ -21,6 +21,7 @@ from ml.forecasting import forecast_tenant, store_histories
 from ml.plots import forecast_plot
 from ml.store import (
     last_anomaly_scan,
+    model_states,
     read_daily_kpis,
     recent_champions,
     record_anomaly_scan,
@@ -58,7 +59,9 @@ class ForecastConfig(Config):
     specs=[
         AssetSpec(["ml", "forecasts"], deps=[DAILY_KPIS], group_name="ml",
                   kinds={"python", "prophet", "postgres"}, owners=[DATA_SCIENCE],
-                  description="Forecasts from the champion model of each series."),
+                  description="Forecasts from the champion model of each series (its fitted "
+                              "parameters go to ml.model_states, to warm-start tomorrow's "
+                              "refit)."),
         AssetSpec(["ml", "forecast_backtests"], deps=[DAILY_KPIS], group_name="ml",
                   kinds={"python", "postgres"}, owners=[DATA_SCIENCE],
                   description="Backtest errors (MAPE, WAPE, sMAPE, MASE, coverage) per model."),
@@ -72,9 +75,11 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
     with engine.connect() as conn:
         kpis = read_daily_kpis(conn, tenant.tenant_id)
         known = recent_champions(conn, tenant.tenant_id, config.reuse_backtests_days)
+        states = model_states(conn, tenant.tenant_id)
     results = forecast_tenant(kpis, tenant.country_code, horizon=config.horizon_days,
                               folds=config.backtest_folds, fold_days=config.fold_days,
-                              workers=config.workers, known_champions=known)
+                              workers=config.workers, known_champions=known,
+                              model_states=states)
     rows = write_forecasts(engine, tenant.tenant_id, results, context.run_id)
     backtests = pd.concat([r.backtests.assign(store_id=r.store_id, metric=r.metric)
                            for r in results if not r.backtests.empty] or [pd.DataFrame()])
@@ -84,6 +89,7 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
     forecast_meta = {
         "series": MetadataValue.int(len(results)),
         "series_backtested": MetadataValue.int(sum(not r.backtests.empty for r in results)),
+        "series_warm_started": MetadataValue.int(sum(r.warm_started for r in results)),
         "dagster/row_count": MetadataValue.int(rows),
         "champions": MetadataValue.json(champions.to_dict()),
         "backtest_summary": MetadataValue.md(summary.to_markdown(index=False)
