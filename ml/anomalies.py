@@ -42,6 +42,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.ensemble import IsolationForest
 
 from ml.models import ClosedDayRule
@@ -133,19 +134,32 @@ def seasonal_baseline(values: pd.Series, weekdays: pd.Series, trading: pd.Series
     j = t if judged is None else judged
     for weekday in range(7):
         sources = np.flatnonzero((w == weekday) & t)
-        for pos in np.flatnonzero((w == weekday) & j):
-            before = sources[sources < pos][-WEEKS:]
-            if len(before) < WEEKS:
-                continue
-            window = v[before]
-            window = window[~np.isnan(window)]
-            if len(window) < WEEKS // 2:
-                continue
-            median = float(np.median(window))
-            mad = float(np.median(np.abs(window - median))) * 1.4826
-            expected[pos] = median
-            spread[pos] = max(mad, SPREAD_FLOOR * abs(median), 1e-9)
+        positions = np.flatnonzero((w == weekday) & j)
+        if len(sources) < WEEKS or len(positions) == 0:
+            continue
+        # Row k of the windows holds the WEEKS source values before sources[k + WEEKS].
+        windows = sliding_window_view(v[sources], WEEKS)
+        earlier = np.searchsorted(sources, positions)  # sources strictly before each day
+        positions, rows = positions[earlier >= WEEKS], earlier[earlier >= WEEKS] - WEEKS
+        window = windows[rows]
+        enough = (~np.isnan(window)).sum(axis=1) >= WEEKS // 2
+        positions, window = positions[enough], window[enough]
+        if len(positions) == 0:
+            continue
+        median = np.nanmedian(window, axis=1)
+        mad = np.nanmedian(np.abs(window - median[:, None]), axis=1) * 1.4826
+        expected[positions] = median
+        spread[positions] = np.maximum(np.maximum(mad, SPREAD_FLOOR * np.abs(median)), 1e-9)
     return expected, spread
+
+
+def _rowwise_nanmedian(rows: np.ndarray) -> np.ndarray:
+    """Median of each row's non-missing values; NaN for a row with none."""
+    out = np.full(len(rows), np.nan)
+    present = ~np.isnan(rows).all(axis=1)
+    if present.any():
+        out[present] = np.nanmedian(rows[present], axis=1)
+    return out
 
 
 def _local_level(deviation: np.ndarray, usable: np.ndarray, half_window: int = 3
@@ -154,12 +168,12 @@ def _local_level(deviation: np.ndarray, usable: np.ndarray, half_window: int = 3
     whole week runs from normal, e.g. during a promotion."""
     level = np.zeros(len(deviation))
     index = np.flatnonzero(usable)
-    for rank, i in enumerate(index):
-        neighbours = np.r_[index[max(rank - half_window, 0):rank],
-                           index[rank + 1:rank + 1 + half_window]]
-        values = deviation[neighbours]
-        values = values[~np.isnan(values)]
-        level[i] = float(np.median(values)) if len(values) else 0.0
+    if len(index) == 0:
+        return level
+    padding = np.full(half_window, np.nan)
+    around = sliding_window_view(np.r_[padding, deviation[index], padding], 2 * half_window + 1)
+    neighbours = np.delete(around, half_window, axis=1)
+    level[index] = np.nan_to_num(_rowwise_nanmedian(neighbours), nan=0.0)
     return level
 
 
@@ -167,11 +181,11 @@ def _trailing_median(deviation: np.ndarray, usable: np.ndarray, days: int = SHIF
                      ) -> np.ndarray:
     out = np.full(len(deviation), np.nan)
     index = np.flatnonzero(usable)
-    for rank, i in enumerate(index):
-        if rank + 1 >= days:
-            window = deviation[index[rank + 1 - days:rank + 1]]
-            if not np.isnan(window).any():
-                out[i] = float(np.median(window))
+    if len(index) < days:
+        return out
+    windows = sliding_window_view(deviation[index], days)  # row r ends at index[r + days - 1]
+    complete = ~np.isnan(windows).any(axis=1)
+    out[index[days - 1:][complete]] = np.median(windows[complete], axis=1)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -10,11 +12,14 @@ from ml.backtest import Champion
 from ml.forecasting import ModelState, SeriesResult
 
 
-def read_daily_kpis(conn: sa.Connection, tenant_id: str) -> pd.DataFrame:
+def read_daily_kpis(conn: sa.Connection, tenant_id: str, since: date | None = None
+                    ) -> pd.DataFrame:
+    """The tenant's daily store KPIs (from ``since`` on, when given)."""
     return pd.read_sql(sa.text(
         "select store_id, day, net_revenue, orders, avg_order_value, returns_amount, "
-        "is_closed_day from marts.mart_daily_store_kpis where tenant_id = :t order by store_id, "
-        "day"), conn, params={"t": tenant_id})
+        "is_closed_day from marts.mart_daily_store_kpis where tenant_id = :t "
+        "and (cast(:since as date) is null or day >= :since) order by store_id, day"),
+        conn, params={"t": tenant_id, "since": since})
 
 
 def recent_champions(conn: sa.Connection, tenant_id: str, max_age_days: int

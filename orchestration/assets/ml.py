@@ -138,12 +138,10 @@ def store_anomalies(context: AssetExecutionContext, config: AnomalyConfig,
     engine = warehouse.engine()
     tenant = get_tenant(engine, context.partition_key)
     with engine.connect() as conn:
-        kpis = read_daily_kpis(conn, tenant.tenant_id)
         last = last_anomaly_scan(conn, tenant.tenant_id)
-    plan = plan_scan(last[0] if last else None, last[1] if last else None,
-                     datetime.now(UTC), force_full=config.full_history)
-    if plan.kpis_from is not None:
-        kpis = kpis[pd.to_datetime(kpis["day"]).dt.date >= plan.kpis_from]
+        plan = plan_scan(last[0] if last else None, last[1] if last else None,
+                         datetime.now(UTC), force_full=config.full_history)
+        kpis = read_daily_kpis(conn, tenant.tenant_id, since=plan.kpis_from)
     anomalies = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
                               report_from=plan.report_from)
     written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id)
