@@ -102,6 +102,10 @@ def _customer_snapshot(engine) -> pd.DataFrame:
                  ).drop(columns="batch_loaded_at")
 
 
+def _cohort_snapshot(engine) -> pd.DataFrame:
+    return frame(engine, "select * from marts.mart_cohort_retention order by 1, 2, 3")
+
+
 def _kpi_snapshot(engine):
     return frame(engine, "select tenant_id, store_id, day, gross_revenue, returns_amount, "
                          "net_revenue, orders, return_orders, units, customers, new_customers, "
@@ -137,10 +141,19 @@ def test_incremental_rerun_processes_only_new_rows_and_matches_full_refresh(buil
     new_day = incremental[(incremental.tenant_id == "acme_grocers") &
                           (incremental.day == next_day.date())]
     assert len(new_day) == 3 and new_day.net_revenue.sum() == 15
-    customers = _customer_snapshot(engine)
+    customers, cohorts = _customer_snapshot(engine), _cohort_snapshot(engine)
+    # ACC1 is active in the new day's month (and only its month was rebuilt)
+    months = frame(engine, "select activity_month, batch_loaded_at from "
+                           "intermediate.int_customer_months where tenant_id = 'acme_grocers' "
+                           "and customer_id = 'ACC1' order by 1")
+    assert months.activity_month.iloc[-1] == next_day.replace(day=1).date()
+    rebuilt = frame(engine, "select distinct activity_month from intermediate.int_customer_months "
+                            f"where batch_loaded_at > '{before.b[0]}'")
+    assert set(rebuilt.activity_month) == {next_day.replace(day=1).date()}
     run_dbt(url, "run", "--full-refresh")
     pd.testing.assert_frame_equal(incremental, _kpi_snapshot(engine))
     pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))
+    pd.testing.assert_frame_equal(cohorts, _cohort_snapshot(engine))
 
 
 def test_new_file_version_replaces_rows_downstream(built):
@@ -167,6 +180,7 @@ def test_new_file_version_replaces_rows_downstream(built):
     assert list(day.net_revenue.astype(float)) == [20.0, 0.0, 0.0]
     assert list(day.orders) == [1, 0, 0]
     # ACC1's order left with the old version: the incremental customer row already knows.
-    customers = _customer_snapshot(engine)
-    run_dbt(url, "run", "--full-refresh", "--select", "dim_customers")
+    customers, cohorts = _customer_snapshot(engine), _cohort_snapshot(engine)
+    run_dbt(url, "run", "--full-refresh", "--select", "dim_customers int_customer_months+")
     pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))
+    pd.testing.assert_frame_equal(cohorts, _cohort_snapshot(engine))

@@ -1,11 +1,7 @@
 -- First-purchase month cohorts and the share of each cohort buying again in later months.
 with customer_months as (
-    select distinct
-        tenant_id,
-        customer_id,
-        date_trunc('month', order_date)::date as activity_month
-    from {{ ref('fct_orders') }}
-    where not is_return and customer_id is not null
+    select tenant_id, customer_id, activity_month
+    from {{ ref('int_customer_months') }}
 ),
 
 cohorts as (
