@@ -120,5 +120,27 @@ def register_demo_tenants(engine: sa.Engine) -> list[str]:
     return [p.tenant_id for p in DEMO_TENANTS]
 
 
+def tenant_warehouse(server: URL, landing: Path, tenant_ids: tuple[str, ...], seed: int,
+                     password: str) -> tuple[URL, sa.Engine, dict[str, str]]:
+    """A new database with demo tenants that log in with ``password``, their generated sales
+    loaded (batch ``load-<tenant>``); returns the url, an engine and each tenant's role."""
+    from ingestion.generator import DEMO_TENANTS, generate_sample
+    from ingestion.landing import ingest_tenant
+    from storepulse.tenants import Tenant, add_tenant
+
+    url = create_database(server)
+    profiles = [p for p in DEMO_TENANTS if p.tenant_id in tenant_ids]
+    generate_sample(landing, seed=seed, scale=0.05, tenants=tuple(profiles))
+    engine = get_engine(url)
+    migrate(engine)
+    roles = {}
+    for p in profiles:
+        roles[p.tenant_id] = add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone,
+                                                       p.currency, p.country_code),
+                                        password=password).role
+        ingest_tenant(engine, landing, p.tenant_id, batch_id=f"load-{p.tenant_id}")
+    return url, engine, roles
+
+
 def uci_available() -> bool:
     return UCI_CSV.exists()

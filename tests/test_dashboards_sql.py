@@ -10,17 +10,14 @@ import sqlalchemy as sa
 
 from alerting.outbox import enqueue_event
 from dashboards.specs import load_specs, render_sql
-from ingestion.generator import DEMO_TENANTS, generate_sample
-from ingestion.landing import ingest_tenant
+from ingestion.generator import DEMO_TENANTS
 from ml.anomalies import detect_tenant
 from ml.forecasting import forecast_tenant
 from ml.store import read_daily_kpis, write_anomalies, write_forecasts
 from quality.gate import validate_batch
 from quality.suites import RAW_SALES_LINES
-from storepulse.migrate import migrate
-from storepulse.tenants import Tenant, add_tenant, remove_tenant
-from storepulse.warehouse import get_engine
-from tests.conftest import create_database, drop_database
+from storepulse.tenants import remove_tenant
+from tests.conftest import drop_database, tenant_warehouse
 from tests.dbt_helpers import run_dbt
 
 TENANTS = ("northwind", "acme_grocers")
@@ -32,19 +29,12 @@ TEAM_CARDS = [(d, c) for d in SPECS if d.audience == "data_team" for c in d.card
 
 @pytest.fixture(scope="module")
 def warehouse(server_url, tmp_path_factory):
-    url = create_database(server_url)
     landing = tmp_path_factory.mktemp("landing")
     profiles = [p for p in DEMO_TENANTS if p.tenant_id in TENANTS]
-    generate_sample(landing, seed=5, scale=0.05, tenants=tuple(profiles))
-    engine = get_engine(url)
-    migrate(engine)
-    roles = {}
-    for p in profiles:
-        roles[p.tenant_id] = add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone,
-                                                       p.currency, p.country_code),
-                                        password=PASSWORD).role
-        ingest_tenant(engine, landing, p.tenant_id, batch_id=f"load-{p.tenant_id}")
-        validate_batch(engine, RAW_SALES_LINES, p.tenant_id, run_id="dash-test")
+    url, engine, roles = tenant_warehouse(server_url, landing, TENANTS, seed=5,
+                                          password=PASSWORD)
+    for tenant_id in TENANTS:
+        validate_batch(engine, RAW_SALES_LINES, tenant_id, run_id="dash-test")
     run_dbt(url, "build")
     with engine.begin() as conn:  # one failing (recorded, not gating) check for the charts
         conn.execute(sa.text("update ops.tenants set max_unit_price = 1 "

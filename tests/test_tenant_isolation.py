@@ -10,14 +10,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from ingestion.generator import DEMO_TENANTS, generate_sample
-from ingestion.landing import ingest_tenant
+from ingestion.generator import DEMO_TENANTS
 from ml.anomalies import detect_tenant
 from ml.store import read_daily_kpis, write_anomalies
-from storepulse.migrate import migrate
-from storepulse.tenants import Tenant, add_tenant, remove_tenant
-from storepulse.warehouse import get_engine
-from tests.conftest import create_database, drop_database, embedded_server
+from storepulse.tenants import remove_tenant
+from tests.conftest import drop_database, embedded_server, tenant_warehouse
 from tests.dbt_helpers import run_dbt
 
 A, B = "northwind", "acme_grocers"
@@ -28,18 +25,9 @@ PASSWORD = "correct horse battery staple"
 def warehouse(request, server_url, tmp_path_factory):
     server = server_url if request.param == "configured_server" else \
         embedded_server(tmp_path_factory)
-    url = create_database(server)
     landing = tmp_path_factory.mktemp("landing")
     profiles = [p for p in DEMO_TENANTS if p.tenant_id in (A, B)]
-    generate_sample(landing, seed=3, scale=0.05, tenants=tuple(profiles))
-    engine = get_engine(url)
-    migrate(engine)
-    roles = {}
-    for p in profiles:
-        roles[p.tenant_id] = add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone,
-                                                       p.currency, p.country_code),
-                                        password=PASSWORD).role
-        ingest_tenant(engine, landing, p.tenant_id)
+    url, engine, roles = tenant_warehouse(server, landing, (A, B), seed=3, password=PASSWORD)
     run_dbt(url, "build")
     for p in profiles:
         with engine.connect() as conn:
