@@ -10,7 +10,7 @@ from ingestion.landing import ingest_tenant
 from storepulse.migrate import migrate
 from storepulse.warehouse import get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
-from tests.dbt_helpers import frame, materialize_dbt, run_dbt
+from tests.dbt_helpers import DBT_DIR, frame, materialize_dbt, run_dbt
 
 
 @pytest.fixture(scope="module")
@@ -182,5 +182,37 @@ def test_new_file_version_replaces_rows_downstream(built):
     # ACC1's order left with the old version: the incremental customer row already knows.
     customers, cohorts = _customer_snapshot(engine), _cohort_snapshot(engine)
     run_dbt(url, "run", "--full-refresh", "--select", "dim_customers int_customer_months+")
+    pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))
+    pd.testing.assert_frame_equal(cohorts, _cohort_snapshot(engine))
+
+
+def _compiled(model: str) -> str:
+    return (DBT_DIR / "target" / "compiled" / "storepulse" / "models" / "marts"
+            / f"{model}.sql").read_text()
+
+
+def test_touched_keys_are_inlined_when_few_and_both_paths_agree(built):
+    url, engine, landing, _ = built
+    header = ("store_id,order_id,line_number,ordered_at,sku,product_name,quantity,unit_price,"
+              "currency,customer_id,channel,transaction_type\n")
+    last_day = frame(engine, "select max(day) d from marts.mart_daily_store_kpis").d[0]
+    for offset, vars_ in ((1, []), (2, ["--vars", "{inline_set_max_rows: 0}"])):
+        day = pd.Timestamp(last_day) + pd.Timedelta(days=offset)
+        (landing / "acme_grocers" / "generic_pos_csv" / f"sales_day_{offset}.csv").write_text(
+            header + f"ACM01,DAY-{offset},1,{day:%Y-%m-%d} 09:00:00,KIT-001,Kitchen item 2,3,"
+                     "4.00,USD,ACC1,store,sale\n")
+        ingest_tenant(engine, landing, "acme_grocers")
+        run_dbt(url, "run", *vars_)
+        inlined = [model for model in ("fct_orders", "dim_customers", "fct_daily_product_sales")
+                   if "(values (" in _compiled(model)]
+        # the first day's few keys are written into the SQL; with the limit at 0, none are
+        assert inlined == ([] if vars_ else ["fct_orders", "dim_customers",
+                                             "fct_daily_product_sales"])
+        assert "'-infinity'" not in _compiled("fct_orders")  # the watermark is a literal
+    kpis, customers, cohorts = (_kpi_snapshot(engine), _customer_snapshot(engine),
+                                _cohort_snapshot(engine))
+    assert (pd.Timestamp(last_day) + pd.Timedelta(days=2)).date() in set(kpis.day)
+    run_dbt(url, "run", "--full-refresh")
+    pd.testing.assert_frame_equal(kpis, _kpi_snapshot(engine))
     pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))
     pd.testing.assert_frame_equal(cohorts, _cohort_snapshot(engine))

@@ -8,6 +8,7 @@
             "delete from {{ this }} where customer_id is null",
             "analyze {{ this }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, activity_month)",
+            "{{ watermark_index() }}",
         ],
     )
 }}

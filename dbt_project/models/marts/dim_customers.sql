@@ -7,6 +7,7 @@
         post_hook=[
             "{% if is_incremental() %}delete from {{ this }} as customers where not exists (select 1 from {{ ref('fct_orders') }} as orders where orders.tenant_id = customers.tenant_id and orders.customer_id = customers.customer_id){% endif %}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, customer_id)",
+            "{{ watermark_index() }}",
         ],
     )
 }}
@@ -16,12 +17,13 @@
 -- all of their orders: customers of orders that arrived since (the batch watermark), and
 -- customers in file versions replaced since (their old rows stay in raw, so a customer whose
 -- order vanished from the new version is recomputed too; one left with no order is deleted).
-with touched_customers as (
+-- A day's customers are few: inline_small_set lets the planner see that and use the index.
+{% if is_incremental() %}
+{% set touched_customers_query %}
     select distinct tenant_id, customer_id
     from {{ ref('fct_orders') }}
     where customer_id is not null
-    {% if is_incremental() %}
-      and batch_loaded_at > (select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+      and batch_loaded_at > {{ watermark(this) }}
 
     union
 
@@ -30,17 +32,18 @@ with touched_customers as (
     join {{ source('raw', 'ingest_files') }} as files
         on files.file_id = lines.source_file_id
     where files.status = 'superseded'
-      and files.superseded_at > (
-          select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+      and files.superseded_at > {{ watermark(this) }}
       and nullif(trim(lines.customer_id), '') is not null
-    {% endif %}
-),
+{% endset %}
+{% endif %}
 
-orders as (
+with orders as (
     select orders.*
     from {{ ref('fct_orders') }} as orders
     {% if is_incremental() %}
-    join touched_customers
+    join ({{ inline_small_set(touched_customers_query,
+                              [['tenant_id', 'text'], ['customer_id', 'text']],
+                              max_rows=20000) }}) as touched_customers
         on touched_customers.tenant_id = orders.tenant_id
        and touched_customers.customer_id = orders.customer_id
     {% else %}

@@ -4,10 +4,6 @@ with catalogued as (
     select * from {{ ref('stg_products') }}
 ),
 
-product_days as (
-    select * from {{ ref('fct_daily_product_sales') }}
-),
-
 sales as (
     select
         tenant_id,
@@ -16,19 +12,21 @@ sales as (
         max(day) as last_sold_on,
         sum(units_sold) as units_sold,
         sum(units_returned) as units_returned,
-        sum(net_revenue) as net_revenue
-    from product_days
+        sum(net_revenue) as net_revenue,
+        max(day) filter (where product_name is not null) as last_named_on
+    from {{ ref('fct_daily_product_sales') }}
     group by tenant_id, product_id
 ),
 
+-- the name of each product's latest named day: one key lookup per product instead of
+-- sorting every product-day by date
 latest_names as (
-    select distinct on (tenant_id, product_id)
-        tenant_id,
-        product_id,
-        product_name
-    from product_days
-    where product_name is not null
-    order by tenant_id, product_id, day desc
+    select sales.tenant_id, sales.product_id, product_days.product_name
+    from sales
+    join {{ ref('fct_daily_product_sales') }} as product_days
+        on product_days.tenant_id = sales.tenant_id
+       and product_days.day = sales.last_named_on
+       and product_days.product_id = sales.product_id
 )
 
 select

@@ -6,11 +6,12 @@
         on_schema_change='fail',
         pre_hook=[
             "set local work_mem = '256MB'",
-            "set local enable_nestloop = off",
+            "{% if not is_incremental() %}set local enable_nestloop = off{% endif %}",
         ],
         post_hook=[
             "analyze {{ this }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, day)",
+            "{{ watermark_index() }}",
         ],
     )
 }}
@@ -22,7 +23,8 @@
 -- building block of mart_product_affinity (pair counts add up across days). Orders with more
 -- than var('affinity_max_basket_products') distinct products (wholesale) are left out: they
 -- say little about what goes together and, pairs growing with the square of basket size,
--- would dominate the cost. Nested loops are off: the planner's CTE estimates are poor here.
+-- would dominate the cost. Nested loops are off for full builds, where the planner's CTE
+-- estimates are poor; a daily run's few touched days want the index on fct_sales_lines.
 {% set max_basket = var('affinity_max_basket_products') %}
 
 with order_products as (

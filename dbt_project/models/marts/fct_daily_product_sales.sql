@@ -7,6 +7,7 @@
         post_hook=[
             "analyze {{ this }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, day)",
+            "{{ watermark_index() }}",
         ],
     )
 }}

@@ -4,34 +4,35 @@
         incremental_strategy='delete+insert',
         unique_key=['tenant_id', 'store_id', 'order_id'],
         on_schema_change='fail',
-        pre_hook="{% if is_incremental() %}set local enable_hashjoin = off{% endif %}",
         post_hook=[
             "analyze {{ this }}",
             "{{ delete_orders_without_lines() }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, order_id)",
-            "create index if not exists {{ this.name }}_batch on {{ this }} (batch_loaded_at)",
+            "{{ watermark_index() }}",
+            "create index if not exists {{ this.name }}_day on {{ this }} (tenant_id, order_date)",
             "create index if not exists {{ this.name }}_customer on {{ this }} (tenant_id, customer_id) where customer_id is not null",
         ],
     )
 }}
 
--- An incremental batch touches few orders, but the planner cannot see that through the batch
--- watermark and would hash all of fct_sales_lines, so the pre-hook makes it use the key index.
 -- One row per order (sale or return). Incremental: orders touched by lines that arrived in
--- fct_sales_lines since this table last ran are recomputed from all of their lines.
-with touched_orders as (
+-- fct_sales_lines since this table last ran are recomputed from all of their lines (a day's
+-- orders are few: inline_small_set lets the planner see that and use the key index).
+{% if is_incremental() %}
+{% set touched_orders_query %}
     select distinct tenant_id, store_id, order_id
     from {{ ref('fct_sales_lines') }}
-    {% if is_incremental() %}
-    where batch_loaded_at > (select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
-    {% endif %}
-),
+    where batch_loaded_at > {{ watermark(this) }}
+{% endset %}
+{% endif %}
 
-order_lines as (
+with order_lines as (
     select lines.*
     from {{ ref('fct_sales_lines') }} as lines
     {% if is_incremental() %}
-    join touched_orders
+    join ({{ inline_small_set(touched_orders_query,
+                              [['tenant_id', 'text'], ['store_id', 'text'], ['order_id', 'text']],
+                              max_rows=20000) }}) as touched_orders
         on touched_orders.tenant_id = lines.tenant_id
        and touched_orders.store_id = lines.store_id
        and touched_orders.order_id = lines.order_id

@@ -8,7 +8,7 @@
             "analyze {{ this }}",
             "delete from {{ this }} where source_file_id in (select file_id from {{ source('raw', 'ingest_files') }} where status = 'superseded')",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, order_id, line_number)",
-            "create index if not exists {{ this.name }}_batch on {{ this }} (batch_loaded_at)",
+            "{{ watermark_index() }}",
             "create index if not exists {{ this.name }}_file on {{ this }} (source_file_id)",
             "create index if not exists {{ this.name }}_day on {{ this }} (tenant_id, order_date)",
         ],

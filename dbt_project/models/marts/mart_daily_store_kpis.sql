@@ -7,6 +7,7 @@
         post_hook=[
             "analyze {{ this }}",
             "create index if not exists {{ this.name }}_key on {{ this }} (tenant_id, store_id, day)",
+            "{{ watermark_index() }}",
         ],
     )
 }}
@@ -17,27 +18,31 @@
 -- One row per tenant, store and local day, from the store's first sale to the tenant's latest
 -- day, including days with no sales (zeros: a closed day is data). Incremental: days from the
 -- earliest day touched by new orders onwards are recomputed, for every store of that tenant.
-with orders as (
-    select * from {{ ref('fct_orders') }}
-),
+{% if is_incremental() %}
+{% set changed_from_query %}
+    select tenant_id, min(day) as from_day
+    from (
+        select tenant_id, order_date as day
+        from {{ ref('fct_orders') }}
+        where batch_loaded_at > {{ watermark(this) }}
 
-changed_days as (
-    select tenant_id, order_date
-    from orders
-    {% if is_incremental() %}
-    where batch_loaded_at > (select coalesce(max(batch_loaded_at), '-infinity') from {{ this }})
+        union all
 
-    union all
-
-    -- days whose orders may have disappeared with a replaced file version
-    {{ superseded_days(this) }}
-    {% endif %}
-),
-
-changed_from as (
-    select tenant_id, min(order_date) as from_day
-    from changed_days
+        -- days whose orders may have disappeared with a replaced file version
+        {{ superseded_days(this) }}
+    ) as changed_days
     group by tenant_id
+{% endset %}
+{% endif %}
+
+with changed_from as (
+    {% if is_incremental() %}
+    {{ inline_small_set(changed_from_query, [['tenant_id', 'text'], ['from_day', 'date']]) }}
+    {% else %}
+    select tenant_id, min(order_date) as from_day
+    from {{ ref('fct_orders') }}
+    group by tenant_id
+    {% endif %}
 ),
 
 -- Store spans and first purchases come from the dimensions, which already aggregate every
@@ -79,7 +84,7 @@ orders_in_window as (
     select
         orders.*,
         first_purchases.first_order_date = orders.order_date as is_first_purchase
-    from orders
+    from {{ ref('fct_orders') }} as orders
     join changed_from
         on changed_from.tenant_id = orders.tenant_id
        and orders.order_date >= changed_from.from_day
