@@ -95,3 +95,30 @@ def test_scan_plan_full_first_weekly_and_on_request_else_recent():
     assert not recent.full
     assert recent.report_from == date(2026, 10, 21)
     assert recent.kpis_from == date(2026, 10, 21) - timedelta(days=180)
+
+
+def test_isolation_forest_flags_an_odd_mix_as_sklearn_would():
+    from sklearn.ensemble import IsolationForest
+
+    from ml.anomalies import KPIS, detect_combinations
+
+    rng = np.random.default_rng(5)
+    features = pd.DataFrame({kpi: rng.normal(0, 0.05, 2000) for kpi in KPIS})
+    features["store_id"] = "S1"
+    features["day"] = pd.date_range("2020-01-01", periods=2000, freq="D").date
+    # revenue up a third with orders down a third: each move alone is ordinary for a busy day
+    features.loc[700, ["revenue", "orders", "avg_order_value"]] = [0.29, -0.41, 0.70]
+    found = detect_combinations(features, already=set(), tenant_id="t1")
+    flagged = {row["day"] for row in found}
+    assert features.loc[700, "day"] in flagged
+    assert {row["detector"] for row in found} == {"isolation_forest"}
+    # the same days sklearn's own fit_predict labels outliers (minus the ones moving revenue
+    # and orders under 25%, which are not worth a manager's attention)
+    labels = IsolationForest(n_estimators=200, contamination=0.001, random_state=0).fit_predict(
+        features[list(KPIS)].to_numpy())
+    big_move = features[["revenue", "orders"]].abs().max(axis=1) >= np.log(1.25)
+    assert flagged == set(features.loc[(labels == -1) & big_move, "day"])
+    # a day already flagged by a KPI rule is not reported twice
+    again = detect_combinations(features, already={("S1", features.loc[700, "day"])},
+                                tenant_id="t1")
+    assert features.loc[700, "day"] not in {row["day"] for row in again}

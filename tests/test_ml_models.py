@@ -199,6 +199,37 @@ def test_prophet_builds_features_once_per_predict_and_predicts_exactly_as_prophe
     assert len(later) == 14 and len(builds) == 4
 
 
+def test_prophet_builds_each_component_matrix_once_and_predicts_exactly_as_prophet(
+        monkeypatch):
+    from prophet import Prophet
+
+    from ml.models import _holidays, _prophet_class
+
+    streamlined = _prophet_class()
+    streamlined.component_matrices.clear()
+    builds = []
+    build = Prophet.regressor_column_matrix
+    monkeypatch.setattr(Prophet, "regressor_column_matrix",
+                        lambda self, *args: builds.append(type(self)) or build(self, *args))
+    for seed in (3, 4):  # two stores: other sales, the same calendar
+        history = weekly_series(days=300, closed_weekday=None, seed=seed)
+        frame = pd.DataFrame({"ds": history["ds"], "y": history["y"]})
+        forecasts, modes = [], []
+        for cls in (Prophet, streamlined):
+            model = cls(seasonality_mode="multiplicative", uncertainty_samples=50)
+            model.holidays = _holidays("GB", 2024, 2025)
+            model.fit(frame.iloc[:-28], seed=1)
+            np.random.seed(0)
+            forecasts.append(model.predict(frame[["ds"]].iloc[-28:]))
+            modes.append(model.component_modes)
+        pd.testing.assert_frame_equal(forecasts[0], forecasts[1])
+        assert modes[0] == modes[1] and "holidays" in modes[1]["multiplicative"]
+    # Prophet builds one in fit and two in predict, per model; the subclass builds one for
+    # both stores' fits and predictions (the same feature names)
+    assert builds.count(Prophet) == 6
+    assert builds.count(streamlined) == 1 and len(streamlined.component_matrices) == 1
+
+
 def test_a_known_champion_refits_from_its_stored_state_of_the_same_version():
     from ml.backtest import Champion
     from ml.forecasting import ModelState
