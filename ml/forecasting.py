@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ml.backtest import Champion, backtest, choose_champion
-from ml.models import build_model, model_factories
+from ml.models import build_model, load_prophet, model_factories
 
 METRICS = ("net_revenue", "orders")
 
@@ -113,5 +113,7 @@ def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon:
              for store, history in store_histories(daily_kpis, metric).items()]
     if workers <= 1 or len(tasks) <= 1:
         return [forecast_series(task) for task in tasks]
+    if any(task.champion is None or task.champion.model_name == "prophet" for task in tasks):
+        load_prophet()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(forecast_series, tasks))

@@ -5,16 +5,24 @@
 --   slope = (W * sum(x*y) - sum(x) * sum(y)) / (W * sum(x^2) - sum(x)^2)
 {% set windows = var('trend_windows') %}
 
-with store_days as (
-    select tenant_id, 'store' as grain, store_id as entity_id, day, net_revenue as revenue,
-           orders
+with as_of as (
+    select tenant_id, max(day) as as_of_date
     from {{ ref('mart_daily_store_kpis') }}
+    group by tenant_id
 ),
 
-as_of as (
-    select tenant_id, max(day) as as_of_date
-    from store_days
-    group by tenant_id
+-- only the days the widest window and the period before it reach
+store_days as (
+    select
+        store_days.tenant_id,
+        'store' as grain,
+        store_days.store_id as entity_id,
+        store_days.day,
+        store_days.net_revenue as revenue,
+        store_days.orders
+    from {{ ref('mart_daily_store_kpis') }} as store_days
+    join as_of on as_of.tenant_id = store_days.tenant_id
+    where store_days.day > as_of.as_of_date - {{ 2 * (windows | max) }}
 ),
 
 product_days as (
