@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -115,5 +116,12 @@ def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon:
         return [forecast_series(task) for task in tasks]
     if any(task.champion is None or task.champion.model_name == "prophet" for task in tasks):
         load_prophet()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(forecast_series, tasks))
+    # Forked workers share the parent's memory until written; the garbage collector in each
+    # would write to every object it visits (copying much of the parent's heap). Frozen
+    # objects are left alone (the use gc.freeze is documented for).
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(forecast_series, tasks))
+    finally:
+        gc.unfreeze()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dagster import AssetSelection, AssetSpec, Definitions, define_asset_job
-from dagster_dbt import DbtCliResource
 
 from orchestration.alerts import ALERT_SENSORS, alert_channels_from_env
 from orchestration.assets.dashboards import metabase_dashboards
@@ -11,7 +10,7 @@ from orchestration.assets.ingestion import ingest_landing_files
 from orchestration.assets.ml import store_anomalies, store_forecasts
 from orchestration.checks import QUALITY_CHECKS
 from orchestration.constants import DATA_ENGINEERING
-from orchestration.dbt import storepulse_dbt_models
+from orchestration.dbt import StorePulseDbtCli, storepulse_dbt_models
 from orchestration.executors import executor_from_env
 from orchestration.project import dbt_project
 from orchestration.resources import WarehouseResource
@@ -36,7 +35,7 @@ ALL_CHECKS = QUALITY_CHECKS
 
 RESOURCES = {
     "warehouse": WarehouseResource(),
-    "dbt": DbtCliResource(project_dir=dbt_project),
+    "dbt": StorePulseDbtCli(project_dir=dbt_project),
     "alert_channels": alert_channels_from_env(),
 }
 

@@ -1,5 +1,6 @@
 """dbt builds correct, tested marts from loaded sample data, incrementally and by version."""
 
+import json
 import shutil
 
 import pandas as pd
@@ -38,6 +39,17 @@ def test_every_dbt_test_passes_as_an_asset_check(built):
     metadata = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
                 for e in result.get_asset_materialization_events()}
     assert metadata["marts/fct_sales_lines"]["dagster/row_count"].value > 0
+
+
+def test_unit_tests_pass_in_ci_and_stay_out_of_daily_builds(built):
+    url, *_, result = built
+    # the Dagster build left them out (its dbt invocation's own results say what ran)
+    target, = (DBT_DIR / "target").glob(f"storepulse_dbt_models-{result.run_id[:7]}-*")
+    ran = [r["unique_id"] for r in json.loads((target / "run_results.json").read_text())["results"]]
+    assert any(node.startswith("test.") for node in ran)
+    assert not any(node.startswith("unit_test.") for node in ran)
+    done = run_dbt(url, "test", "--select", "test_type:unit")
+    assert "PASS=3 " in done.stdout and "ERROR=0" in done.stdout
 
 
 def test_marts_are_tenant_scoped(built):

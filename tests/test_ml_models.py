@@ -255,3 +255,23 @@ def test_a_known_champion_refits_from_its_stored_state_of_the_same_version():
     naive = forecast_series(SeriesTask("S1", "net_revenue", history, "GB", horizon=14, folds=3,
                                        fold_days=28, champion=Champion("seasonal_naive", "x")))
     assert naive.params is None and not naive.warm_started
+
+
+def test_worker_processes_forecast_exactly_what_one_process_does():
+    import gc
+
+    from ml.forecasting import forecast_tenant
+
+    kpis = pd.concat([
+        weekly_series(days=200, seed=seed).assign(store_id=f"S{seed}")
+        .rename(columns={"ds": "day", "y": "net_revenue", "closed": "is_closed_day"})
+        .assign(orders=lambda f: (f["net_revenue"] / 40).round())
+        for seed in (1, 2, 3)])
+    alone = forecast_tenant(kpis, "GB", horizon=14, folds=2, fold_days=14, workers=1)
+    spread = forecast_tenant(kpis, "GB", horizon=14, folds=2, fold_days=14, workers=2)
+    assert len(alone) == len(spread) == 6
+    for one, other in zip(alone, spread, strict=True):
+        assert (one.store_id, one.metric, one.champion) == (other.store_id, other.metric,
+                                                            other.champion)
+        pd.testing.assert_frame_equal(one.forecast, other.forecast)
+    assert gc.get_freeze_count() == 0  # the parent's objects are collectable again
