@@ -116,9 +116,9 @@ def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon:
         return [forecast_series(task) for task in tasks]
     if any(task.champion is None or task.champion.model_name == "prophet" for task in tasks):
         load_prophet()
-    # Forked workers share the parent's memory until written; the garbage collector in each
-    # would write to every object it visits (copying much of the parent's heap). Frozen
-    # objects are left alone (the use gc.freeze is documented for).
+    # Forked workers share the parent's memory until they write to it, and the garbage
+    # collector in each would write to every object it visits, copying much of the parent's
+    # heap. Frozen objects are left alone (Python's docs advise gc.freeze before fork).
     gc.freeze()
     try:
         with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -241,7 +241,7 @@ def load_prophet() -> None:
 
 @functools.cache
 def _prophet_class() -> type:
-    """Prophet with two costs of its Python side removed; its model and results are unchanged
+    """Prophet with three costs of its Python side removed; its model and results are unchanged
     (tests/test_ml_models.py compares forecasts with plain Prophet's).
 
     - ``predict`` built a frame's seasonality and holiday features twice (for the components,
