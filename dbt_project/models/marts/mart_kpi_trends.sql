@@ -11,37 +11,23 @@ with as_of as (
     group by tenant_id
 ),
 
--- only the days the widest window and the period before it reach
-store_days as (
-    select
-        store_days.tenant_id,
-        'store' as grain,
-        store_days.store_id as entity_id,
-        store_days.day,
-        store_days.net_revenue as revenue,
-        store_days.orders
-    from {{ ref('mart_daily_store_kpis') }} as store_days
-    join as_of on as_of.tenant_id = store_days.tenant_id
-    where store_days.day > as_of.as_of_date - {{ 2 * (windows | max) }}
-),
-
-product_days as (
-    select
-        product_days.tenant_id,
-        'product' as grain,
-        product_days.product_id as entity_id,
-        product_days.day,
-        product_days.net_revenue as revenue,
-        product_days.orders
-    from {{ ref('fct_daily_product_sales') }} as product_days
-    join as_of on as_of.tenant_id = product_days.tenant_id
-    where product_days.day > as_of.as_of_date - {{ 2 * (windows | max) }}
-),
-
+-- stores and products: only the days the widest window and the period before it reach
+{% set sources = [('store', ref('mart_daily_store_kpis'), 'store_id'),
+                  ('product', ref('fct_daily_product_sales'), 'product_id')] %}
 all_days as (
-    select * from store_days
-    union all
-    select * from product_days
+    {% for grain, relation, entity in sources %}
+    select
+        entity_days.tenant_id,
+        '{{ grain }}' as grain,
+        entity_days.{{ entity }} as entity_id,
+        entity_days.day,
+        entity_days.net_revenue as revenue,
+        entity_days.orders
+    from {{ relation }} as entity_days
+    join as_of on as_of.tenant_id = entity_days.tenant_id
+    where entity_days.day > as_of.as_of_date - {{ 2 * (windows | max) }}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 windows as (
