@@ -19,10 +19,6 @@
     {%- if found.rows | length > max_rows -%}
         {{ return(query) }}
     {%- endif -%}
-    {%- set typed = [] -%}
-    {%- for column in columns -%}
-        {%- do typed.append('null::' ~ column[1] ~ ' as ' ~ column[0]) -%}
-    {%- endfor -%}
     {%- set literal_rows = [] -%}
     {%- for row in found.rows -%}
         {%- set cells = [] -%}
@@ -36,6 +32,11 @@
     {%- if literal_rows -%}
         {{ return('select * from (values ' ~ literal_rows | join(', ') ~ ') as keys(' ~ names ~ ')') }}
     {%- endif -%}
+    {#- nothing changed: no rows, of the right types -#}
+    {%- set typed = [] -%}
+    {%- for column in columns -%}
+        {%- do typed.append('null::' ~ column[1] ~ ' as ' ~ column[0]) -%}
+    {%- endfor -%}
     {{ return('select ' ~ typed | join(', ') ~ ' where false') }}
 {% endmacro %}
 
