@@ -1,6 +1,8 @@
 FROM python:3.11-slim
 WORKDIR /opt/storepulse/app
 COPY . .
-RUN pip install --no-cache-dir -e . \
- && dagster-dbt project prepare-and-package --file orchestration/project.py
+# Everything StorePulse writes at run time lives here; the dbt manifest is parsed at build time
+# so no container parses it at start-up.
+ENV STOREPULSE_HOME=/opt/storepulse/home
+RUN pip install --no-cache-dir . && python -m storepulse.dbt_runtime
 RUN mkdir -p /opt/dagster/dagster_home && cp docker/dagster.yaml /opt/dagster/dagster_home/dagster.yaml

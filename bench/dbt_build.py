@@ -27,17 +27,19 @@ from ingestion.generator import DEMO_TENANTS, END_DATE, generate_sample
 from ingestion.landing import ingest_tenant
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
+from storepulse.dbt_runtime import dbt_executable, dbt_paths
 from storepulse.tenants import Tenant, add_tenant
 from storepulse.warehouse import dbt_environment
 
-DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+DBT_PATHS = dbt_paths()
 
 
 def dbt_build(url) -> float:
-    env = {**os.environ, **dbt_environment(url)}
+    env = {**os.environ, **DBT_PATHS.environment(), **dbt_environment(url),
+           "DBT_TARGET_PATH": str(DBT_PATHS.runs_dir / "bench")}
     started = time.perf_counter()
-    done = subprocess.run(["dbt", "build", "--project-dir", str(DBT_DIR), "--profiles-dir",
-                           str(DBT_DIR)], env=env, capture_output=True, text=True)
+    done = subprocess.run([dbt_executable(), "build"], env=env, cwd=DBT_PATHS.project_dir,
+                          capture_output=True, text=True)
     if done.returncode:
         sys.exit(done.stdout[-3000:])
     return time.perf_counter() - started

@@ -43,7 +43,6 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from sklearn.ensemble import IsolationForest
 
 from ml.models import ClosedDayRule
 
@@ -314,6 +313,9 @@ def detect_combinations(features: pd.DataFrame, already: set[tuple[str, object]]
     columns = list(KPIS)
     if len(features) < 200:
         return []
+    # Imported here: every Dagster process loading the definitions imports this module.
+    from sklearn.ensemble import IsolationForest
+
     forest = IsolationForest(n_estimators=200, contamination=contamination, random_state=seed)
     vectors = features[columns].to_numpy()
     scores = forest.fit(vectors).score_samples(vectors)

@@ -1,15 +1,17 @@
-"""The dbt project object, kept apart so it can be prepared before the assets load."""
+"""The dbt project object, kept apart so it can be prepared before the assets load.
 
-from pathlib import Path
+The manifest lives under ``$STOREPULSE_HOME/dbt/target`` and is parsed once per version of the
+project (see ``storepulse.dbt_runtime``): the code server, every run worker and the demo load
+the same file, and a changed model is picked up on the next load, ``dagster dev`` or not.
+"""
 
 from dagster_dbt import DbtProject
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+from storepulse.dbt_runtime import dbt_paths, ensure_manifest
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Under `dagster dev` the manifest is rebuilt on every load. CI and images run
-# `dagster-dbt project prepare-and-package --file orchestration/project.py` so nothing parses
-# at load time; a fresh clone that skipped that step parses once here instead of failing.
-dbt_project.prepare_if_dev()
-if not dbt_project.manifest_path.exists():
-    dbt_project.preparer.prepare(dbt_project)
+DBT_PATHS = dbt_paths()
+ensure_manifest(DBT_PATHS)
+
+dbt_project = DbtProject(project_dir=DBT_PATHS.project_dir,
+                         profiles_dir=DBT_PATHS.project_dir,
+                         target_path=DBT_PATHS.target_dir)

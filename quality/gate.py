@@ -10,8 +10,8 @@ releases it; so does ``storepulse quality release``.
 from __future__ import annotations
 
 import json
-import os
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,14 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from quality.suites import BatchContext, Rule, Suite
-
-# GE phones home on import unless told not to; this machine (and many warehouses) is offline.
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-import great_expectations as gx
-from great_expectations.data_context.types.base import ProgressBarsConfig
+from quality.suites import BatchContext, Rule, Suite, great_expectations
 
 SAMPLE_ROWS = 5
+
+# GE suggests its Postgres datasource whenever the generic one gets a postgresql URL; see
+# _sql_datasource for why the generic one is the right choice here.
+warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
 
 
 @dataclass
@@ -133,11 +132,12 @@ def batch_context(conn: sa.Connection, tenant_id: str, file_ids: tuple[int, ...]
 def run_suite(engine: Engine, suite: Suite, batch: BatchContext) -> list[RuleOutcome]:
     """Validate ``batch`` with Great Expectations over a SQL datasource on ``engine``'s
     database; one GE batch per distinct query (the rows, or a rule's own query)."""
+    gx = great_expectations()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    datasource = context.data_sources.add_postgres(
-        f"warehouse_{uuid.uuid4().hex[:8]}",
-        connection_string=engine.url.render_as_string(hide_password=False))
+    datasource = _sql_datasource(context, engine)
     groups: dict[str, list[Rule]] = {}
     for rule in suite.rules:
         query = rule.query(batch) if rule.query else suite.batch_query(batch)
@@ -173,6 +173,24 @@ def run_suite(engine: Engine, suite: Suite, batch: BatchContext) -> list[RuleOut
                 suite.name, rule.name, rule.description, rule.severity, True))
             _merge(outcome, results[_config_key(expectation)])
     return [outcomes[r.name] for r in suite.rules]
+
+
+def _sql_datasource(context: Any, engine: Engine) -> Any:
+    """A GE datasource on ``engine``'s database.
+
+    GE's Postgres datasource validates its URL as a DSN with a host name, which refuses a
+    server reached over a Unix socket (the embedded server: empty host, ``?host=/socket/dir``),
+    and any GE URL goes through ``${VAR}`` substitution, which would mangle a password holding
+    ``$``. The generic SQL datasource with the parameters in ``connect_args`` takes both.
+    """
+    url = engine.url
+    host = url.host or url.query.get("host")
+    params = {"host": host if isinstance(host, str) else (host[0] if host else None),
+              "port": url.port, "user": url.username, "password": url.password,
+              "dbname": url.database}
+    return context.data_sources.add_sql(
+        f"warehouse_{uuid.uuid4().hex[:8]}", connection_string=f"{url.drivername}://",
+        kwargs={"connect_args": {k: v for k, v in params.items() if v is not None}})
 
 
 def _validate(gx_batch: Any, gx_suite: Any, result_format: dict) -> dict[str, Any]:

@@ -11,12 +11,15 @@ downstream assets do not run); ``warn`` rules are reported and recorded, never b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
 
-from great_expectations import expectations as gxe
+if TYPE_CHECKING:
+    from great_expectations import expectations as gxe_module
 
 Severity = Literal["error", "warn"]
 
@@ -59,12 +62,36 @@ class BatchContext:
         return "'" + self.tenant_id.replace("'", "''") + "'"
 
 
+def great_expectations() -> ModuleType:
+    """GE, imported when a suite runs rather than when this module is: the import takes
+    seconds, and every Dagster process that loads the definitions reads the rules here."""
+    # GE phones home on import unless told not to; this machine (and many warehouses) is
+    # offline.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations
+
+    return great_expectations
+
+
+class _Expectations:
+    """``great_expectations.expectations``, resolved on first use (see great_expectations)."""
+
+    def __getattr__(self, name: str) -> Any:
+        great_expectations()
+        from great_expectations import expectations
+
+        return getattr(expectations, name)
+
+
+gxe = _Expectations()
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
     description: str
     severity: Severity
-    expectations: Callable[[BatchContext], list[gxe.Expectation]]
+    expectations: Callable[[BatchContext], list[gxe_module.Expectation]]
     # Rules over something other than the batch's rows (e.g. daily totals) bring their query.
     query: Callable[[BatchContext], str] | None = None
     # Columns that identify a failing row in samples.

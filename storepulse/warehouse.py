@@ -7,8 +7,16 @@ start-up again.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import os
+import re
+import tempfile
 import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -58,7 +66,7 @@ def embedded_database_url(settings: Settings) -> URL:
         raise StorePulseError("DATABASE_URL is unset and pgserver is not installed") from None
     settings.pgdata_dir.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(settings.pgdata_dir, cleanup_mode=None)
+        server = _pgserver(pgserver, settings.pgdata_dir)
     except Exception as exc:  # pgserver raises plain exceptions with long output
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorePulseError(
@@ -66,6 +74,47 @@ def embedded_database_url(settings: Settings) -> URL:
         ) from None
     url = parse_database_url(server.get_uri())
     return url.set(database="postgres")
+
+
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_./+-]+")
+
+
+def _pgserver(pgserver: ModuleType, pgdata: Path) -> Any:
+    safe = _shell_safe_path(pgdata)
+    if safe == pgdata:
+        return pgserver.get_server(pgdata, cleanup_mode=None)
+    if os.name == "posix" and os.geteuid() == 0:
+        # As root, pgserver runs postgres as its own user and opens the folders above the data
+        # folder to it; given a link, it would open the link's folders only.
+        from pgserver.utils import ensure_prefix_permissions
+
+        ensure_prefix_permissions(pgdata)
+    # get_server() resolves links, so the link goes to the constructor itself (one server
+    # object per process, as get_server keeps).
+    known = pgserver.PostgresServer._instances.get(safe)
+    return known or pgserver.PostgresServer(safe, cleanup_mode=None)
+
+
+def _shell_safe_path(pgdata: Path) -> Path:
+    """``pgdata``, or a link to it whose path a shell keeps whole.
+
+    pgserver hands its socket folder (the data folder itself, unless that path is too long
+    for a socket) to postgres as ``pg_ctl -o "-k <folder>"``, which postgres splits on
+    spaces: a data folder under "My Documents" would never start. The link has a plain name
+    derived from the real path, so every process reaches the same server through it.
+    """
+    if _SHELL_SAFE.fullmatch(str(pgdata)):
+        return pgdata
+    links = Path(tempfile.gettempdir()) / f"storepulse-pgdata-{os.getuid()}"
+    # pgserver runs postgres as its own user when started by root: it must traverse this.
+    links.mkdir(mode=0o755, exist_ok=True)
+    link = links / hashlib.sha256(str(pgdata).encode()).hexdigest()[:16]
+    if not (link.is_symlink() and link.resolve() == pgdata.resolve()):
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        with contextlib.suppress(FileExistsError):  # another process made the same link
+            link.symlink_to(pgdata, target_is_directory=True)
+    return link
 
 
 def resolve_database_url(settings: Settings | None = None) -> URL:

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 from sqlalchemy.engine import URL
 
+from storepulse.dbt_runtime import dbt_executable, dbt_paths
 from storepulse.warehouse import dbt_environment
 
-DBT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+DBT_PATHS = dbt_paths()
+# dbt invocations of the tests write here (under STOREPULSE_HOME, never into the checkout).
+TEST_TARGET = DBT_PATHS.runs_dir / f"tests-{os.getpid()}"
 
 
 def run_dbt(url: URL, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **dbt_environment(url)}
-    done = subprocess.run(["dbt", *args, "--project-dir", str(DBT_DIR), "--profiles-dir",
-                           str(DBT_DIR)], env=env, capture_output=True, text=True)
+    env = {**os.environ, **DBT_PATHS.environment(), "DBT_TARGET_PATH": str(TEST_TARGET),
+           **dbt_environment(url)}
+    done = subprocess.run([dbt_executable(), *args], env=env, cwd=DBT_PATHS.project_dir,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-4000:]
     return done
 

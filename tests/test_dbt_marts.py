@@ -11,7 +11,7 @@ from ingestion.landing import ingest_tenant
 from storepulse.migrate import migrate
 from storepulse.warehouse import get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
-from tests.dbt_helpers import DBT_DIR, frame, materialize_dbt, run_dbt
+from tests.dbt_helpers import DBT_PATHS, TEST_TARGET, frame, materialize_dbt, run_dbt
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_every_dbt_test_passes_as_an_asset_check(built):
 def test_unit_tests_pass_in_ci_and_stay_out_of_daily_builds(built):
     url, *_, result = built
     # the Dagster build left them out (its dbt invocation's own results say what ran)
-    target, = (DBT_DIR / "target").glob(f"storepulse_dbt_models-{result.run_id[:7]}-*")
+    target, = DBT_PATHS.runs_dir.glob(f"{result.run_id[:8]}-*")
     ran = [r["unique_id"] for r in json.loads((target / "run_results.json").read_text())["results"]]
     assert any(node.startswith("test.") for node in ran)
     assert not any(node.startswith("unit_test.") for node in ran)
@@ -199,7 +199,7 @@ def test_new_file_version_replaces_rows_downstream(built):
 
 
 def _compiled(model: str) -> str:
-    return (DBT_DIR / "target" / "compiled" / "storepulse" / "models" / "marts"
+    return (TEST_TARGET / "compiled" / "storepulse" / "models" / "marts"
             / f"{model}.sql").read_text()
 
 

@@ -67,13 +67,15 @@ def test_dbt_resource_skips_dagster_dbts_start_up_without_changing_what_it_learn
     from dagster_dbt import DbtCliResource
 
     from orchestration.dbt import StorePulseDbtCli
+    from storepulse.dbt_runtime import dbt_executable
 
     # the private hooks StorePulseDbtCli overrides still exist in this dagster-dbt
     assert isinstance(DbtCliResource.__dict__["_cli_version"], cached_property)
     assert callable(DbtCliResource.__dict__["_initialize_dbt_core_adapter"])
     resource = StorePulseDbtCli(project_dir=str(ROOT / "dbt_project"))
     # the version it states is the one `dbt --version` prints
-    printed = subprocess.run(["dbt", "--version"], capture_output=True, text=True).stdout
+    printed = subprocess.run([dbt_executable(), "--version"], capture_output=True,
+                             text=True).stdout
     assert f"installed: {resource._cli_version}" in printed
     assert resource._cli_version.major == 1  # dbt Core, not Fusion
     assert resource._initialize_dbt_core_adapter(["build"]) is None

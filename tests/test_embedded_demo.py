@@ -1,0 +1,79 @@
+"""The setup promise on the embedded server: `storepulse demo` with DATABASE_URL unset.
+
+The demo runs as a user runs it (the installed `storepulse` script, in a subprocess, from
+another folder), with STOREPULSE_HOME on a path with spaces: the socket folder of the embedded
+server then has spaces too, and every component that connects (SQLAlchemy, dbt's profile,
+Great Expectations, Dagster's resources) must accept it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from storepulse.settings import load_settings
+from storepulse.warehouse import dispose_engines, get_engine, resolve_database_url
+
+STOREPULSE = Path(sys.executable).parent / "storepulse"
+
+
+def _stop_embedded(pgdata: Path) -> None:
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().split()[0])
+    os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown
+    deadline = time.monotonic() + 30
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
+        tmp_path, monkeypatch):
+    home = tmp_path / "My Documents" / "store pulse"
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME")}
+    env["STOREPULSE_HOME"] = str(home)
+    try:
+        done = subprocess.run([str(STOREPULSE), "demo", "--scale", "0.02"], cwd=workdir,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        assert "StorePulse demo summary" in done.stdout
+
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.setenv("STOREPULSE_HOME", str(home))
+        url = resolve_database_url(load_settings())
+        assert url.host is None and " " in str(home)  # reached over the socket
+        with get_engine(url).connect() as conn:
+            def count(sql: str) -> int:
+                return conn.execute(sa.text(sql)).scalar_one()
+
+            # the Great Expectations gate ran on every tenant's batch and let it through
+            assert count("select count(distinct tenant_id) from ops.quality_results "
+                         "where suite = 'raw_sales_lines'") == 3
+            assert count("select count(*) from ops.quality_results where severity = "
+                         "'error' and not success") == 0
+            assert count("select count(*) from raw.ingest_files where held_at is not null") \
+                == 0
+            # dbt built the marts from every loaded line; ML wrote forecasts and anomalies
+            assert count("select count(*) from marts.fct_sales_lines") == count(
+                "select count(*) from raw.sales_lines")
+            assert count("select count(distinct tenant_id) from ml.forecasts") == 3
+            assert count("select count(*) from ml.anomalies") > 0
+        # dbt wrote its manifest, artifacts and logs under STOREPULSE_HOME
+        assert (home / "dbt" / "target" / "manifest.json").is_file()
+        assert any((home / "dbt" / "runs").iterdir())
+        assert list(workdir.iterdir()) == []
+    finally:
+        dispose_engines()
+        _stop_embedded(home / "pgdata")
