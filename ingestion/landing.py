@@ -95,6 +95,29 @@ def unchanged_since_loaded(engine: Engine, item: LandingFile, tenant_id: str
                       error="same size and not modified since it was loaded; not re-read")
 
 
+def pending_files(engine: Engine, landing_dir: Path, tenant_id: str) -> dict[str, str]:
+    """The tenant's landing files the ledger has not seen as they are now: no row for the
+    same source and name, recorded after the file's last change with the same size.
+    Returns {relative path: size:mtime}. Whoever loaded a file (a run, the CLI, the demo),
+    it is not pending again until it changes."""
+    marks = fingerprints(landing_dir, tenant_id)
+    if not marks:
+        return {}
+    with engine.connect() as conn:
+        seen = conn.execute(sa.text(
+            "select source, file_name, bytes, extract(epoch from max(loaded_at)) as recorded "
+            "from raw.ingest_files where tenant_id = :t group by source, file_name, bytes"),
+            {"t": tenant_id}).all()
+    recorded = {(f"{r.source}/{r.file_name}", int(r.bytes)): float(r.recorded) for r in seen}
+    pending = {}
+    for path, mark in marks.items():
+        size, mtime_ns = (int(part) for part in mark.split(":"))
+        when = recorded.get((path, size))
+        if when is None or when < mtime_ns / 1e9:
+            pending[path] = mark
+    return pending
+
+
 def fingerprints(landing_dir: Path, tenant_id: str) -> dict[str, str]:
     """A cheap change marker per file (size and mtime); the loader's sha256 stays the authority."""
     tenant_dir = Path(landing_dir) / tenant_id

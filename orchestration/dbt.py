@@ -7,7 +7,13 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AutomationCondition,
+    MetadataValue,
+    Output,
+)
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -16,9 +22,11 @@ from dagster_dbt import (
 )
 from packaging import version
 
+from orchestration.automation import DBT_MODELS
 from orchestration.constants import ANALYTICS
-from orchestration.project import dbt_project
+from orchestration.project import DBT_PATHS, dbt_project
 from orchestration.resources import WarehouseResource
+from storepulse.dbt_runtime import run_target
 from storepulse.warehouse import dbt_environment
 
 
@@ -38,6 +46,12 @@ class StorePulseDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [ANALYTICS]
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]
+                                 ) -> AutomationCondition | None:
+        if dbt_resource_props["resource_type"] not in ("model", "seed", "snapshot"):
+            return None
+        return DBT_MODELS
 
 
 class StorePulseDbtCli(DbtCliResource):
@@ -78,7 +92,10 @@ def storepulse_dbt_models(context: AssetExecutionContext, dbt: StorePulseDbtCli,
     # dbt runs as a subprocess and reads its connection from profiles.yml's env_vars.
     os.environ.update(dbt_environment(warehouse.url()))
     engine = warehouse.engine()
-    build = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+    # Artifacts and logs of this invocation go under STOREPULSE_HOME, one folder per run.
+    target = run_target(DBT_PATHS, context.run.run_id)
+    build = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
+                    target_path=target)
     for event in build.stream():
         if isinstance(event, Output):
             key = context.asset_key_for_output(event.output_name)

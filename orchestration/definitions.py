@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, AssetSpec, Definitions, define_asset_job
+from dagster import AssetSpec, Definitions, define_asset_job
 
 from orchestration.alerts import ALERT_SENSORS, alert_channels_from_env
 from orchestration.assets.dashboards import metabase_dashboards
 from orchestration.assets.ingestion import ingest_landing_files
 from orchestration.assets.ml import store_anomalies, store_forecasts
+from orchestration.automation import storepulse_automation
 from orchestration.checks import QUALITY_CHECKS
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.dbt import StorePulseDbtCli, storepulse_dbt_models
@@ -15,6 +16,7 @@ from orchestration.executors import executor_from_env
 from orchestration.project import dbt_project
 from orchestration.resources import WarehouseResource
 from orchestration.sensors import ingest_job, landing_sensor
+from storepulse.dbt_runtime import dbt_executable
 
 tenants_registry = AssetSpec(
     ["ops", "tenants"],
@@ -35,27 +37,16 @@ ALL_CHECKS = QUALITY_CHECKS
 
 RESOURCES = {
     "warehouse": WarehouseResource(),
-    "dbt": StorePulseDbtCli(project_dir=dbt_project),
+    "dbt": StorePulseDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
     "alert_channels": alert_channels_from_env(),
 }
-
-
-def pipeline_stages() -> list[tuple[str, AssetSelection, bool]]:
-    """The demo's run order: (name, selection, partitioned per tenant)."""
-    return [
-        ("ingestion", AssetSelection.assets(ingest_landing_files), True),
-        ("dbt build", AssetSelection.assets(storepulse_dbt_models), False),
-        ("forecasts and anomalies", AssetSelection.assets(store_forecasts, store_anomalies),
-         True),
-        ("dashboards", AssetSelection.assets(metabase_dashboards), False),
-    ]
 
 
 defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
     jobs=[ingest_job, dbt_build_job],
-    sensors=[landing_sensor, *ALERT_SENSORS],
+    sensors=[landing_sensor, storepulse_automation, *ALERT_SENSORS],
     resources=RESOURCES,
     executor=executor_from_env(),
 )

@@ -1,20 +1,29 @@
 """`storepulse demo`: the whole pipeline, in-process, on generated sample data."""
 
 import contextlib
+import json
 import os
+import shlex
+import shutil
+import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, build_sensor_context
 
 from ingestion.generator import DEMO_TENANTS, generate_sample
+from storepulse.errors import StorePulseError
 from storepulse.migrate import migrate
 from storepulse.settings import load_settings
 from storepulse.tenants import Tenant, add_tenant
 from storepulse.warehouse import get_engine, resolve_database_url
 
-Echo = Callable[[str], None]
+Echo = Callable[..., None]  # print or click.echo: (text, file=...)
+
+SAMPLE_MARKER = "sample.json"  # what the landing sample was generated with
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 # Counted for the summary, in pipeline order.
 SUMMARY_TABLES = [
@@ -29,8 +38,12 @@ SUMMARY_TABLES = [
 
 
 def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
-             echo: Echo = print) -> dict[str, int]:
+             as_of: date | None = None, echo: Echo = print) -> dict[str, int]:
+    """Set up, generate sample data ending ``as_of`` (default: yesterday), then let the
+    platform's own sensors and automation conditions run everything (orchestration/pipeline).
+    """
     started = time.perf_counter()
+    as_of = as_of or datetime.now(UTC).date() - timedelta(days=1)
     settings = load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     dagster_home = settings.home / "dagster"
@@ -41,8 +54,10 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     # Runs land in a persistent instance, so `dagster dev` shows them afterwards.
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home))
 
+    terminal = sys.stdout  # progress goes here while dbt's own output goes to the log
+
     def step(text: str) -> None:
-        echo(f"[{time.perf_counter() - started:6.1f}s] {text}")
+        echo(f"[{time.perf_counter() - started:6.1f}s] {text}", file=terminal)
 
     url = resolve_database_url(settings)
     step(f"warehouse: {url.render_as_string(hide_password=True)}")
@@ -51,12 +66,18 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     step(f"migrations: {len(applied)} applied" if applied else "migrations: up to date")
 
     landing = settings.landing_dir
-    if regenerate or not (landing / "ground_truth.csv").exists():
-        sample = generate_sample(landing, seed=seed, scale=scale)
+    wanted = {"seed": seed, "scale": scale, "end_date": as_of.isoformat()}
+    marker = landing / SAMPLE_MARKER
+    have = json.loads(marker.read_text()) if marker.exists() else None
+    if regenerate or have != wanted:
+        for profile in DEMO_TENANTS:  # a new end date writes other files: drop the old ones
+            shutil.rmtree(landing / profile.tenant_id, ignore_errors=True)
+        sample = generate_sample(landing, seed=seed, scale=scale, end_date=as_of)
+        marker.write_text(json.dumps(wanted))
         step(f"sample data: {sum(sample.line_counts.values()):,} lines for "
-             f"{len(sample.tenants)} tenants written to {landing}")
+             f"{len(sample.tenants)} tenants up to {as_of} written to {landing}")
     else:
-        step(f"sample data: reusing {landing}")
+        step(f"sample data: reusing {landing} (up to {as_of})")
 
     onboarded = [add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone, p.currency,
                                            p.country_code), landing)
@@ -67,62 +88,65 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     for o in onboarded:
         if o.generated_password:
             echo(f"    password for {o.role} (shown once): {o.generated_password}")
+    from alerting.rules import AlertRules, save_rules
 
-    from orchestration.definitions import ALL_ASSETS, ALL_CHECKS, RESOURCES, pipeline_stages
+    for tenant_id in tenant_ids:  # sample recipients: delivered when SMTP_*/TWILIO_* are set
+        save_rules(engine, AlertRules(tenant_id,
+                                      email_recipients=(f"manager@{tenant_id}.example",),
+                                      sms_recipients=("+15005550006",)))
+
+    from orchestration.definitions import defs
+    from orchestration.pipeline import run_until_settled
 
     instance = DagsterInstance.get()
-    missing = [t for t in tenant_ids if not instance.has_dynamic_partition("tenants", t)]
-    if missing:
-        instance.add_dynamic_partitions("tenants", missing)
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     log_path = settings.home / "demo.log"
     step(f"pipeline logs (dbt output included): {log_path}")
-    for stage_name, selection, per_tenant in pipeline_stages():
-        for partition in (tenant_ids if per_tenant else [None]):
-            label = f"{stage_name} [{partition}]" if partition else stage_name
-            step(f"materializing {label} ...")
-            # dagster-dbt echoes every dbt event to stdout; keep the terminal readable.
-            with open(log_path, "a") as log, contextlib.redirect_stdout(log):
-                result = materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection,
-                                     partition_key=partition, instance=instance,
-                                     resources=RESOURCES, run_config=quiet,
-                                     raise_on_error=True)
-            checks = result.get_asset_check_evaluations()
-            failed = [c for c in checks if not c.passed]
-            note = f", {len(checks)} checks" + (f", {len(failed)} FAILED" if failed else "")
-            step(f"  done {label}{note if checks else ''}")
-            for check in failed:
-                echo(f"    failed check: {check.asset_key.to_user_string()} "
-                     f"{check.check_name}")
 
-    step(f"alerts: {_alert_once(engine, tenant_ids, RESOURCES, instance)}")
+    def started_run(label: str) -> None:
+        step(f"running {label} ...")
+
+    def finished_run(run) -> None:
+        note = "" if run.success else " FAILED"
+        step(f"  done {run.label} in {run.seconds:.1f}s{note}")
+        for check in run.failed_checks:
+            echo(f"    failed check: {check}", file=terminal)
+
+    # The landing sensor requests each tenant's ingestion; the automation conditions on the
+    # assets request dbt, each tenant's forecasts and anomalies, and the dashboards sync.
+    # dagster-dbt echoes every dbt event to stdout: keep the terminal readable.
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log):
+        runs = run_until_settled(defs, instance, run_config=QUIET, on_start=started_run,
+                                 on_run=finished_run)
+    failed = [r for r in runs if not r.success]
+
+    step(f"alerts: {_alert_once(instance)}")
 
     counts = _counts(engine)
     echo("")
     echo("StorePulse demo summary")
-    echo(f"  tenants: {len(tenant_ids)}    wall time: {time.perf_counter() - started:.1f}s")
+    echo(f"  tenants: {len(tenant_ids)}    runs: {len(runs)} ({len(failed)} failed)    "
+         f"wall time: {time.perf_counter() - started:.1f}s")
     for layer, table in SUMMARY_TABLES:
         echo(f"  {layer:<8} {table:<36} {counts[table]:>12,}")
     echo("")
     echo("Open the Dagster UI on these runs:")
-    echo(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
+    echo(f"  DAGSTER_HOME={shlex.quote(os.environ['DAGSTER_HOME'])} "
+         "dagster dev -m orchestration.definitions")
+    if failed:
+        raise StorePulseError(f"{len(failed)} run(s) failed: "
+                              f"{', '.join(r.label for r in failed)} (see {log_path})")
     return counts
 
 
-def _alert_once(engine: sa.Engine, tenant_ids: list[str], resources: dict,
-                instance: DagsterInstance) -> str:
-    """One tick of the anomaly alert sensor, as the daemon would run it, for the demo's
-    sample recipients (delivered when SMTP_* / TWILIO_* are set, else `not_configured`)."""
-    from alerting.rules import AlertRules, save_rules
-    from orchestration.alerts import anomaly_alert_sensor
+def _alert_once(instance: DagsterInstance) -> str:
+    """One tick of the anomaly alert sensor, as the daemon would run it."""
+    from orchestration.definitions import defs
 
-    for tenant_id in tenant_ids:
-        save_rules(engine, AlertRules(tenant_id,
-                                      email_recipients=(f"manager@{tenant_id}.example",),
-                                      sms_recipients=("+15005550006",)))
-    context = build_sensor_context(instance=instance, resources=resources,
-                                   sensor_name="anomaly_alert_sensor")
-    return anomaly_alert_sensor(context).skip_message
+    sensor = defs.get_sensor_def("anomaly_alert_sensor")
+    with build_sensor_context(instance=instance, resources=defs.resources,
+                              definitions=defs) as context:
+        result = sensor.evaluate_tick(context)
+    return result.skip_message or "nothing new"
 
 
 def _counts(engine: sa.Engine) -> dict[str, int]:

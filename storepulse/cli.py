@@ -34,11 +34,16 @@ def cli() -> None:
               help="Sample size multiplier (order volume per store).")
 @click.option("--seed", default=42, show_default=True, help="Seed of the sample generator.")
 @click.option("--regenerate", is_flag=True, help="Write the sample data again even if present.")
-def demo(scale: float, seed: int, regenerate: bool) -> None:
-    """Set up the database, generate sample data and run the whole pipeline in-process."""
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last day of the sample data, YYYY-MM-DD (default: yesterday, so the "
+                   "forecasts start today).")
+def demo(scale: float, seed: int, regenerate: bool, as_of) -> None:
+    """Set up the database, generate sample data and let the platform's own sensors and
+    automation run the whole pipeline, in this process."""
     from orchestration.demo import run_demo
 
-    run_demo(scale=scale, seed=seed, regenerate=regenerate, echo=click.echo)
+    run_demo(scale=scale, seed=seed, regenerate=regenerate,
+             as_of=as_of.date() if as_of else None, echo=click.echo)
 
 
 @cli.group()
@@ -331,13 +336,17 @@ def generate_sample_cmd(directory: Path, scale: float, seed: int) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 def dbt(dbt_args: tuple[str, ...]) -> None:
-    """Run dbt in dbt_project/ against the warehouse (e.g. `storepulse dbt build`)."""
+    """Run dbt on StorePulse's project against the warehouse (e.g. `storepulse dbt build`);
+    its artifacts and logs go under $STOREPULSE_HOME/dbt."""
+    from storepulse.dbt_runtime import dbt_executable, dbt_paths
     from storepulse.warehouse import dbt_environment, resolve_database_url
 
-    project_dir = Path(__file__).resolve().parent.parent / "dbt_project"
-    env = {**os.environ, **dbt_environment(resolve_database_url())}
-    raise SystemExit(subprocess.call(["dbt", *dbt_args, "--project-dir", str(project_dir),
-                                      "--profiles-dir", str(project_dir)], env=env))
+    paths = dbt_paths()
+    # dbt reads the project, profile and output folders from its own variables, so the
+    # user's arguments reach it untouched (`storepulse dbt --version` works).
+    env = {**os.environ, **paths.environment(), **dbt_environment(resolve_database_url())}
+    raise SystemExit(subprocess.call([dbt_executable(), *dbt_args], env=env,
+                                     cwd=paths.project_dir))
 
 
 def main() -> None:

@@ -43,12 +43,13 @@ def test_asset_loads_a_tenant_partition_once(engine, database_url, tmp_path, ins
     assert sales["rows_read"].value == sales["rows_loaded"].value + sales["rows_quarantined"].value
     assert sales["files_rejected"].value == 0
 
+    # Nothing new: the run loads nothing and reports nothing, so nothing downstream turns
+    # stale (and no check re-validates an unchanged batch).
     again = materialize([ingest_landing_files], partition_key="northwind", instance=instance,
                         resources=resources)
-    meta = again.asset_materializations_for_node("ingest_landing_files")
-    sales = next(m for m in meta if m.asset_key == AssetKey(["raw", "sales_lines"])).metadata
-    assert sales["rows_loaded"].value == 0
-    assert sales["files_already_loaded"].value == sales["files_seen"].value
+    assert again.success
+    assert again.get_asset_materialization_events() == []
+    assert again.get_asset_check_evaluations() == []
     assert scalar(engine, "select count(*) from raw.sales_lines") == loaded_in_db
 
 
@@ -70,37 +71,47 @@ def test_rejected_file_is_reported_in_dagster(engine, database_url, tmp_path, in
     assert scalar(engine, "select count(*) from raw.sales_lines") == 1
 
 
-def test_landing_sensor_requests_each_change_once(engine, database_url, tmp_path, instance):
+def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tmp_path,
+                                                         instance):
+    from ingestion.landing import ingest_tenant
+
     landing = tmp_path / "landing"
     register(engine, "shop")
     pos_csv(landing / "shop" / "generic_pos_csv" / "a.csv", [good_row()])
     pos_csv(landing / "stranger" / "generic_pos_csv" / "a.csv", [good_row()])  # not registered
     resources = {"warehouse": _warehouse(database_url, landing)}
 
-    context = build_sensor_context(instance=instance, resources=resources)
-    first = landing_sensor(context)
+    def tick():
+        return landing_sensor(build_sensor_context(instance=instance, resources=resources))
+
+    first = tick()
     assert isinstance(first, SensorResult)
     assert [r.partition_key for r in first.run_requests] == ["shop"]
     assert first.dynamic_partitions_requests[0].partition_keys == ["shop"]
     instance.add_dynamic_partitions("tenants", ["shop"])
 
-    # Same files, next tick: nothing to do.
-    second = landing_sensor(build_sensor_context(instance=instance, resources=resources,
-                                                 cursor=first.cursor))
-    assert second.run_requests == [] and second.dynamic_partitions_requests == []
+    # Still pending on the next tick (no run has loaded it): the same run key, so the daemon
+    # launches no second run for it.
+    second = tick()
+    assert [r.run_key for r in second.run_requests] == [first.run_requests[0].run_key]
+    assert second.dynamic_partitions_requests == []
 
-    # A new file: one run with a new run key.
+    # Loaded outside Dagster (the CLI, the demo): never requested again, without any cursor.
+    ingest_tenant(engine, landing, "shop")
+    assert tick().run_requests == []
+
+    # A new file: a run with a new key, for that file only.
     pos_csv(landing / "shop" / "generic_pos_csv" / "b.csv", [good_row("O2")])
-    third = landing_sensor(build_sensor_context(instance=instance, resources=resources,
-                                                cursor=second.cursor))
+    third = tick()
     assert len(third.run_requests) == 1
     assert third.run_requests[0].run_key != first.run_requests[0].run_key
-    assert "generic_pos_csv/b.csv" in json.loads(third.cursor)["shop"]
+    assert third.run_requests[0].tags["storepulse/files"] == "1"
+    assert json.loads(third.cursor) == {"pending": {"shop": 1}}
+    ingest_tenant(engine, landing, "shop")
 
-    # A changed file (same name, new content) also triggers a run.
+    # A changed file (same name, new content, later mtime) is pending again.
     path = landing / "shop" / "generic_pos_csv" / "a.csv"
     pos_csv(path, [good_row(qty="9")])
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
-    fourth = landing_sensor(build_sensor_context(instance=instance, resources=resources,
-                                                 cursor=third.cursor))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**10))
+    fourth = tick()
     assert len(fourth.run_requests) == 1

@@ -8,6 +8,7 @@ from dagster import (
     asset,
 )
 
+from orchestration.automation import DASHBOARDS
 from orchestration.constants import ANALYTICS
 from orchestration.resources import WarehouseResource
 from storepulse.dashboards_sync import sync_dashboards
@@ -23,6 +24,7 @@ UPSTREAM = [AssetKey(["marts", name]) for name in (
 @asset(
     key=["dashboards", "metabase"],
     deps=UPSTREAM,
+    automation_condition=DASHBOARDS,
     group_name="dashboards",
     kinds={"metabase"},
     owners=[ANALYTICS],

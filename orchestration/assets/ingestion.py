@@ -1,7 +1,16 @@
-"""Ingestion: load a tenant's new landing files into ``raw`` (one partition per tenant)."""
+"""Ingestion: load a tenant's new landing files into ``raw`` and gate the batch (per tenant).
 
+One step loads the files and validates the batch with the raw Great Expectations suite, so a
+table is reported as materialized only when it really changed, and ``raw/sales_lines`` only
+when its batch passed the blocking rules: automation downstream (dbt, the tenant's ML) then
+never starts from a held batch, and a run that loaded nothing reports nothing.
+"""
+
+from collections.abc import Iterator
 
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -12,12 +21,16 @@ from dagster import (
 
 from ingestion.landing import ingest_tenant
 from ingestion.loader import LoadResult
+from orchestration.checks import RAW_SALES_LINES_KEY, check_specs, tenant_check_results
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import WarehouseResource
+from quality.gate import validate_batch
+from quality.suites import RAW_SALES_LINES
 
 RAW_TABLES = {
-    "sales_lines": "Canonical POS line items, one row per loaded file line.",
+    "sales_lines": "Canonical POS line items, one row per loaded file line; materialized "
+                   "for a tenant when a batch loaded and passed its blocking quality rules.",
     "stores": "Store catalogues sent by tenants.",
     "products": "Product catalogues sent by tenants.",
     "ingest_files": "The file ledger: one row per file seen, with sha256, counts and status.",
@@ -28,29 +41,69 @@ RAW_TABLES = {
 @multi_asset(
     name="ingest_landing_files",
     description=(
-        "Loads every new file in landing/<tenant>/<source>/ with its source spec: COPY in one "
-        "transaction per file, exactly once by sha256, bad rows quarantined."
+        "Loads every new file in landing/<tenant>/<source>/ with its source spec (COPY in one "
+        "transaction per file, exactly once by sha256, bad rows quarantined), then validates "
+        "the batch with the raw Great Expectations suite; a failed error rule holds it."
     ),
     specs=[
         AssetSpec(AssetKey(["raw", table]), description=text, group_name="ingestion",
-                  kinds={"python", "postgres"}, owners=[DATA_ENGINEERING])
+                  kinds={"python", "postgres"}, owners=[DATA_ENGINEERING], skippable=True)
         for table, text in RAW_TABLES.items()
     ],
+    check_specs=check_specs(RAW_SALES_LINES, RAW_SALES_LINES_KEY, tenant_partitions),
     partitions_def=tenant_partitions,
+    can_subset=True,
 )
-def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseResource):
+def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseResource
+                         ) -> Iterator[MaterializeResult | AssetCheckResult]:
     tenant_id = context.partition_key
+    engine = warehouse.engine()
 
     def report(result: LoadResult) -> None:
         log = context.log.error if result.status == "rejected" else context.log.info
         log(result.message)
 
-    # The run id names the batch, so the quality checks of this run validate what it loaded.
-    results = ingest_tenant(warehouse.engine(), warehouse.landing_path(), tenant_id,
-                            on_file=report, batch_id=context.run_id)
+    # The run id names the batch, so the gate validates exactly what this run loaded.
+    results = (ingest_tenant(engine, warehouse.landing_path(), tenant_id, on_file=report,
+                             batch_id=context.run_id)
+               if context.selected_asset_keys else [])
+    new_sales = any(r.status == "loaded" and r.target == "sales_lines" for r in results)
+    checks: list[AssetCheckResult] = []
+    if context.selected_asset_check_keys and (new_sales or not context.selected_asset_keys):
+        # Checks selected alone re-validate the tenant's latest batch (after a limit changed,
+        # say: passing releases it).
+        outcome = validate_batch(engine, RAW_SALES_LINES, tenant_id, run_id=context.run_id,
+                                 batch_id=context.run_id, asset="raw/sales_lines")
+        for failure in outcome.blocking_failures:
+            context.log.error(f"{tenant_id}: {failure.summary()}")
+        if outcome.hold_action != "none":
+            context.log.warning(f"{tenant_id}: batch {list(outcome.file_ids)} "
+                                f"{outcome.hold_action}")
+        checks = [c for c in tenant_check_results(RAW_SALES_LINES_KEY, outcome)
+                  if AssetCheckKey(RAW_SALES_LINES_KEY, c.check_name or "")
+                  in context.selected_asset_check_keys]
+        new_sales = new_sales and not outcome.blocking_failures
     for table in RAW_TABLES:
-        yield MaterializeResult(asset_key=AssetKey(["raw", table]),
-                                metadata=_metadata_for(table, results))
+        key = AssetKey(["raw", table])
+        if key not in context.selected_asset_keys or not _changed(table, results):
+            continue
+        if table == "sales_lines":
+            if new_sales:
+                yield MaterializeResult(asset_key=key, metadata=_metadata_for(table, results),
+                                        check_results=checks)
+                checks = []
+            continue
+        yield MaterializeResult(asset_key=key, metadata=_metadata_for(table, results))
+    # A held batch (or checks run alone): results without a new materialization.
+    yield from checks
+
+
+def _changed(table: str, results: list[LoadResult]) -> bool:
+    if table == "ingest_files":
+        return any(r.status != "duplicate" for r in results)
+    if table == "quarantine":
+        return any(r.rows_quarantined for r in results if r.status == "loaded")
+    return any(r.status == "loaded" and r.target == table for r in results)
 
 
 def _metadata_for(table: str, results: list[LoadResult]) -> dict:

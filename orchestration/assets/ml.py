@@ -28,12 +28,16 @@ from ml.store import (
     write_anomalies,
     write_forecasts,
 )
+from orchestration.automation import FORECAST_REFRESH, RAW_SALES_LINES, TENANT_ML
 from orchestration.constants import DATA_SCIENCE
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import WarehouseResource
 from storepulse.tenants import get_tenant
 
 DAILY_KPIS = AssetKey(["marts", "mart_daily_store_kpis"])
+# The models read the daily KPI mart; the tenant's raw sales are a dependency too so that
+# automation knows *which* tenant's data changed (the mart is shared by all tenants).
+ML_DEPS = [DAILY_KPIS, RAW_SALES_LINES]
 
 
 class AnomalyConfig(Config):
@@ -57,12 +61,14 @@ class ForecastConfig(Config):
     description=("Per store: daily net revenue and orders forecast with 80/95% intervals by the "
                  "champion of a rolling-origin backtest (Prophet vs two seasonal baselines)."),
     specs=[
-        AssetSpec(["ml", "forecasts"], deps=[DAILY_KPIS], group_name="ml",
+        AssetSpec(["ml", "forecasts"], deps=ML_DEPS, group_name="ml",
+                  automation_condition=FORECAST_REFRESH,
                   kinds={"python", "prophet", "postgres"}, owners=[DATA_SCIENCE],
                   description="Forecasts from the champion model of each series (its fitted "
                               "parameters go to ml.model_states, to warm-start tomorrow's "
                               "refit)."),
-        AssetSpec(["ml", "forecast_backtests"], deps=[DAILY_KPIS], group_name="ml",
+        AssetSpec(["ml", "forecast_backtests"], deps=ML_DEPS, group_name="ml",
+                  automation_condition=FORECAST_REFRESH,
                   kinds={"python", "postgres"}, owners=[DATA_SCIENCE],
                   description="Backtest errors (MAPE, WAPE, sMAPE, MASE, coverage) per model."),
     ],
@@ -125,7 +131,8 @@ def _largest_store_plot(kpis: pd.DataFrame, results, tenant_id: str) -> str | No
 
 @asset(
     key=["ml", "anomalies"],
-    deps=[DAILY_KPIS],
+    deps=ML_DEPS,
+    automation_condition=TENANT_ML,
     group_name="ml",
     kinds={"python", "scikitlearn", "postgres"},
     owners=[DATA_SCIENCE],
