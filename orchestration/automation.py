@@ -89,8 +89,18 @@ FORECAST_REFRESH = (
        & _settled()).with_label(f"daily refresh ({FORECAST_REFRESH_CRON} UTC)")
 )
 
+ML_TABLES = AssetSelection.key_prefixes(["ml"])
+
+# Once per wave, at its end: not while a tenant's ML is still due (will_be_requested cannot
+# see it: partitioned ML runs apart from this unpartitioned asset), so one sync follows a
+# landed file.
 DASHBOARDS = (
-    AutomationCondition.any_deps_updated().since_last_handled() & _settled()
+    AutomationCondition.any_deps_match(
+        AutomationCondition.newly_updated() & ~AutomationCondition.executed_with_root_target()
+    ).since_last_handled()
+    & ~AutomationCondition.any_deps_match(TENANT_ML).allow(ML_TABLES)
+        .with_label("no tenant's ML due")
+    & _settled()
 ).with_label("marts or ML tables changed")
 
 

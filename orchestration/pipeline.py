@@ -25,7 +25,7 @@ from dagster import (
     materialize,
 )
 
-# Runs of one tick that touch the same partition go together, as the daemon groups them.
+# A chain is ingestion -> dbt -> ML -> dashboards: a few ticks; more means a loop.
 MAX_TICKS = 12
 
 
@@ -50,43 +50,64 @@ class PipelineRun:
 OnRun = Callable[[PipelineRun], None]
 
 
+class PlatformLoop:
+    """The daemon's loop over one instance; keeps its automation cursor between calls, as
+    the daemon keeps it between ticks."""
+
+    def __init__(self, defs: Definitions, instance: DagsterInstance,
+                 run_config: dict | None = None) -> None:
+        self.defs = defs
+        self.instance = instance
+        self.run_config = run_config or {}
+        self.cursor = None
+
+    def run_until_settled(self, on_start: Callable[[str], None] | None = None,
+                          on_run: OnRun | None = None,
+                          evaluation_time: datetime | None = None) -> list[PipelineRun]:
+        """One landing-sensor tick, then automation ticks until a tick requests nothing."""
+        runs: list[PipelineRun] = []
+
+        def launch(trigger: str, keys: set[AssetKey], partition: str | None) -> None:
+            if on_start:
+                on_start(PipelineRun(trigger, partition, tuple(sorted(keys)), "", True,
+                                     0.0).label)
+            run = _execute(self.defs, self.instance, trigger, keys, partition,
+                           self.run_config)
+            runs.append(run)
+            if on_run:
+                on_run(run)
+
+        if self.cursor is None:
+            # A baseline tick first: automation reacts to what changes after it, as the
+            # daemon does from its first tick on.
+            self.tick(launch, evaluation_time)
+        for request in _landing_requests(self.defs, self.instance):
+            keys = set(self.defs.resolve_job_def(request.job_name or "ingest_job").asset_layer
+                       .executable_asset_keys)
+            launch("landing_sensor", keys, request.partition_key)
+        for _ in range(MAX_TICKS):
+            before = len(runs)
+            self.tick(launch, evaluation_time)
+            if len(runs) == before:
+                break
+        return runs
+
+    def tick(self, launch: Callable[[str, set[AssetKey], str | None], None],
+             evaluation_time: datetime | None = None) -> None:
+        evaluation = evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.cursor,
+            evaluation_time=evaluation_time)
+        for partition, keys in _runs_of(evaluation):
+            launch("automation", keys, partition)
+        self.cursor = evaluation.cursor
+
+
 def run_until_settled(defs: Definitions, instance: DagsterInstance,
-                      run_config: dict | None = None, on_start: Callable[[str], None] = print,
-                      on_run: OnRun | None = None, evaluation_time: datetime | None = None,
-                      ) -> list[PipelineRun]:
-    """One landing-sensor tick, then automation ticks until a tick requests nothing."""
-    runs: list[PipelineRun] = []
-    cursor = None
-
-    def launch(trigger: str, keys: set[AssetKey], partition: str | None) -> None:
-        label = PipelineRun(trigger, partition, tuple(sorted(keys)), "", True, 0.0).label
-        on_start(label)
-        run = _execute(defs, instance, trigger, keys, partition, run_config or {})
-        runs.append(run)
-        if on_run:
-            on_run(run)
-
-    # A baseline tick first: automation reacts to what changes after it, as the daemon does.
-    cursor = _tick(defs, instance, cursor, evaluation_time, launch)
-    for request in _landing_requests(defs, instance):
-        keys = set(defs.get_job_def(request.job_name or "ingest_job").asset_layer
-                   .executable_asset_keys)
-        launch("landing_sensor", keys, request.partition_key)
-    for _ in range(MAX_TICKS):
-        before = len(runs)
-        cursor = _tick(defs, instance, cursor, evaluation_time, launch)
-        if len(runs) == before:
-            break
-    return runs
-
-
-def _tick(defs: Definitions, instance: DagsterInstance, cursor, evaluation_time,
-          launch: Callable[[str, set[AssetKey], str | None], None]):
-    evaluation = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
-                                                evaluation_time=evaluation_time)
-    for partition, keys in _runs_of(evaluation):
-        launch("automation", keys, partition)
-    return evaluation.cursor
+                      run_config: dict | None = None,
+                      on_start: Callable[[str], None] | None = None,
+                      on_run: OnRun | None = None) -> list[PipelineRun]:
+    """Everything the platform does by itself about what is in landing/ now."""
+    return PlatformLoop(defs, instance, run_config).run_until_settled(on_start, on_run)
 
 
 def _runs_of(evaluation) -> Iterator[tuple[str | None, set[AssetKey]]]:

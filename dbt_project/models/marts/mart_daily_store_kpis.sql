@@ -20,8 +20,7 @@
 -- earliest day touched by new orders onwards are recomputed, for every store of that tenant.
 {% if is_incremental() %}
 {% set changed_from_query %}
-    select tenant_id, min(day) as from_day
-    from (
+    with touched_days as (
         select tenant_id, order_date as day
         from {{ ref('fct_orders') }}
         where batch_loaded_at > {{ watermark(this) }}
@@ -30,6 +29,20 @@
 
         -- days whose orders may have disappeared with a replaced file version
         {{ superseded_days(this) }}
+    )
+
+    select tenant_id, min(day) as from_day
+    from (
+        select tenant_id, day from touched_days
+
+        union all
+
+        -- the day after the tenant's last day so far: days without any order between it and
+        -- the new ones (a held batch, a closed weekend) get their zero rows too
+        select this_mart.tenant_id, max(this_mart.day) + 1
+        from {{ this }} as this_mart
+        where this_mart.tenant_id in (select tenant_id from touched_days)
+        group by this_mart.tenant_id
     ) as changed_days
     group by tenant_id
 {% endset %}

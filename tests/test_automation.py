@@ -1,0 +1,122 @@
+"""What runs by itself: the landing sensor and the automation conditions on the assets,
+evaluated by Dagster's own evaluator tick after tick (orchestration/pipeline.py), with real
+runs, real dbt and real PostgreSQL. The daemon test (test_daemon.py) proves the same chain
+with the real daemon in subprocesses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
+
+from orchestration.automation import FORECAST_REFRESH_CRON
+from orchestration.pipeline import PipelineRun, PlatformLoop
+from quality.gate import list_holds
+from tests.ingestion_helpers import good_row, pos_csv, register, scalar
+from tests.quality_helpers import history_rows
+
+START = date(2025, 1, 6)
+HISTORY_DAYS = 70
+
+
+def _labels(runs: list[PipelineRun]) -> list[str]:
+    return [r.label for r in runs]
+
+
+def _day_rows(day: date, prefix: str, price: str = "3.50") -> list[str]:
+    return [good_row(order=f"{prefix}{n}", at=f"{day} 1{n % 8}:00:00", price=price,
+                     customer=f"C{n % 5}") for n in range(12)]
+
+
+@pytest.fixture
+def platform(database_env, engine, tmp_path, monkeypatch):
+    """Two tenants with 10 weeks of history in landing/, and the platform's loop."""
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("STOREPULSE_LANDING", str(landing))
+    from orchestration.definitions import defs
+
+    for tenant in ("alpha", "beta"):
+        register(engine, tenant)
+        pos_csv(landing / tenant / "generic_pos_csv" / "history.csv",
+                history_rows(start=START, days=HISTORY_DAYS))
+    with DagsterInstance.ephemeral() as instance:
+        yield landing, PlatformLoop(defs, instance), instance
+
+
+@pytest.mark.slow
+def test_a_landed_file_flows_to_its_tenants_forecasts_and_nothing_else(platform, engine):
+    landing, loop, instance = platform
+    last_day = START + timedelta(days=HISTORY_DAYS - 1)
+
+    first = loop.run_until_settled()
+    assert all(r.success for r in first), [(r.label, r.failed_checks) for r in first]
+    assert _labels(first) == ["raw [alpha]", "raw [beta]",
+                              "intermediate + marts + staging",
+                              "ml [alpha]", "ml [beta]", "dashboards"]
+    assert [r.trigger for r in first[:2]] == ["landing_sensor"] * 2
+    assert scalar(engine, "select count(distinct tenant_id) from ml.forecasts") == 2
+    forecasts_before = scalar(engine, "select count(*) from ml.forecasts")
+
+    # Nothing new: nothing runs.
+    assert loop.run_until_settled() == []
+
+    # A new day for alpha only: its load, dbt, its ML; beta's forecasts stay as they were.
+    pos_csv(landing / "alpha" / "generic_pos_csv" / "day.csv",
+            _day_rows(last_day + timedelta(days=1), "N"))
+    second = loop.run_until_settled()
+    assert all(r.success for r in second)
+    assert _labels(second) == ["raw [alpha]", "intermediate + marts + staging", "ml [alpha]",
+                               "dashboards"]
+    assert scalar(engine, "select max(day) from marts.mart_daily_store_kpis "
+                          "where tenant_id = 'alpha'") == last_day + timedelta(days=1)
+    assert scalar(engine, "select count(*) from ml.forecasts") == forecasts_before
+
+    # A batch for beta that fails a blocking rule: the run fails, the batch is held, and
+    # nothing downstream runs; alpha's gate status is its own.
+    with engine.begin() as conn:
+        conn.execute(sa.text("update ops.tenants set max_unit_price = 100 "
+                             "where tenant_id = 'beta'"))
+    pos_csv(landing / "beta" / "generic_pos_csv" / "pricey.csv",
+            _day_rows(last_day + timedelta(days=1), "P", price="950.00"))
+    third = loop.run_until_settled()
+    assert _labels(third) == ["raw [beta]"]
+    assert not third[0].success
+    assert "raw/sales_lines ge_unit_price_plausible" in third[0].failed_checks
+    assert [h.tenant_id for h in list_holds(engine)] == ["beta"]
+    assert scalar(engine, "select max(day) from marts.mart_daily_store_kpis "
+                          "where tenant_id = 'beta'") == last_day
+    gate = AssetCheckKey(AssetKey(["raw", "sales_lines"]), "ge_unit_price_plausible")
+    latest = {r.partition: r.status.value for r in reversed(
+        instance.event_log_storage.get_asset_check_execution_history(gate, limit=10))}
+    assert latest == {"alpha": "SUCCEEDED", "beta": "FAILED"}
+
+    # A later good batch for beta flows through again (the held one stays held).
+    pos_csv(landing / "beta" / "generic_pos_csv" / "next.csv",
+            _day_rows(last_day + timedelta(days=2), "G"))
+    fourth = loop.run_until_settled()
+    assert all(r.success for r in fourth)
+    assert _labels(fourth) == ["raw [beta]", "intermediate + marts + staging", "ml [beta]",
+                               "dashboards"]
+    assert scalar(engine, "select max(day) from marts.mart_daily_store_kpis "
+                          "where tenant_id = 'beta'") == last_day + timedelta(days=2)
+
+
+@pytest.mark.slow
+def test_forecasts_refresh_on_the_daily_cron_without_new_files(platform):
+    _, loop, _ = platform
+    assert all(r.success for r in loop.run_until_settled())
+    hour, minute = int(FORECAST_REFRESH_CRON.split()[1]), int(FORECAST_REFRESH_CRON.split()[0])
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    cron_at = datetime(tomorrow.year, tomorrow.month, tomorrow.day, hour, minute, tzinfo=UTC)
+    assert loop.run_until_settled(evaluation_time=cron_at - timedelta(minutes=5)) == []
+    refreshed = loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=5))
+    assert all(r.success for r in refreshed)
+    assert sorted((r.partition, sorted(k.to_user_string() for k in r.asset_keys))
+                  for r in refreshed if r.partition) == [
+        ("alpha", ["ml/forecast_backtests", "ml/forecasts"]),
+        ("beta", ["ml/forecast_backtests", "ml/forecasts"])]
+    # once a day: the next tick the same morning requests nothing
+    assert loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=10)) == []
