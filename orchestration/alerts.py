@@ -97,7 +97,8 @@ def alert_channels_from_env() -> AlertChannelsResource:
     return AlertChannelsResource(**values)
 
 
-@sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
+# Ten seconds: an anomaly reaches the manager within a tick of the ML run that found it.
+@sensor(minimum_interval_seconds=10, default_status=DefaultSensorStatus.RUNNING,
         description="New rows in ml.anomalies (cursor: alert_seq) become outbox rows per "
                     "recipient and channel by the tenant's rules; then due deliveries are "
                     "sent as one digest per recipient, with retries, quiet hours and caps.")
@@ -129,7 +130,7 @@ def _failed_checks(context: RunStatusSensorContext) -> list[str]:
     return failed
 
 
-@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING,
+@run_failure_sensor(default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
                     description="Emails the data team (DATA_TEAM_EMAIL) when a run fails, with "
                                 "the run link, the error and any failed blocking checks.")
 def run_failure_alert_sensor(context: RunFailureSensorContext, warehouse: WarehouseResource,
@@ -148,7 +149,7 @@ def run_failure_alert_sensor(context: RunFailureSensorContext, warehouse: Wareho
 
 
 @run_status_sensor(run_status=DagsterRunStatus.SUCCESS,
-                   default_status=DefaultSensorStatus.RUNNING,
+                   default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
                    description="A failed ERROR-severity check does not fail its run unless it "
                                "is blocking: this emails the data team about such checks in "
                                "runs that succeeded.")

@@ -7,13 +7,7 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AutomationCondition,
-    MetadataValue,
-    Output,
-)
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -22,7 +16,6 @@ from dagster_dbt import (
 )
 from packaging import version
 
-from orchestration.automation import DBT_MODELS
 from orchestration.constants import ANALYTICS
 from orchestration.project import DBT_PATHS, dbt_project
 from orchestration.resources import WarehouseResource
@@ -46,12 +39,6 @@ class StorePulseDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [ANALYTICS]
-
-    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]
-                                 ) -> AutomationCondition | None:
-        if dbt_resource_props["resource_type"] not in ("model", "seed", "snapshot"):
-            return None
-        return DBT_MODELS
 
 
 class StorePulseDbtCli(DbtCliResource):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSpec, Definitions, define_asset_job
+from dagster import AssetSpec, Definitions
 
 from orchestration.alerts import ALERT_SENSORS, alert_channels_from_env
 from orchestration.assets.dashboards import metabase_dashboards
@@ -15,7 +15,12 @@ from orchestration.dbt import StorePulseDbtCli, storepulse_dbt_models
 from orchestration.executors import executor_from_env
 from orchestration.project import dbt_project
 from orchestration.resources import WarehouseResource
-from orchestration.sensors import ingest_job, landing_sensor
+from orchestration.sensors import (
+    dbt_after_ingestion,
+    dbt_build_job,
+    ingest_job,
+    landing_sensor,
+)
 from storepulse.dbt_runtime import dbt_executable
 
 tenants_registry = AssetSpec(
@@ -25,10 +30,6 @@ tenants_registry = AssetSpec(
     kinds={"postgres"},
     owners=[DATA_ENGINEERING],
 )
-
-dbt_build_job = define_asset_job(
-    "dbt_build_job", selection=[storepulse_dbt_models],
-    description="dbt build over all tenants: staging, marts and dbt tests.")
 
 ALL_ASSETS = [tenants_registry, ingest_landing_files, storepulse_dbt_models, store_forecasts,
               store_anomalies, metabase_dashboards]
@@ -46,7 +47,7 @@ defs = Definitions(
     assets=ALL_ASSETS,
     asset_checks=ALL_CHECKS,
     jobs=[ingest_job, dbt_build_job],
-    sensors=[landing_sensor, storepulse_automation, *ALERT_SENSORS],
+    sensors=[landing_sensor, dbt_after_ingestion, storepulse_automation, *ALERT_SENSORS],
     resources=RESOURCES,
     executor=executor_from_env(),
 )

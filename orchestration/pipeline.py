@@ -1,10 +1,11 @@
-"""The daemon's loop, in this process: the landing sensor, then the automation conditions,
-tick after tick, until nothing more is requested.
+"""The daemon's loop, in this process: the landing sensor, the dbt sensor, then the
+automation conditions, tick after tick, until nothing more is requested.
 
 `storepulse demo` and `bench/end_to_end.py` drive the platform through this, so they run
-exactly what the daemon would run from the same definitions (sensors, automation conditions,
-blocking checks), only without waiting for ticks and process launches. There is no list of
-stages here: what runs, and in which order, is what the conditions on the assets request.
+exactly what the daemon would run from the same definitions (sensors, jobs, automation
+conditions, blocking checks), only without waiting for ticks and process launches. There is no
+list of stages here: what runs, and in which order, is what the sensors and the conditions on
+the assets request (orchestration/automation.py tells the story).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from datetime import datetime
 
 from dagster import (
     AssetKey,
+    DagsterEventType,
     DagsterInstance,
+    DagsterRunStatus,
     Definitions,
     RunRequest,
+    build_run_status_sensor_context,
     build_sensor_context,
     evaluate_automation_conditions,
     materialize,
@@ -33,7 +37,7 @@ MAX_TICKS = 12
 class PipelineRun:
     """One run the loop launched: what triggered it, what it built, how it went."""
 
-    trigger: str  # "landing_sensor" or "automation"
+    trigger: str  # the sensor that requested it, or "automation"
     partition: str | None
     asset_keys: tuple[AssetKey, ...]
     run_id: str
@@ -81,16 +85,42 @@ class PlatformLoop:
             # A baseline tick first: automation reacts to what changes after it, as the
             # daemon does from its first tick on.
             self.tick(launch, evaluation_time)
-        for request in _landing_requests(self.defs, self.instance):
-            keys = set(self.defs.resolve_job_def(request.job_name or "ingest_job").asset_layer
-                       .executable_asset_keys)
-            launch("landing_sensor", keys, request.partition_key)
+        ingest_runs = [self._run_job("landing_sensor", "ingest_job", request, on_start,
+                                     on_run, runs)
+                       for request in _landing_requests(self.defs, self.instance)]
+        # dbt_after_ingestion reacts to each successful load; its requests in one tick are
+        # one build here (in the daemon, the queue runs them one at a time and the later ones
+        # find nothing new).
+        dbt_requests = [request for run_id in ingest_runs
+                        for request in _dbt_requests(self.defs, self.instance, run_id)]
+        if dbt_requests:
+            self._run_job("dbt_after_ingestion", "dbt_build_job", dbt_requests[0], on_start,
+                          on_run, runs)
         for _ in range(MAX_TICKS):
             before = len(runs)
             self.tick(launch, evaluation_time)
             if len(runs) == before:
                 break
         return runs
+
+    def _run_job(self, trigger: str, job_name: str, request: RunRequest,
+                 on_start: Callable[[str], None] | None, on_run: OnRun | None,
+                 runs: list[PipelineRun]) -> str:
+        job = self.defs.resolve_job_def(job_name)
+        keys = tuple(sorted(job.asset_layer.executable_asset_keys))
+        if on_start:
+            on_start(PipelineRun(trigger, request.partition_key, keys, "", True, 0.0).label)
+        started = time.perf_counter()
+        result = job.execute_in_process(
+            instance=self.instance, partition_key=request.partition_key,
+            run_config=self.run_config, raise_on_error=False,
+            tags={**request.tags, "storepulse/trigger": trigger})
+        run = PipelineRun(trigger, request.partition_key, keys, result.run_id, result.success,
+                          time.perf_counter() - started, _failed_checks(result))
+        runs.append(run)
+        if on_run:
+            on_run(run)
+        return result.run_id
 
     def tick(self, launch: Callable[[str, set[AssetKey], str | None], None],
              evaluation_time: datetime | None = None) -> None:
@@ -134,6 +164,26 @@ def _landing_requests(defs: Definitions, instance: DagsterInstance) -> list[RunR
     return list(result.run_requests or [])
 
 
+def _dbt_requests(defs: Definitions, instance: DagsterInstance, run_id: str
+                  ) -> list[RunRequest]:
+    """What the dbt_after_ingestion sensor asks for after this run (nothing if it failed)."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.status != DagsterRunStatus.SUCCESS:
+        return []
+    success = instance.all_logs(run_id, of_type=DagsterEventType.RUN_SUCCESS)[-1]
+    sensor = defs.get_sensor_def("dbt_after_ingestion")
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_event=success.dagster_event,
+        dagster_instance=instance, dagster_run=run)
+    result = sensor(context)
+    return [result] if isinstance(result, RunRequest) else []
+
+
+def _failed_checks(result) -> list[str]:
+    return [f"{c.asset_key.to_user_string()} {c.check_name}"
+            for c in result.get_asset_check_evaluations() if not c.passed]
+
+
 def _execute(defs: Definitions, instance: DagsterInstance, trigger: str, keys: set[AssetKey],
              partition: str | None, run_config: dict) -> PipelineRun:
     assets = [*(defs.assets or []), *(defs.asset_checks or [])]
@@ -141,7 +191,5 @@ def _execute(defs: Definitions, instance: DagsterInstance, trigger: str, keys: s
     result = materialize(assets, selection=sorted(keys), partition_key=partition,
                          instance=instance, resources=defs.resources, run_config=run_config,
                          tags={"storepulse/trigger": trigger}, raise_on_error=False)
-    failed = [f"{c.asset_key.to_user_string()} {c.check_name}"
-              for c in result.get_asset_check_evaluations() if not c.passed]
     return PipelineRun(trigger, partition, tuple(sorted(keys)), result.run_id, result.success,
-                       time.perf_counter() - started, failed)
+                       time.perf_counter() - started, _failed_checks(result))

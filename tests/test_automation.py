@@ -108,9 +108,11 @@ def test_a_landed_file_flows_to_its_tenants_forecasts_and_nothing_else(platform,
 def test_forecasts_refresh_on_the_daily_cron_without_new_files(platform):
     _, loop, _ = platform
     assert all(r.success for r in loop.run_until_settled())
-    hour, minute = int(FORECAST_REFRESH_CRON.split()[1]), int(FORECAST_REFRESH_CRON.split()[0])
-    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
-    cron_at = datetime(tomorrow.year, tomorrow.month, tomorrow.day, hour, minute, tzinfo=UTC)
+    minute, hour = (int(part) for part in FORECAST_REFRESH_CRON.split()[:2])
+    now = datetime.now(UTC)
+    cron_at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if cron_at <= now + timedelta(minutes=5):  # the next tick, with room before it
+        cron_at += timedelta(days=1)
     assert loop.run_until_settled(evaluation_time=cron_at - timedelta(minutes=5)) == []
     refreshed = loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=5))
     assert all(r.success for r in refreshed)

@@ -28,13 +28,12 @@ from ml.store import (
     write_anomalies,
     write_forecasts,
 )
-from orchestration.automation import FORECAST_REFRESH, RAW_SALES_LINES, TENANT_ML
+from orchestration.automation import DAILY_KPIS, FORECAST_REFRESH, RAW_SALES_LINES, TENANT_ML
 from orchestration.constants import DATA_SCIENCE
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import WarehouseResource
 from storepulse.tenants import get_tenant
 
-DAILY_KPIS = AssetKey(["marts", "mart_daily_store_kpis"])
 # The models read the daily KPI mart; the tenant's raw sales are a dependency too so that
 # automation knows *which* tenant's data changed (the mart is shared by all tenants).
 ML_DEPS = [DAILY_KPIS, RAW_SALES_LINES]
