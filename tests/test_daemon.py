@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-from dagster import DagsterInstance, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from alerting.rules import AlertRules, save_rules
 from ingestion.generator import DEMO_TENANTS, END_DATE, generate_sample, store_ids
@@ -59,6 +59,12 @@ def _wait_for(what: str, condition: Callable[[], bool], daemon: subprocess.Popen
                         + log.read_text()[-3000:])
         time.sleep(2)
     pytest.fail(f"timed out waiting for {what}; daemon log tail:\n" + log.read_text()[-3000:])
+
+
+def _dashboards_synced(instance: DagsterInstance) -> bool:
+    return any(AssetKey(["dashboards", "metabase"]) in (record.dagster_run.asset_selection or ())
+               for record in instance.get_run_records(
+                   RunsFilter(statuses=[DagsterRunStatus.SUCCESS])))
 
 
 def _emails_to(smtp: SmtpServer, address: str) -> list:
@@ -103,6 +109,10 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
                                   "and severity in ('high', 'critical')", t=tenant) > 0
             email = _emails_to(smtp, manager)[0]
             assert tenant in str(email["Subject"]) or tenant in email.get_body().get_content()
+            # the wave ends with the dashboards sync
+            with DagsterInstance.from_config(str(dagster_home)) as instance:
+                _wait_for("the dashboards sync", lambda: _dashboards_synced(instance),
+                          daemon, log, deadline)
 
             # 2. A batch that fails a blocking rule: the data team hears, nothing downstream
             #    runs for it.
@@ -124,8 +134,8 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
                 time.sleep(15)  # several automation ticks
                 after = instance.get_run_records(
                     RunsFilter(created_after=failed.create_timestamp))
-            assert [r.dagster_run.job_name for r in after
-                    if r.dagster_run.run_id != failed.dagster_run.run_id] == []
+            assert [sorted(k.to_user_string() for k in r.dagster_run.asset_selection or ())
+                    for r in after if r.dagster_run.run_id != failed.dagster_run.run_id] == []
             assert scalar(engine, "select count(*) from raw.ingest_files where held_at is "
                                   "not null") == 1
 
@@ -138,7 +148,7 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
                 engine, "select max(day) from marts.mart_daily_store_kpis where "
                         "tenant_id = :t", t=tenant) == good_day, daemon, log, deadline)
             _wait_for("forecasts refreshed from it", lambda: scalar(
-                engine, "select min(day) from ml.forecasts where tenant_id = :t",
+                engine, "select min(ds) from ml.forecasts where tenant_id = :t",
                 t=tenant) == good_day + timedelta(days=1), daemon, log, deadline)
         finally:
             daemon.terminate()
