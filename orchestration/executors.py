@@ -1,8 +1,9 @@
 """The executor is configuration: STOREPULSE_EXECUTOR picks it, no code changes.
 
-- ``multiprocess`` (default): each step in its own process on this machine;
-  STOREPULSE_MAX_CONCURRENT caps them per run.
-- ``in_process``: one process, for debugging.
+- ``in_process`` (default): a run's steps in the run's own process (see
+  storepulse.settings.ExecutorSettings for why).
+- ``multiprocess``: each step in its own process on this machine; STOREPULSE_MAX_CONCURRENT
+  caps them per run.
 - ``celery``: steps go to Celery workers (``pip install 'storepulse[celery]'``; broker and
   backend come from the run config / dagster-celery's defaults, e.g. redis).
 - ``k8s``: each step is a Kubernetes job (``pip install 'storepulse[k8s]'``; pair it with the

@@ -72,13 +72,18 @@ def load_metabase_settings() -> MetabaseSettings | None:
 
 @dataclass(frozen=True)
 class ExecutorSettings:
-    """How Dagster runs the steps of a run: multiprocess (default), in_process, celery, k8s."""
+    """How Dagster runs the steps of a run: in_process (default), multiprocess, celery, k8s.
 
-    kind: str = "multiprocess"
+    In-process by default: a StorePulse run is one or two small steps (a tenant's load, the
+    dbt build, a tenant's forecasts and anomalies), and a process per step cost more to start
+    (it loads the whole code location) than most steps take; runs of different tenants are
+    what runs in parallel, through the run queue."""
+
+    kind: str = "in_process"
     max_concurrent: int | None = None  # multiprocess: processes per run (default: CPU count)
 
 
 def load_executor_settings() -> ExecutorSettings:
     concurrent = os.environ.get("STOREPULSE_MAX_CONCURRENT")
-    return ExecutorSettings(kind=os.environ.get("STOREPULSE_EXECUTOR", "multiprocess"),
+    return ExecutorSettings(kind=os.environ.get("STOREPULSE_EXECUTOR", "in_process"),
                             max_concurrent=int(concurrent) if concurrent else None)

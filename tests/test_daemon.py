@@ -101,6 +101,9 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
             # 1. The export flows to marts, forecasts, anomalies and the manager's inbox.
             _wait_for("the anomaly email", lambda: _emails_to(smtp, manager), daemon, log,
                       deadline)
+            _wait_for("the forecasts", lambda: scalar(
+                engine, "select count(*) from ml.forecasts where tenant_id = :t", t=tenant),
+                daemon, log, deadline)
             assert scalar(engine, "select count(*) from marts.fct_sales_lines") == \
                 scalar(engine, "select count(*) from raw.sales_lines") > 0
             assert scalar(engine, "select count(*) from ml.forecasts where tenant_id = :t",

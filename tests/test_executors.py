@@ -8,10 +8,11 @@ from storepulse.errors import StorePulseError
 from storepulse.settings import ExecutorSettings, load_executor_settings
 
 
-def test_default_is_multiprocess(monkeypatch):
+def test_default_is_in_process(monkeypatch):
     monkeypatch.delenv("STOREPULSE_EXECUTOR", raising=False)
     monkeypatch.delenv("STOREPULSE_MAX_CONCURRENT", raising=False)
-    assert executor_for(load_executor_settings()) is multiprocess_executor
+    assert executor_for(load_executor_settings()) is in_process_executor
+    assert executor_for(ExecutorSettings("multiprocess")) is multiprocess_executor
 
 
 def test_env_selects_and_configures(monkeypatch):
