@@ -59,11 +59,22 @@ class PlatformLoop:
     the daemon keeps it between ticks."""
 
     def __init__(self, defs: Definitions, instance: DagsterInstance,
-                 run_config: dict | None = None) -> None:
+                 run_config: dict | None = None, op_config: dict[str, dict] | None = None
+                 ) -> None:
+        """``op_config``: config per op name, given to the runs that execute that op (e.g.
+        ``{"store_forecasts": {"workers": 2}}``)."""
         self.defs = defs
         self.instance = instance
         self.run_config = run_config or {}
+        self.op_config = op_config or {}
         self.cursor = None
+
+    def config_for(self, keys: set[AssetKey] | tuple[AssetKey, ...]) -> dict:
+        ops = {assets.op.name: set(assets.keys) for assets in self.defs.assets or ()
+               if hasattr(assets, "op")}
+        chosen = {op: {"config": config} for op, config in self.op_config.items()
+                  if ops.get(op, set()) & set(keys)}
+        return {**self.run_config, **({"ops": chosen} if chosen else {})}
 
     def run_until_settled(self, on_start: Callable[[str], None] | None = None,
                           on_run: OnRun | None = None,
@@ -76,7 +87,7 @@ class PlatformLoop:
                 on_start(PipelineRun(trigger, partition, tuple(sorted(keys)), "", True,
                                      0.0).label)
             run = _execute(self.defs, self.instance, trigger, keys, partition,
-                           self.run_config)
+                           self.config_for(keys))
             runs.append(run)
             if on_run:
                 on_run(run)
@@ -113,7 +124,7 @@ class PlatformLoop:
         started = time.perf_counter()
         result = job.execute_in_process(
             instance=self.instance, partition_key=request.partition_key,
-            run_config=self.run_config, raise_on_error=False,
+            run_config=self.config_for(keys), raise_on_error=False,
             tags={**request.tags, "storepulse/trigger": trigger})
         run = PipelineRun(trigger, request.partition_key, keys, result.run_id, result.success,
                           time.perf_counter() - started, _failed_checks(result))
