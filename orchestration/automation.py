@@ -18,12 +18,15 @@ A tenant whose raw data did not change gets no ML run; a run that loads nothing 
 nothing, so nothing turns stale.
 """
 
+from datetime import timedelta
+
 from dagster import (
     AssetKey,
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
+    FreshnessPolicy,
 )
 
 RAW_SALES_LINES = AssetKey(["raw", "sales_lines"])
@@ -31,6 +34,17 @@ DAILY_KPIS = AssetKey(["marts", "mart_daily_store_kpis"])
 
 # Forecasts refresh daily, early enough for the morning, for every tenant.
 FORECAST_REFRESH_CRON = "0 5 * * *"
+
+# Freshness, shown in the UI and evaluated by the daemon. Sales files arrive daily; the marts
+# follow each batch; forecasts refresh at least daily. (Each tenant's own stale-data limit,
+# ops.alert_rules.stale_after, is checked per tenant by stale_data_sensor: an asset-level
+# policy has one window for all partitions.)
+RAW_SALES_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=72),
+                                                  warn_window=timedelta(hours=36))
+MARTS_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=72),
+                                              warn_window=timedelta(hours=36))
+FORECASTS_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=30),
+                                                  warn_window=timedelta(hours=25))
 
 
 def _settled() -> AutomationCondition:

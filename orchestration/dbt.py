@@ -7,15 +7,17 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MetadataValue, Output
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
+    DbtProject,
     dbt_assets,
 )
 from packaging import version
 
+from orchestration.automation import MARTS_FRESHNESS
 from orchestration.constants import ANALYTICS
 from orchestration.project import DBT_PATHS, dbt_project
 from orchestration.resources import WarehouseResource
@@ -39,6 +41,13 @@ class StorePulseDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [ANALYTICS]
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str,
+                       project: DbtProject | None) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if spec.group_name == "marts":
+            return spec.replace_attributes(freshness_policy=MARTS_FRESHNESS)
+        return spec
 
 
 class StorePulseDbtCli(DbtCliResource):

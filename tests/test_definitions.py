@@ -83,7 +83,33 @@ def test_dbt_resource_skips_dagster_dbts_start_up_without_changing_what_it_learn
 
 def test_jobs_and_sensors():
     assert {"ingest_job", "dbt_build_job"} <= {j.name for j in defs.jobs}
-    assert "landing_sensor" in {s.name for s in defs.sensors}
+    sensors = {s.name: s for s in defs.sensors}
+    # the daily loop runs with nobody clicking: every sensor is on by default
+    assert set(sensors) == {"landing_sensor", "dbt_after_ingestion", "storepulse_automation",
+                            "anomaly_alert_sensor", "run_failure_alert_sensor",
+                            "failed_check_alert_sensor", "stale_data_sensor"}
+    assert all(s.default_status.value == "RUNNING" for s in sensors.values())
+
+
+def test_automation_and_freshness_are_declared_on_the_assets():
+    from dagster import AssetKey
+
+    from orchestration.automation import FORECAST_REFRESH, TENANT_ML
+
+    graph = defs.resolve_asset_graph()
+
+    def node(*path):
+        return graph.get(AssetKey(list(path)))
+
+    assert node("ml", "forecasts").automation_condition == FORECAST_REFRESH
+    assert node("ml", "anomalies").automation_condition == TENANT_ML
+    assert node("dashboards", "metabase").automation_condition is not None
+    # dbt runs as one job per wave (dbt_after_ingestion), never in per-model fragments
+    assert node("marts", "fct_sales_lines").automation_condition is None
+    for key in (("raw", "sales_lines"), ("marts", "mart_daily_store_kpis"),
+                ("ml", "forecasts")):
+        assert node(*key).freshness_policy is not None, key
+    assert node("raw", "ingest_files").freshness_policy is None
 
 
 def _free_port() -> int:

@@ -21,6 +21,7 @@ from dagster import (
 
 from ingestion.landing import ingest_tenant
 from ingestion.loader import LoadResult
+from orchestration.automation import RAW_SALES_FRESHNESS
 from orchestration.checks import RAW_SALES_LINES_KEY, check_specs, tenant_check_results
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.partitions import tenant_partitions
@@ -47,7 +48,8 @@ RAW_TABLES = {
     ),
     specs=[
         AssetSpec(AssetKey(["raw", table]), description=text, group_name="ingestion",
-                  kinds={"python", "postgres"}, owners=[DATA_ENGINEERING], skippable=True)
+                  kinds={"python", "postgres"}, owners=[DATA_ENGINEERING], skippable=True,
+                  freshness_policy=RAW_SALES_FRESHNESS if table == "sales_lines" else None)
         for table, text in RAW_TABLES.items()
     ],
     check_specs=check_specs(RAW_SALES_LINES, RAW_SALES_LINES_KEY, tenant_partitions),

@@ -28,7 +28,13 @@ from ml.store import (
     write_anomalies,
     write_forecasts,
 )
-from orchestration.automation import DAILY_KPIS, FORECAST_REFRESH, RAW_SALES_LINES, TENANT_ML
+from orchestration.automation import (
+    DAILY_KPIS,
+    FORECAST_REFRESH,
+    FORECASTS_FRESHNESS,
+    RAW_SALES_LINES,
+    TENANT_ML,
+)
 from orchestration.constants import DATA_SCIENCE
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import WarehouseResource
@@ -61,7 +67,7 @@ class ForecastConfig(Config):
                  "champion of a rolling-origin backtest (Prophet vs two seasonal baselines)."),
     specs=[
         AssetSpec(["ml", "forecasts"], deps=ML_DEPS, group_name="ml",
-                  automation_condition=FORECAST_REFRESH,
+                  automation_condition=FORECAST_REFRESH, freshness_policy=FORECASTS_FRESHNESS,
                   kinds={"python", "prophet", "postgres"}, owners=[DATA_SCIENCE],
                   description="Forecasts from the champion model of each series (its fitted "
                               "parameters go to ml.model_states, to warm-start tomorrow's "

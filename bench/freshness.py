@@ -1,0 +1,214 @@
+"""Freshness through the real daemon: from a daily file landing to the manager's inbox.
+
+For each size (stores over tenants, two years of history, as in bench/end_to_end.py) in a
+scratch database: the history is loaded and modelled in-process by the platform's own loop
+(not timed), then `dagster-daemon run` starts on the production instance file
+(docker/dagster.yaml: PostgreSQL storage, the run queue) with a real SMTP server on loopback.
+Every tenant's next-day file lands at once, one store's day tripled (an anomaly to alert on),
+and the script watches:
+
+- landed -> marts: every tenant's daily KPIs reach the new day;
+- landed -> forecasts: every tenant's forecasts start the day after;
+- landed -> email: the alert for the tripled day arrives.
+
+The daemon's overhead is the part of landed -> email when no step of the wave was running
+(ticks, queueing, launching runs, process start-up, the alert sensor's wait), from the runs'
+own step events; `overhead_share` is that over landed -> email.
+Target at 200 stores: email under 180 s, overhead under 25% of it.
+
+    python bench/freshness.py [--sizes 10,50,200] [--scale 0.35]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd
+import sqlalchemy as sa
+import yaml
+from dagster import DagsterEventType, DagsterInstance, RunsFilter
+
+from alerting.outbox import enqueue_anomalies
+from alerting.rules import AlertRules, save_rules
+from bench.common import emit_json, machine, print_table, scratch_database
+from bench.end_to_end import settle, tenant_profiles
+from ingestion.generator import END_DATE, generate_sample, store_ids
+from orchestration.definitions import defs
+from orchestration.pipeline import PlatformLoop
+from storepulse.tenants import Tenant, add_tenant
+
+ROOT = Path(__file__).resolve().parents[1]
+DAEMON = Path(sys.executable).parent / "dagster-daemon"
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+NEW_DAY = END_DATE + timedelta(days=1)
+TIMEOUT_S = 900
+
+
+def instance_yaml(url) -> str:
+    config = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
+    config["storage"]["postgres"]["postgres_db"].update({
+        "username": url.username or "postgres", "password": url.password or "",
+        "hostname": url.host or "", "port": url.port or 5432, "db_name": url.database,
+        **({"params": {"host": url.query["host"]}} if url.query.get("host") else {})})
+    return yaml.safe_dump(config)
+
+
+def land_next_day(landing: Path, profiles, scale: float) -> None:
+    """Every tenant's next-day file; the first tenant's first store sells triple."""
+    staging = landing.parent / "next_day"
+    generate_sample(staging, seed=21, scale=scale, tenants=profiles, end_date=NEW_DAY,
+                    history_days=1, broken_rows=False, order_offset=9_000_000)
+    first = profiles[0]
+    for path in sorted((staging / first.tenant_id).rglob("sales_*.csv")):
+        day = pd.read_csv(path, dtype=str)
+        spike = day[day["store_id"] == store_ids(first)[0]]
+        copies = [spike.assign(order_id=spike["order_id"] + f"-x{n}") for n in (1, 2)]
+        pd.concat([day, *copies]).to_csv(path, index=False)
+    for tenant in [p.tenant_id for p in profiles]:
+        for path in (staging / tenant).rglob("*.*"):
+            if path.parent.name != "stores_csv":
+                path.rename(landing / tenant / path.parent.name / f"next_{path.name}")
+
+
+def busy_seconds(instance: DagsterInstance, since: datetime, until: float) -> float:
+    """Seconds between ``since`` and ``until`` when at least one step of a run was running."""
+    intervals = []
+    for record in instance.get_run_records(RunsFilter(created_after=since)):
+        starts = {}
+        for event in instance.all_logs(record.dagster_run.run_id):
+            dagster_event = event.dagster_event
+            if dagster_event is None or not dagster_event.step_key:
+                continue
+            if dagster_event.event_type == DagsterEventType.STEP_START:
+                starts[dagster_event.step_key] = event.timestamp
+            elif dagster_event.event_type in (DagsterEventType.STEP_SUCCESS,
+                                              DagsterEventType.STEP_FAILURE):
+                intervals.append((starts[dagster_event.step_key], event.timestamp))
+    busy, end = 0.0, since.timestamp()
+    for start, stop in sorted(intervals):
+        start, stop = max(start, end), min(stop, until)
+        if stop > start:
+            busy += stop - start
+            end = stop
+    return busy
+
+
+def bench_size(stores: int, scale: float) -> dict:
+    from tests.alerting_servers import SmtpServer  # a real SMTP server on loopback
+
+    profiles = tenant_profiles(stores)
+    with scratch_database("sp_fresh") as (url, engine), tempfile.TemporaryDirectory() as tmp:
+        landing, dagster_home = Path(tmp) / "landing", Path(tmp) / "dagster"
+        dagster_home.mkdir()
+        (dagster_home / "dagster.yaml").write_text(instance_yaml(url))
+        generate_sample(landing, seed=11, scale=scale, tenants=profiles)
+        for p in profiles:
+            add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone, p.currency,
+                                      p.country_code), landing)
+            save_rules(engine, AlertRules(p.tenant_id, email_min_severity="high",
+                                          email_recipients=(f"manager@{p.tenant_id}.example",)))
+        os.environ.update(DATABASE_URL=url.render_as_string(hide_password=False),
+                          STOREPULSE_LANDING=str(landing))
+        print(f"\n{stores} stores over {len(profiles)} tenants: loading the history ...",
+              flush=True)
+        with DagsterInstance.ephemeral() as history, contextlib.redirect_stdout(io.StringIO()):
+            PlatformLoop(defs, history, run_config=QUIET).run_until_settled()
+        enqueue_anomalies(engine, 0)  # the history's anomalies were alerted long ago
+        with engine.begin() as conn:
+            conn.execute(sa.text("update ops.alert_deliveries set status = 'sent', "
+                                 "sent_at = now()"))
+        settle(engine)
+        rows = engine.connect().execute(sa.text("select count(*) from raw.sales_lines")).scalar()
+
+        with SmtpServer() as smtp, open(Path(tmp) / "daemon.log", "w") as log:
+            env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SMTP_HOST": "127.0.0.1",
+                   "SMTP_PORT": str(smtp.port), "ALERT_FROM": "alerts@bench.local"}
+            daemon = subprocess.Popen([str(DAEMON), "run", "-m", "orchestration.definitions"],
+                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                time.sleep(30)  # its code server up and first ticks done, as in production
+                landed_at = datetime.now(UTC)
+                land_next_day(landing, profiles, scale)
+                landed = time.monotonic()
+                figures = watch(engine, smtp, profiles, landed, daemon)
+            finally:
+                daemon.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    daemon.wait(timeout=30)
+                daemon.kill()
+            with DagsterInstance.from_config(str(dagster_home)) as instance:
+                busy = busy_seconds(instance, landed_at,
+                                    landed_at.timestamp() + figures["landed_to_email_s"])
+                runs = len(instance.get_run_records(RunsFilter(created_after=landed_at)))
+    email = figures["landed_to_email_s"]
+    figures |= {"stores": stores, "tenants": len(profiles), "rows": rows, "runs": runs,
+                "busy_s": round(busy, 1), "overhead_s": round(email - busy, 1),
+                "overhead_share": round((email - busy) / email, 3)}
+    print(f"    {figures}", flush=True)
+    return figures
+
+
+def watch(engine, smtp, profiles, landed: float, daemon: subprocess.Popen) -> dict:
+    tenants = [p.tenant_id for p in profiles]
+    seen: dict[str, float] = {}
+    while len(seen) < 3:
+        if daemon.poll() is not None:
+            sys.exit(f"the daemon exited with {daemon.returncode}")
+        if time.monotonic() - landed > TIMEOUT_S:
+            sys.exit(f"timed out; reached: {seen}")
+        with engine.connect() as conn:
+            if "marts" not in seen and conn.execute(sa.text(
+                    "select count(*) from (select tenant_id from marts.mart_daily_store_kpis "
+                    "group by tenant_id having max(day) = :d) as t"),
+                    {"d": NEW_DAY}).scalar() == len(tenants):
+                seen["marts"] = time.monotonic() - landed
+            if "forecasts" not in seen and conn.execute(sa.text(
+                    "select count(*) from (select tenant_id from ml.forecasts group by "
+                    "tenant_id having min(ds) = :d) as t"),
+                    {"d": NEW_DAY + timedelta(days=1)}).scalar() == len(tenants):
+                seen["forecasts"] = time.monotonic() - landed
+        if "email" not in seen and any(
+                str(NEW_DAY) in message.get_body(("plain",)).get_content()
+                for message in list(smtp.messages)):
+            seen["email"] = time.monotonic() - landed
+        time.sleep(0.5)
+    return {"landed_to_marts_s": round(seen["marts"], 1),
+            "landed_to_forecasts_s": round(seen["forecasts"], 1),
+            "landed_to_email_s": round(seen["email"], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,50,200", help="store counts, comma-separated")
+    parser.add_argument("--scale", type=float, default=0.35, help="order volume per store")
+    args = parser.parse_args()
+    facts = machine()
+    print(f"machine: {facts}")
+    results = [bench_size(int(n), args.scale) for n in args.sizes.split(",")]
+    print_table(f"Daily file to inbox through dagster-daemon (scale {args.scale}; overhead = "
+                "time no step was running: ticks, queue, launch, process start-up)",
+                ["stores", "tenants", "raw rows", "runs", "to marts s", "to forecasts s",
+                 "to email s", "steps busy s", "overhead s", "overhead share"],
+                [[r["stores"], r["tenants"], f"{r['rows']:,}", r["runs"],
+                  r["landed_to_marts_s"], r["landed_to_forecasts_s"], r["landed_to_email_s"],
+                  r["busy_s"], r["overhead_s"], f"{r['overhead_share']:.0%}"]
+                 for r in results])
+    emit_json({"machine": facts, "scale": args.scale,
+               **{str(r["stores"]): {k: r[k] for k in (
+                   "landed_to_marts_s", "landed_to_forecasts_s", "landed_to_email_s",
+                   "overhead_share", "overhead_s", "busy_s", "runs")} for r in results}})
+
+
+if __name__ == "__main__":
+    main()
