@@ -47,6 +47,7 @@ from ingestion.generator import END_DATE, generate_sample, store_ids
 from orchestration.definitions import defs
 from orchestration.pipeline import PlatformLoop
 from storepulse.tenants import Tenant, add_tenant
+from tests.test_daemon import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
@@ -135,7 +136,8 @@ def bench_size(stores: int, scale: float) -> dict:
             env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SMTP_HOST": "127.0.0.1",
                    "SMTP_PORT": str(smtp.port), "ALERT_FROM": "alerts@bench.local"}
             daemon = subprocess.Popen([str(DAEMON), "run", "-m", "orchestration.definitions"],
-                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                      cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
             try:
                 time.sleep(30)  # its code server up and first ticks done, as in production
                 landed_at = datetime.now(UTC)
@@ -143,10 +145,7 @@ def bench_size(stores: int, scale: float) -> dict:
                 landed = time.monotonic()
                 figures = watch(engine, smtp, profiles, landed, daemon)
             finally:
-                daemon.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    daemon.wait(timeout=30)
-                daemon.kill()
+                stop_process_group(daemon)
             with DagsterInstance.from_config(str(dagster_home)) as instance:
                 busy = busy_seconds(instance, landed_at,
                                     landed_at.timestamp() + figures["landed_to_email_s"])

@@ -7,8 +7,10 @@ the landing folder and watches: nothing here calls `materialize`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -61,6 +63,20 @@ def _wait_for(what: str, condition: Callable[[], bool], daemon: subprocess.Popen
     pytest.fail(f"timed out waiting for {what}; daemon log tail:\n" + log.read_text()[-3000:])
 
 
+def stop_process_group(process: subprocess.Popen) -> None:
+    """The daemon and what it started (its code server, run workers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    time.sleep(1)  # children that outlived the daemon get the same end
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def _dashboards_synced(instance: DagsterInstance) -> bool:
     return any(AssetKey(["dashboards", "metabase"]) in (record.dagster_run.asset_selection or ())
                for record in instance.get_run_records(
@@ -95,7 +111,8 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
         log = tmp_path / "daemon.log"
         with open(log, "w") as out:
             daemon = subprocess.Popen([str(DAEMON), "run", "-m", "orchestration.definitions"],
-                                      cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                      cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
         deadline = time.monotonic() + DEADLINE_S
         try:
             # 1. The export flows to marts, forecasts, anomalies and the manager's inbox.
@@ -154,8 +171,4 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
                 engine, "select min(ds) from ml.forecasts where tenant_id = :t",
                 t=tenant) == good_day + timedelta(days=1), daemon, log, deadline)
         finally:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            stop_process_group(daemon)
