@@ -21,7 +21,7 @@ from orchestration.automation import MARTS_FRESHNESS
 from orchestration.constants import ANALYTICS
 from orchestration.project import DBT_PATHS, dbt_project
 from orchestration.resources import WarehouseResource
-from storepulse.dbt_runtime import run_target
+from storepulse.dbt_runtime import keep_partial_parse, partial_parse_cache, run_target
 from storepulse.warehouse import dbt_environment
 
 
@@ -86,7 +86,12 @@ def storepulse_dbt_models(context: AssetExecutionContext, dbt: StorePulseDbtCli,
     check. Unit tests check SQL logic against fixed inputs, which no new data can change:
     CI runs them (tests/test_dbt_marts.py), daily builds skip them, as dbt advises."""
     # dbt runs as a subprocess and reads its connection from profiles.yml's env_vars.
-    os.environ.update(dbt_environment(warehouse.url()))
+    connection = dbt_environment(warehouse.url())
+    os.environ.update(connection)
+    # dagster-dbt seeds each invocation with the partial-parse state under DBT_TARGET_PATH:
+    # point it at the state the last run against this warehouse kept.
+    parse_state = partial_parse_cache(DBT_PATHS, connection)
+    os.environ["DBT_TARGET_PATH"] = str(parse_state)
     engine = warehouse.engine()
     # Artifacts and logs of this invocation go under STOREPULSE_HOME, one folder per run.
     target = run_target(DBT_PATHS, context.run.run_id)
@@ -97,6 +102,7 @@ def storepulse_dbt_models(context: AssetExecutionContext, dbt: StorePulseDbtCli,
             key = context.asset_key_for_output(event.output_name)
             event = event.with_metadata({**event.metadata, **_row_count(engine, key)})
         yield event
+    keep_partial_parse(target, parse_state)
 
 
 def _row_count(engine: sa.Engine, key: AssetKey) -> dict:

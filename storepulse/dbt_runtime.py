@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -91,6 +92,28 @@ def run_target(paths: DbtPaths, run_id: str, keep: int = 30) -> Path:
     for old in previous[:max(0, len(previous) - keep + 1)]:
         shutil.rmtree(old, ignore_errors=True)
     return paths.runs_dir / f"{run_id[:8]}-{uuid.uuid4().hex[:6]}"
+
+
+def partial_parse_cache(paths: DbtPaths, connection: dict[str, str]) -> Path:
+    """Where the partial-parse state of runs against this warehouse is kept between runs.
+
+    dbt reuses it only for the same profile (dbt-postgres compares the host: it re-parses
+    everything for another server), so it is kept per server: every run then parses only what
+    changed since the last one instead of the whole project."""
+    server = {k: connection.get(k) for k in ("STOREPULSE_DB_HOST", "STOREPULSE_DB_PORT")}
+    key = hashlib.sha256(json.dumps(server, sort_keys=True).encode()).hexdigest()[:16]
+    return paths.target_dir / "partial-parse" / key
+
+
+def keep_partial_parse(run_dir: Path, cache: Path) -> None:
+    """Keep a finished invocation's partial-parse state for the next run (atomically)."""
+    state = run_dir / "partial_parse.msgpack"
+    if not state.is_file():
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    staged = cache / f".partial_parse.{uuid.uuid4().hex}"
+    shutil.copyfile(state, staged)
+    os.replace(staged, cache / "partial_parse.msgpack")
 
 
 def project_fingerprint(project: Path) -> str:

@@ -44,7 +44,8 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DAGSTER_HOME")}
     env["STOREPULSE_HOME"] = str(home)
     try:
-        done = subprocess.run([str(STOREPULSE), "demo", "--scale", "0.02"], cwd=workdir,
+        done = subprocess.run([str(STOREPULSE), "demo", "--scale", "0.02", "--as-of",
+                               "2026-06-30"], cwd=workdir,
                               env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "Traceback" not in done.stderr
@@ -69,6 +70,12 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
             assert count("select count(*) from marts.fct_sales_lines") == count(
                 "select count(*) from raw.sales_lines")
             assert count("select count(distinct tenant_id) from ml.forecasts") == 3
+            # the sample ends on --as-of (default: yesterday), so forecasts start the day after
+            assert str(conn.execute(sa.text(
+                "select max(day) from marts.mart_daily_store_kpis")).scalar_one()) == \
+                "2026-06-30"
+            assert str(conn.execute(sa.text("select min(ds) from ml.forecasts")).scalar_one()) \
+                == "2026-07-01"
             assert count("select count(*) from ml.anomalies") > 0
         # dbt wrote its manifest, artifacts and logs under STOREPULSE_HOME
         assert (home / "dbt" / "target" / "manifest.json").is_file()
