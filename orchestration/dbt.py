@@ -91,7 +91,7 @@ def storepulse_dbt_models(context: AssetExecutionContext, dbt: StorePulseDbtCli,
     # dagster-dbt seeds each invocation with the partial-parse state under DBT_TARGET_PATH:
     # point it at the state the last run against this warehouse kept.
     parse_state = partial_parse_cache(DBT_PATHS, connection)
-    os.environ["DBT_TARGET_PATH"] = str(parse_state)
+    os.environ.update({"DBT_TARGET_PATH": str(parse_state)})
     engine = warehouse.engine()
     # Artifacts and logs of this invocation go under STOREPULSE_HOME, one folder per run.
     target = run_target(DBT_PATHS, context.run.run_id)

@@ -70,12 +70,14 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
             assert count("select count(*) from marts.fct_sales_lines") == count(
                 "select count(*) from raw.sales_lines")
             assert count("select count(distinct tenant_id) from ml.forecasts") == 3
-            # the sample ends on --as-of (default: yesterday), so forecasts start the day after
+            # the sample ends on --as-of (default: yesterday), so forecasts start there (the
+            # day after, or the day itself where the forecaster judged it a partial day)
             assert str(conn.execute(sa.text(
                 "select max(day) from marts.mart_daily_store_kpis")).scalar_one()) == \
                 "2026-06-30"
-            assert str(conn.execute(sa.text("select min(ds) from ml.forecasts")).scalar_one()) \
-                == "2026-07-01"
+            starts = {str(d) for d in conn.execute(sa.text(
+                "select min(ds) from ml.forecasts group by tenant_id")).scalars()}
+            assert starts and starts <= {"2026-06-30", "2026-07-01"}
             assert count("select count(*) from ml.anomalies") > 0
         # dbt wrote its manifest, artifacts and logs under STOREPULSE_HOME
         assert (home / "dbt" / "target" / "manifest.json").is_file()
