@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from dagster import (
+    AssetCheckSeverity,
     AssetKey,
     DagsterEventType,
     DagsterInstance,
@@ -191,8 +192,11 @@ def _dbt_requests(defs: Definitions, instance: DagsterInstance, run_id: str
 
 
 def _failed_checks(result) -> list[str]:
+    """Checks that failed with ERROR severity (a failed warning is reported in the UI, not
+    as a failure)."""
     return [f"{c.asset_key.to_user_string()} {c.check_name}"
-            for c in result.get_asset_check_evaluations() if not c.passed]
+            for c in result.get_asset_check_evaluations()
+            if not c.passed and c.severity == AssetCheckSeverity.ERROR]
 
 
 def _execute(defs: Definitions, instance: DagsterInstance, trigger: str, keys: set[AssetKey],
