@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd
 import sqlalchemy as sa
-import yaml
 from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
 from alerting.outbox import enqueue_anomalies
@@ -47,22 +46,13 @@ from ingestion.generator import END_DATE, generate_sample, store_ids
 from orchestration.definitions import defs
 from orchestration.pipeline import PlatformLoop
 from storepulse.tenants import Tenant, add_tenant
-from tests.test_daemon import stop_process_group
+from tests.test_daemon import instance_yaml, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 NEW_DAY = END_DATE + timedelta(days=1)
 TIMEOUT_S = 900
-
-
-def instance_yaml(url) -> str:
-    config = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
-    config["storage"]["postgres"]["postgres_db"].update({
-        "username": url.username or "postgres", "password": url.password or "",
-        "hostname": url.host or "", "port": url.port or 5432, "db_name": url.database,
-        **({"params": {"host": url.query["host"]}} if url.query.get("host") else {})})
-    return yaml.safe_dump(config)
 
 
 def land_next_day(landing: Path, profiles, scale: float) -> None:

@@ -111,8 +111,8 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
         for check in run.failed_checks:
             echo(f"    failed check: {check}", file=terminal)
 
-    # The landing sensor requests each tenant's ingestion; the automation conditions on the
-    # assets request dbt, each tenant's forecasts and anomalies, and the dashboards sync.
+    # The landing sensor requests each tenant's ingestion, dbt_after_ingestion the dbt build,
+    # and the automation conditions each tenant's forecasts and anomalies and the dashboards.
     # dagster-dbt echoes every dbt event to stdout: keep the terminal readable.
     with open(log_path, "a") as log, contextlib.redirect_stdout(log):
         runs = run_until_settled(defs, instance, run_config=QUIET, on_start=started_run,

@@ -36,7 +36,7 @@ SHOP = dataclasses.replace(DEMO_TENANTS[0], stores=2)
 DEADLINE_S = 480
 
 
-def _instance_yaml(database_url) -> str:
+def instance_yaml(database_url) -> str:
     """docker/dagster.yaml, the production instance, pointed at the test database."""
     config = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
     socket_dir = database_url.query.get("host")
@@ -92,7 +92,7 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
         database_env, engine, tmp_path):
     landing, dagster_home = tmp_path / "landing", tmp_path / "dagster"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(_instance_yaml(database_env))
+    (dagster_home / "dagster.yaml").write_text(instance_yaml(database_env))
     add_tenant(engine, Tenant(SHOP.tenant_id, SHOP.name, SHOP.timezone, SHOP.currency,
                               SHOP.country_code))
     manager = f"manager@{SHOP.tenant_id}.example"
