@@ -72,7 +72,8 @@ def test_dbt_resource_skips_dagster_dbts_start_up_without_changing_what_it_learn
     # the private hooks StorePulseDbtCli overrides still exist in this dagster-dbt
     assert isinstance(DbtCliResource.__dict__["_cli_version"], cached_property)
     assert callable(DbtCliResource.__dict__["_initialize_dbt_core_adapter"])
-    resource = StorePulseDbtCli(project_dir=str(ROOT / "dbt_project"))
+    resource = StorePulseDbtCli(project_dir=str(ROOT / "dbt_project"),
+                                dbt_executable=dbt_executable())
     # the version it states is the one `dbt --version` prints
     printed = subprocess.run([dbt_executable(), "--version"], capture_output=True,
                              text=True).stdout
