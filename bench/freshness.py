@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd
 import sqlalchemy as sa
-from dagster import DagsterEventType, DagsterInstance, RunsFilter
+from dagster import AssetKey, DagsterEventType, DagsterInstance, RunsFilter
+from dagster._core.definitions.partitions.context import partition_loading_context
 
 from alerting.outbox import enqueue_anomalies
 from alerting.rules import AlertRules, save_rules
@@ -45,14 +46,18 @@ from bench.end_to_end import settle, tenant_profiles
 from ingestion.generator import END_DATE, generate_sample, store_ids
 from orchestration.definitions import defs
 from orchestration.pipeline import PlatformLoop
+from storepulse.settings import load_settings
 from storepulse.tenants import Tenant, add_tenant
 from tests.test_daemon import instance_yaml, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-NEW_DAY = END_DATE + timedelta(days=1)
-TIMEOUT_S = 900
+# The history ends on a Sunday so the new day is a Monday, a trading day for every profile
+# (one closes on Sundays, and a closed day has no file to land).
+HISTORY_END = END_DATE + timedelta(days=(6 - END_DATE.weekday()))
+NEW_DAY = HISTORY_END + timedelta(days=1)
+TIMEOUT_S = int(os.environ.get("FRESHNESS_TIMEOUT_S", "900"))
 
 
 def land_next_day(landing: Path, profiles, scale: float) -> None:
@@ -103,7 +108,7 @@ def bench_size(stores: int, scale: float) -> dict:
         landing, dagster_home = Path(tmp) / "landing", Path(tmp) / "dagster"
         dagster_home.mkdir()
         (dagster_home / "dagster.yaml").write_text(instance_yaml(url))
-        generate_sample(landing, seed=11, scale=scale, tenants=profiles)
+        generate_sample(landing, seed=11, scale=scale, tenants=profiles, end_date=HISTORY_END)
         for p in profiles:
             add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone, p.currency,
                                       p.country_code), landing)
@@ -122,7 +127,9 @@ def bench_size(stores: int, scale: float) -> dict:
         settle(engine)
         rows = engine.connect().execute(sa.text("select count(*) from raw.sales_lines")).scalar()
 
-        with SmtpServer() as smtp, open(Path(tmp) / "daemon.log", "w") as log:
+        daemon_log = load_settings().home / "bench" / f"freshness-daemon-{stores}.log"
+        daemon_log.parent.mkdir(parents=True, exist_ok=True)
+        with SmtpServer() as smtp, open(daemon_log, "w") as log:
             env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SMTP_HOST": "127.0.0.1",
                    "SMTP_PORT": str(smtp.port), "ALERT_FROM": "alerts@bench.local"}
             daemon = subprocess.Popen([str(DAEMON), "run", "-m", "orchestration.definitions"],
@@ -134,18 +141,81 @@ def bench_size(stores: int, scale: float) -> dict:
                 land_next_day(landing, profiles, scale)
                 landed = time.monotonic()
                 figures = watch(engine, smtp, profiles, landed, daemon)
+            except TimeoutError as exc:
+                explain_timeout(dagster_home, landed_at, daemon_log)
+                sys.exit(str(exc))
             finally:
                 stop_process_group(daemon)
             with DagsterInstance.from_config(str(dagster_home)) as instance:
                 busy = busy_seconds(instance, landed_at,
                                     landed_at.timestamp() + figures["landed_to_email_s"])
                 runs = len(instance.get_run_records(RunsFilter(created_after=landed_at)))
+                print_timeline(instance, landed_at)
+                if os.environ.get("FRESHNESS_EXPLAIN"):
+                    explain_automation(instance, landed_at)
+            print(f"  daemon log: {daemon_log}")
     email = figures["landed_to_email_s"]
     figures |= {"stores": stores, "tenants": len(profiles), "rows": rows, "runs": runs,
                 "busy_s": round(busy, 1), "overhead_s": round(email - busy, 1),
                 "overhead_share": round((email - busy) / email, 3)}
     print(f"    {figures}", flush=True)
     return figures
+
+
+def print_timeline(instance: DagsterInstance, since: datetime) -> None:
+    """Each run's hops, in seconds after the files landed: requested (created), its process
+    started, first step started, last step ended."""
+    rows = []
+    for record in reversed(instance.get_run_records(RunsFilter(created_after=since))):
+        run, marks = record.dagster_run, {}
+        for event in instance.all_logs(run.run_id):
+            kind = event.dagster_event.event_type if event.dagster_event else None
+            if kind == DagsterEventType.RUN_START:
+                marks.setdefault("started", event.timestamp)
+            elif kind == DagsterEventType.STEP_START:
+                marks.setdefault("first step", event.timestamp)
+            elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+                marks["last step end"] = event.timestamp
+        rows.append([run.job_name, run.tags.get("dagster/partition", "-"),
+                     *(f"{at - since.timestamp():.1f}" if at else "-" for at in (
+                         record.create_timestamp.timestamp(), marks.get("started"),
+                         marks.get("first step"), marks.get("last step end")))])
+    print_table("Runs after the files landed (s)", ["job", "partition", "requested",
+                                                    "process up", "first step",
+                                                    "last step end"], rows)
+
+
+def explain_automation(instance: DagsterInstance, since: datetime) -> None:
+    """Why ml/forecasts was (not) requested at each tick: every sub-condition's true subset."""
+    records = instance.schedule_storage.get_auto_materialize_asset_evaluations(
+        AssetKey(["ml", "forecasts"]), limit=40)
+    for record in reversed(records):
+        if record.timestamp < since.timestamp():
+            continue
+        print(f"  tick {record.evaluation_id} at {record.timestamp - since.timestamp():.1f} s")
+
+        def walk(evaluation, depth: int = 2) -> None:
+            label = evaluation.condition_snapshot.label or evaluation.condition_snapshot.name
+            size = evaluation.true_subset.size if hasattr(evaluation.true_subset, "size") \
+                else evaluation.true_subset
+            print(f"{' ' * 2 * depth}{label}: {size}")
+            for child in evaluation.child_evaluations:
+                walk(child, depth + 1)
+
+        with partition_loading_context(datetime.now(UTC), instance):
+            walk(record.get_evaluation_with_run_ids().evaluation)
+
+
+def explain_timeout(dagster_home: Path, since: datetime, daemon_log: Path) -> None:
+    """What the daemon did after the files landed, so a stalled wave can be diagnosed."""
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        for record in reversed(instance.get_run_records(RunsFilter(created_after=since))):
+            run = record.dagster_run
+            print(f"  run {run.run_id[:8]} {run.job_name} "
+                  f"{run.tags.get('dagster/partition', '-')} {run.status.value}")
+    print("  daemon log, last lines:")
+    for line in daemon_log.read_text().splitlines()[-40:]:
+        print(f"    {line}")
 
 
 def watch(engine, smtp, profiles, landed: float, daemon: subprocess.Popen) -> dict:
@@ -155,7 +225,7 @@ def watch(engine, smtp, profiles, landed: float, daemon: subprocess.Popen) -> di
         if daemon.poll() is not None:
             sys.exit(f"the daemon exited with {daemon.returncode}")
         if time.monotonic() - landed > TIMEOUT_S:
-            sys.exit(f"timed out; reached: {seen}")
+            raise TimeoutError(f"timed out after {TIMEOUT_S} s; reached: {seen}")
         with engine.connect() as conn:
             if "marts" not in seen and conn.execute(sa.text(
                     "select count(*) from (select tenant_id from marts.mart_daily_store_kpis "
