@@ -100,11 +100,24 @@ def busy_seconds(instance: DagsterInstance, since: datetime, until: float) -> fl
     return busy
 
 
+@contextlib.contextmanager
+def _restored_environment():
+    """Each size points DATABASE_URL at its scratch database: the next size starts from the
+    server's."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def bench_size(stores: int, scale: float) -> dict:
     from tests.alerting_servers import SmtpServer  # a real SMTP server on loopback
 
     profiles = tenant_profiles(stores)
-    with scratch_database("sp_fresh") as (url, engine), tempfile.TemporaryDirectory() as tmp:
+    with scratch_database("sp_fresh") as (url, engine), tempfile.TemporaryDirectory() as tmp, \
+            _restored_environment():
         landing, dagster_home = Path(tmp) / "landing", Path(tmp) / "dagster"
         dagster_home.mkdir()
         (dagster_home / "dagster.yaml").write_text(instance_yaml(url))

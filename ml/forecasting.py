@@ -6,6 +6,7 @@ import gc
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import pandas as pd
 
@@ -50,6 +51,21 @@ class SeriesTask:
     champion: Champion | None = None
     # The series' last fitted champion: a refit of the same model and version starts there.
     state: ModelState | None = None
+    # The forecast runs ``horizon`` days past the later of the last data day and yesterday
+    # (None: past the last data day), so a refresh on a day with no new file still reaches
+    # ``horizon`` days ahead.
+    today: date | None = None
+
+
+def forecast_through(last_day: date, horizon: int, today: date | None) -> date:
+    """The last day to forecast: ``horizon`` days past yesterday, or past the last data day
+    when that is later. Days between the data and today are forecast too (a late file is
+    still a day to plan for), but at most ``horizon`` of them: data older than that is stale
+    (stale_data_sensor says so), and forecasting further from it would be guesswork."""
+    if today is None:
+        return last_day + timedelta(days=horizon)
+    reached = min(today - timedelta(days=1), last_day + timedelta(days=horizon))
+    return max(last_day, reached) + timedelta(days=horizon)
 
 
 def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
@@ -88,7 +104,8 @@ def forecast_series(task: SeriesTask) -> SeriesResult:
     model = build_model(factories[champion.model_name], init)
     model.fit(task.history)
     last = pd.to_datetime(task.history["ds"]).max()
-    future = pd.Series(pd.date_range(last + pd.Timedelta(days=1), periods=task.horizon))
+    through = forecast_through(last.date(), task.horizon, task.today)
+    future = pd.Series(pd.date_range(last + pd.Timedelta(days=1), through))
     return SeriesResult(task.store_id, task.metric, model.predict(future), results, champion,
                         f"{champion.model_name}:{model.version}", model.params,
                         warm_started=task.champion is not None and init is not None)
@@ -98,18 +115,19 @@ def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon:
                     folds: int = 3, fold_days: int = 28, metrics: tuple[str, ...] = METRICS,
                     workers: int = 1,
                     known_champions: Mapping[tuple[str, str], Champion] | None = None,
-                    model_states: Mapping[tuple[str, str], ModelState] | None = None
-                    ) -> list[SeriesResult]:
+                    model_states: Mapping[tuple[str, str], ModelState] | None = None,
+                    today: date | None = None) -> list[SeriesResult]:
     """Every store x metric series; ``workers`` > 1 spreads series over processes.
 
     ``known_champions`` ((store, metric) -> champion of a recent backtest) skips the backtest
     of those series: the champion is refitted on the full history and forecasts ahead. New
     stores, and series without one, are backtested as usual. ``model_states`` (the last fitted
-    parameters per series) warm-start those refits.
+    parameters per series) warm-start those refits. ``today`` (the tenant's date) extends
+    the forecast past a gap in the data (see ``forecast_through``).
     """
     known, states = known_champions or {}, model_states or {}
     tasks = [SeriesTask(store, metric, history, country_code, horizon, folds, fold_days,
-                        known.get((store, metric)), states.get((store, metric)))
+                        known.get((store, metric)), states.get((store, metric)), today)
              for metric in metrics
              for store, history in store_histories(daily_kpis, metric).items()]
     if workers <= 1 or len(tasks) <= 1:

@@ -147,9 +147,11 @@ class PlatformLoop:
 def run_until_settled(defs: Definitions, instance: DagsterInstance,
                       run_config: dict | None = None,
                       on_start: Callable[[str], None] | None = None,
-                      on_run: OnRun | None = None) -> list[PipelineRun]:
+                      on_run: OnRun | None = None,
+                      op_config: dict[str, dict] | None = None) -> list[PipelineRun]:
     """Everything the platform does by itself about what is in landing/ now."""
-    return PlatformLoop(defs, instance, run_config).run_until_settled(on_start, on_run)
+    return PlatformLoop(defs, instance, run_config, op_config).run_until_settled(on_start,
+                                                                                 on_run)
 
 
 def _runs_of(evaluation) -> Iterator[tuple[str | None, set[AssetKey]]]:

@@ -105,17 +105,34 @@ def test_a_landed_file_flows_to_its_tenants_forecasts_and_nothing_else(platform,
 
 
 @pytest.mark.slow
-def test_forecasts_refresh_on_the_daily_cron_without_new_files(platform):
+def test_forecasts_refresh_on_the_daily_cron_without_new_files(platform, engine):
     _, loop, _ = platform
+    last_day = START + timedelta(days=HISTORY_DAYS - 1)
+
+    def forecast_span() -> list[tuple[str, date, date]]:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(sa.text(
+                "select tenant_id, min(ds), max(ds) from ml.forecasts group by tenant_id "
+                "order by tenant_id"))]
+
+    loop.op_config = {"store_forecasts": {"today": str(last_day + timedelta(days=1))}}
     assert all(r.success for r in loop.run_until_settled())
+    horizon = timedelta(days=30)
+    assert forecast_span() == [(t, last_day + timedelta(days=1), last_day + horizon)
+                               for t in ("alpha", "beta")]
     minute, hour = (int(part) for part in FORECAST_REFRESH_CRON.split()[:2])
     now = datetime.now(UTC)
     cron_at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if cron_at <= now + timedelta(minutes=5):  # the next tick, with room before it
         cron_at += timedelta(days=1)
     assert loop.run_until_settled(evaluation_time=cron_at - timedelta(minutes=5)) == []
+    # ten days later with no new file: the refresh still reaches 30 days past "today"
+    loop.op_config = {"store_forecasts": {"today": str(last_day + timedelta(days=11))}}
     refreshed = loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=5))
     assert all(r.success for r in refreshed)
+    assert forecast_span() == [(t, last_day + timedelta(days=1),
+                                last_day + timedelta(days=10) + horizon)
+                               for t in ("alpha", "beta")]
     assert sorted((r.partition, sorted(k.to_user_string() for k in r.asset_keys))
                   for r in refreshed if r.partition) == [
         ("alpha", ["ml/forecast_backtests", "ml/forecasts"]),

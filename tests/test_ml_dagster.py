@@ -1,11 +1,13 @@
 """Forecast and anomaly assets run by Dagster over real marts; reruns replace, never duplicate."""
 
 import shutil
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, materialize
 
+from ingestion.generator import END_DATE
 from ingestion.landing import ingest_tenant
 from orchestration.assets.ml import store_anomalies, store_forecasts
 from orchestration.resources import WarehouseResource
@@ -37,7 +39,9 @@ def _run(url, partition="northwind"):
         return materialize(
             [store_forecasts, store_anomalies], partition_key=partition, instance=instance,
             resources={"warehouse": WarehouseResource(database_url=url.render_as_string(False))},
-            run_config={"ops": {"store_forecasts": {"config": {"horizon_days": 21}}}})
+            # as on the morning after the sample's last day
+            run_config={"ops": {"store_forecasts": {"config": {
+                "horizon_days": 21, "today": str(END_DATE + timedelta(days=1))}}}})
 
 
 def test_forecast_and_anomaly_assets(warehouse):

@@ -1,12 +1,14 @@
 """Forecast models, backtests and champion selection on small synthetic series."""
 
+from datetime import date, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from ml import metrics
 from ml.backtest import backtest, choose_champion, fold_cutoffs
-from ml.forecasting import SeriesTask, forecast_series
+from ml.forecasting import SeriesTask, forecast_series, forecast_through
 from ml.models import ClosedDayRule, ProphetModel, SeasonalMedian, SeasonalNaive
 
 
@@ -117,6 +119,29 @@ def test_a_model_that_loses_to_the_baseline_is_not_used():
     assert result.champion.model_name == means.idxmin()
     assert len(result.forecast) == 14
     assert result.model_version.startswith(result.champion.model_name)
+
+
+def test_forecasts_reach_the_horizon_past_today_across_a_gap_in_the_data():
+    last = date(2026, 3, 1)
+    assert forecast_through(last, 14, None) == last + timedelta(days=14)
+    # the morning after the last day: the horizon past it
+    assert forecast_through(last, 14, last + timedelta(days=1)) == last + timedelta(days=14)
+    # three days without a file: the gap is forecast too, and tomorrow + 13 days after it
+    assert forecast_through(last, 14, last + timedelta(days=4)) == last + timedelta(days=17)
+    # data older than the horizon is stale: forecasting stops at twice the horizon past it
+    assert forecast_through(last, 14, last + timedelta(days=90)) == last + timedelta(days=28)
+    # a "today" before the data's end (a replayed as-of date) never shortens the horizon
+    assert forecast_through(last, 14, last - timedelta(days=5)) == last + timedelta(days=14)
+
+    history = weekly_series(days=200, closed_weekday=None, seed=5)
+    end = pd.to_datetime(history["ds"]).max()
+    result = forecast_series(SeriesTask("S1", "net_revenue", history, "GB", horizon=14,
+                                        folds=2, fold_days=14,
+                                        today=(end + pd.Timedelta(days=4)).date()))
+    days = pd.to_datetime(result.forecast["ds"])
+    assert days.min() == end + pd.Timedelta(days=1)
+    assert days.max() == end + pd.Timedelta(days=17)
+    assert days.diff().dropna().eq(pd.Timedelta(days=1)).all()
 
 
 def test_closed_dates_need_two_years_unless_usual_and_not_just_their_weekday():

@@ -1,7 +1,8 @@
 """Forecasts and anomalies per tenant, downstream of the daily store KPIs."""
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from dagster import (
@@ -59,6 +60,14 @@ class ForecastConfig(Config):
     reuse_backtests_days: int = Field(
         default=7, description="Refit a series' champion without re-backtesting while its "
                                "backtest is younger than this (0: backtest every run)")
+    today: str = Field(
+        default="", description="Forecast as on this date (YYYY-MM-DD); empty: today in the "
+                                "tenant's timezone. Forecasts reach horizon_days past it.")
+
+
+def _today(config: ForecastConfig, timezone: str) -> date:
+    return (date.fromisoformat(config.today) if config.today
+            else datetime.now(ZoneInfo(timezone)).date())
 
 
 @multi_asset(
@@ -90,7 +99,7 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
     results = forecast_tenant(kpis, tenant.country_code, horizon=config.horizon_days,
                               folds=config.backtest_folds, fold_days=config.fold_days,
                               workers=config.workers, known_champions=known,
-                              model_states=states)
+                              model_states=states, today=_today(config, tenant.timezone))
     rows = write_forecasts(engine, tenant.tenant_id, results, context.run_id)
     backtests = pd.concat([r.backtests.assign(store_id=r.store_id, metric=r.metric)
                            for r in results if not r.backtests.empty] or [pd.DataFrame()])
