@@ -24,8 +24,15 @@ from dashboards.specs import CardSpec, DashboardSpec
 
 DATA_TEAM_SPACE = "data_team"
 ALL_USERS = "All Users"
-BLOCKED = {"view-data": "blocked", "create-queries": "no"}
-GRANTED = {"view-data": "unrestricted", "create-queries": "query-builder-and-native"}
+# Data permissions, in what open-source Metabase offers (pinned in docker-compose.yml):
+# "blocked" view-data is a paid feature (HTTP 402), so isolation rests on query creation
+# (a group without it cannot list, open or query the database) and on collections (a card
+# runs on its database only for those who can read its collection). The keys compared and
+# sent are these two; Metabase leaves out "create-queries" when it is "no".
+NO_QUERIES = {"view-data": "unrestricted", "create-queries": "no"}
+QUERY_BUILDER = {"view-data": "unrestricted", "create-queries": "query-builder"}
+QUERY_BUILDER_AND_SQL = {"view-data": "unrestricted",
+                         "create-queries": "query-builder-and-native"}
 
 
 class MetabaseError(RuntimeError):
@@ -56,6 +63,9 @@ class Space:
     key: str  # tenant id, or DATA_TEAM_SPACE
     title: str
     connection: Connection
+    # Native SQL on the tenant's own database: off unless the tenant is given it explicitly
+    # (SECURITY.md says what it exposes).
+    native_sql: bool = False
 
     @property
     def is_tenant(self) -> bool:
@@ -138,16 +148,20 @@ class Provisioner:
         self.report = SyncReport(dry_run=api.dry_run)
 
     def sync(self, spaces: list[Space], prune: bool = False) -> SyncReport:
+        """Connections, collections and groups first, then their permissions, and only then
+        the dashboards: a new database or collection starts with Metabase's defaults (All
+        Users may query the one and curate the other), so nothing is put in either before
+        the permissions are right, and a failed permission write stops the sync there."""
         groups = {g["name"]: g["id"] for g in self.api.get("/api/permissions/group")}
-        placed: dict[str, tuple[int, int, int | None]] = {}
-        cards = _listing(self.api.get("/api/card", f="all"))
+        placed: dict[str, Placed] = {}
         for space in spaces:
-            db_id = self._database(space.connection)
-            collection_id = self._collection(space)
-            group_id = self._group(space, groups) if space.is_tenant else None
-            self._dashboards(space, db_id, collection_id, cards, prune)
-            placed[space.key] = (db_id, collection_id, group_id)
-        self._permissions(placed, groups)
+            placed[space.key] = Placed(
+                space, self._database(space.connection), self._collection(space),
+                self._group(space, groups) if space.is_tenant else None)
+        self._permissions(list(placed.values()), groups)
+        cards = _listing(self.api.get("/api/card", f="all"))
+        for where in placed.values():
+            self._dashboards(where.space, where.database_id, where.collection_id, cards, prune)
         return self.report
 
     # -- objects ---------------------------------------------------------------------------
@@ -286,38 +300,61 @@ class Provisioner:
 
     # -- permissions -----------------------------------------------------------------------
 
-    def _permissions(self, placed: dict[str, tuple[int, int, int | None]],
-                     groups: dict[str, int]) -> None:
-        managed_dbs = {db for db, _, _ in placed.values()}
-        managed_collections = {c for _, c, _ in placed.values()}
-        data_graph = self.api.get("/api/permissions/graph")
+    def _permissions(self, placed: list[Placed], groups: dict[str, int]) -> None:
+        """Each tenant group: the query builder (and native SQL only where the tenant has it)
+        on its own database and read on its own collection; every group, All Users
+        included, nothing on any other managed database or collection. The data team's
+        space is for administrators, who see everything anyway."""
+        managed_dbs = {p.database_id for p in placed}
+        managed_collections = {p.collection_id for p in placed}
+        audiences = [p for p in placed if p.group_id is not None]
         collection_graph = self.api.get("/api/collection/graph")
-        data_changes: dict[str, dict] = {}
         collection_changes: dict[str, dict] = {}
-        audiences = [(gid, db, coll) for db, coll, gid in placed.values() if gid is not None]
-        audiences.append((groups[ALL_USERS], None, None))  # everyone else: nothing of ours
-        for group_id, own_db, own_collection in audiences:
-            have = data_graph["groups"].get(str(group_id), {})
-            for db in managed_dbs:
-                want = GRANTED if db == own_db else BLOCKED
-                if have.get(str(db)) != want:
-                    data_changes.setdefault(str(group_id), {})[str(db)] = want
+        for group_id, own in [(p.group_id, p) for p in audiences] + [(groups[ALL_USERS], None)]:
             have = collection_graph["groups"].get(str(group_id), {})
             for collection in managed_collections:
-                want = "read" if collection == own_collection else "none"
+                want = "read" if own and collection == own.collection_id else "none"
                 # explicit "none": a new collection inherits the root's grants otherwise
                 if have.get(str(collection)) != want:
                     collection_changes.setdefault(str(group_id), {})[str(collection)] = want
-        if data_changes:
-            self.report.actions.append(f"update data permissions for groups "
-                                       f"{sorted(data_changes)}")
-            self.api.put("/api/permissions/graph", {"revision": data_graph["revision"],
-                                                    "groups": data_changes})
         if collection_changes:
             self.report.actions.append(f"update collection permissions for groups "
                                        f"{sorted(collection_changes)}")
             self.api.put("/api/collection/graph", {"revision": collection_graph["revision"],
                                                    "groups": collection_changes})
+        data_graph = self.api.get("/api/permissions/graph")
+        data_changes: dict[str, dict] = {}
+        for group_id, own in [(p.group_id, p) for p in audiences] + [(groups[ALL_USERS], None)]:
+            have = data_graph["groups"].get(str(group_id), {})
+            for db in managed_dbs:
+                want = NO_QUERIES
+                if own and db == own.database_id:
+                    want = QUERY_BUILDER_AND_SQL if own.space.native_sql else QUERY_BUILDER
+                if _data_access(have.get(str(db))) != want:
+                    data_changes.setdefault(str(group_id), {})[str(db)] = want
+        if data_changes:
+            self.report.actions.append(f"update data permissions for groups "
+                                       f"{sorted(data_changes)}")
+            self.api.put("/api/permissions/graph", {"revision": data_graph["revision"],
+                                                    "groups": data_changes})
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A space's Metabase objects."""
+
+    space: Space
+    database_id: int
+    collection_id: int
+    group_id: int | None  # None for the data team (administrators)
+
+
+def _data_access(entry: dict[str, Any] | None) -> dict[str, str]:
+    """A group's view-data and create-queries on a database as the graph states them
+    (Metabase omits create-queries when it is "no", and a database it has no entry for)."""
+    entry = entry or {}
+    return {"view-data": entry.get("view-data", "unrestricted"),
+            "create-queries": entry.get("create-queries", "no")}
 
 
 def _same_dashboard(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:

@@ -100,6 +100,10 @@ storepulse_automation = AutomationConditionSensorDefinition(
     # Each hop of the daily loop waits for one tick; a short interval keeps a landed file's
     # way to the manager's inbox short (the evaluation itself reads only event-log cursors).
     minimum_interval_seconds=5,
+    # One run per tenant, launched by this tick: a backfill (the default when a tick requests
+    # several partitions) waits for the backfill daemon's own loop, and the run queue's
+    # per-tenant limit is what keeps a tenant's runs apart.
+    emit_backfills=False,
     description="Evaluates the automation conditions on every asset: dbt after new raw "
                 "data, each tenant's forecasts and anomalies after its data reached the "
                 "marts (and forecasts daily), dashboards after the marts and ML tables.",

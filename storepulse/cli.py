@@ -127,6 +127,22 @@ def tenants_remove(slug: str, purge: bool) -> None:
         click.echo(f"  {table:<36} {count:>10,} rows deleted")
 
 
+@tenants.command("native-sql")
+@click.argument("slug")
+@click.option("--on/--off", "enabled", required=True,
+              help="Allow or forbid native SQL questions for the tenant's Metabase group.")
+def tenants_native_sql(slug: str, enabled: bool) -> None:
+    """Let tenant SLUG's managers write SQL in Metabase on their own database (off by
+    default). Their SQL still sees only their rows, but it can read table sizes and planner
+    estimates of shared tables and change session settings: see SECURITY.md. Applied by the
+    next `storepulse dashboards sync`."""
+    from storepulse.tenants import set_native_sql
+
+    set_native_sql(_engine(), slug, enabled)
+    click.echo(f"tenant {slug}: native SQL in Metabase {'on' if enabled else 'off'} "
+               "(applied by the next `storepulse dashboards sync`)")
+
+
 @tenants.command("list")
 def tenants_list() -> None:
     """List registered tenants."""

@@ -18,7 +18,12 @@ from dashboards.provision import (
 from dashboards.specs import load_specs
 from storepulse.errors import StorePulseError
 from storepulse.settings import MetabaseSettings
-from storepulse.tenants import list_tenants, set_tenant_password, tenant_role
+from storepulse.tenants import (
+    list_tenants,
+    native_sql_tenants,
+    set_tenant_password,
+    tenant_role,
+)
 
 
 def tenant_db_password(secret: str, tenant_id: str) -> str:
@@ -34,17 +39,21 @@ def sync_dashboards(engine: Engine, warehouse: URL, settings: MetabaseSettings,
         raise StorePulseError(f"tenant '{tenant_id}' is not registered")
     host = settings.db_host or warehouse.host or "localhost"
     port = settings.db_port or warehouse.port or 5432
+    # Log in first: a sync that cannot reach Metabase must leave every tenant's password as
+    # it was (the connections stored there still use it).
+    api = MetabaseApi(settings.url, settings.admin_email, settings.admin_password,
+                      dry_run=dry_run)
+    native_sql = native_sql_tenants(engine)
     spaces = []
     for tenant in tenants:
         password = tenant_db_password(settings.tenant_db_secret, tenant.tenant_id)
         role = (tenant_role(engine, tenant.tenant_id) if dry_run
                 else set_tenant_password(engine, tenant.tenant_id, password))
         spaces.append(Space(tenant.tenant_id, tenant.name, Connection(
-            f"StorePulse {tenant.tenant_id}", host, port, warehouse.database, role, password)))
+            f"StorePulse {tenant.tenant_id}", host, port, warehouse.database, role, password),
+            native_sql=tenant.tenant_id in native_sql))
     if tenant_id is None:
         spaces.append(Space(DATA_TEAM_SPACE, "Data team", Connection(
             "StorePulse platform", host, port, warehouse.database, warehouse.username or "",
             warehouse.password or "")))
-    api = MetabaseApi(settings.url, settings.admin_email, settings.admin_password,
-                      dry_run=dry_run)
     return Provisioner(api, load_specs()).sync(spaces, prune=prune)

@@ -50,6 +50,23 @@ class MetabaseSettings:
     db_port: int | None = None
 
 
+MIN_SECRET_LENGTH = 32
+
+
+def check_tenant_db_secret(secret: str) -> None:
+    """Every tenant's database password is derived from this secret: a short or published one
+    (the .env.example placeholder) lets anyone compute them all."""
+    from storepulse.errors import StorePulseError
+
+    if secret.lower().startswith("change-me"):
+        raise StorePulseError("METABASE_TENANT_DB_SECRET is still the example value; set a "
+                              "random one, e.g. `openssl rand -hex 32`")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise StorePulseError(f"METABASE_TENANT_DB_SECRET is {len(secret)} characters; use at "
+                              f"least {MIN_SECRET_LENGTH} random ones, e.g. "
+                              "`openssl rand -hex 32`")
+
+
 def load_metabase_settings() -> MetabaseSettings | None:
     """Metabase settings, or None when METABASE_URL is unset (dashboards are then skipped)."""
     url = os.environ.get("METABASE_URL")
@@ -62,6 +79,7 @@ def load_metabase_settings() -> MetabaseSettings | None:
 
         raise StorePulseError(f"METABASE_URL is set but {', '.join(missing)} "
                               f"{'is' if len(missing) == 1 else 'are'} not")
+    check_tenant_db_secret(os.environ["METABASE_TENANT_DB_SECRET"])
     port = os.environ.get("METABASE_DB_PORT")
     return MetabaseSettings(url=url, admin_email=os.environ["METABASE_ADMIN_EMAIL"],
                             admin_password=os.environ["METABASE_ADMIN_PASSWORD"],

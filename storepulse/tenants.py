@@ -151,6 +151,22 @@ def set_tenant_password(engine: Engine, tenant_id: str, password: str) -> str:
     return role
 
 
+def set_native_sql(engine: Engine, tenant_id: str, enabled: bool) -> None:
+    """Allow (or stop) native SQL for the tenant's Metabase group; the next dashboards sync
+    applies it."""
+    get_tenant(engine, tenant_id)
+    with engine.begin() as conn:
+        conn.execute(sa.text("update ops.tenants set metabase_native_sql = :on "
+                             "where tenant_id = :t"), {"on": enabled, "t": tenant_id})
+        _audit(conn, "tenant_native_sql", tenant_id, {"enabled": enabled})
+
+
+def native_sql_tenants(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "select tenant_id from ops.tenants where metabase_native_sql")).scalars())
+
+
 def list_tenants(engine: Engine) -> list[Tenant]:
     with engine.connect() as conn:
         rows = conn.execute(sa.text(

@@ -67,23 +67,27 @@ def test_first_sync_builds_an_isolated_space_per_tenant(metabase):
 
     groups = {g["name"]: str(g["id"]) for g in state.groups.values()}
     dbs = {d["name"]: str(d["id"]) for d in state.databases.values()}
-    graph = state.data_graph["groups"]
+    graph = state.data_graph()["groups"]
     north, acme = groups["StorePulse tenant northwind"], groups["StorePulse tenant acme_grocers"]
-    assert graph[north][dbs["StorePulse northwind"]]["view-data"] == "unrestricted"
-    assert graph[acme][dbs["StorePulse northwind"]] == {"view-data": "blocked",
-                                                         "create-queries": "no"}
-    assert graph[north][dbs["StorePulse platform"]]["view-data"] == "blocked"
+    # open-source Metabase: no "blocked"; isolation is "no query creation" (Metabase leaves
+    # create-queries out of the graph when it is "no")
+    assert graph[north][dbs["StorePulse northwind"]] == {"view-data": "unrestricted",
+                                                          "create-queries": "query-builder"}
+    assert graph[acme][dbs["StorePulse northwind"]] == {"view-data": "unrestricted"}
+    assert graph[north][dbs["StorePulse platform"]] == {"view-data": "unrestricted"}
     all_users = groups["All Users"]
-    assert all(graph[all_users][db]["view-data"] == "blocked" for db in dbs.values())
+    # a new database gives All Users native SQL on it; sync takes it back on every one
+    assert all(graph[all_users][db] == {"view-data": "unrestricted"} for db in dbs.values())
     collections = {c["name"]: str(c["id"]) for c in state.collections.values()}
-    cgraph = state.collection_graph["groups"]
+    cgraph = state.collection_graph()["groups"]
     assert cgraph[acme][collections["Northwind (StorePulse)"]] == "none"
     assert cgraph[acme][collections["Acme Grocers (StorePulse)"]] == "read"
     # Metabase gives All Users the root's grant on new collections; sync takes it back
     assert all(cgraph[all_users][c] == "none" for c in collections.values())
-    # the data team's collection is for admins: no group is granted anything there
+    # the data team's collection is for admins: no other group is granted anything there
     team = collections["StorePulse data team"]
-    assert all(cgraph[g].get(team, "none") == "none" for g in cgraph)
+    assert all(cgraph[g].get(team, "none") == "none" for g in cgraph
+               if g != groups["Administrators"])
     # each tenant's connection logs in as its own role
     assert {d["details"]["user"] for d in state.databases.values()} == {
         "tenant_northwind", "tenant_acme_grocers", "storepulse"}
@@ -153,3 +157,124 @@ def test_server_rejects_what_metabase_rejects(metabase):
         api.post("/api/card", {"name": "no query", "display": "table"})
     with pytest.raises(MetabaseError, match="404"):
         api.post("/api/dashboard/1/cards", {"cardId": 1})
+    # open-source Metabase: "blocked" is a paid feature, and a stale revision is refused
+    sync(metabase)
+    graph = api.get("/api/permissions/graph")
+    group, db = next(iter(graph["groups"])), next(iter(metabase.state.databases))
+    with pytest.raises(MetabaseError, match=r"402.*premium token"):
+        api.put("/api/permissions/graph", {"revision": graph["revision"], "groups": {
+            group: {str(db): {"view-data": "blocked", "create-queries": "no"}}}})
+    with pytest.raises(MetabaseError, match="400"):
+        api.put("/api/permissions/graph", {"revision": graph["revision"], "groups": {
+            group: {str(db): {"view-data": "unrestricted", "create-queries": "all"}}}})
+    api.put("/api/permissions/graph", {"revision": graph["revision"], "groups": {}})
+    with pytest.raises(MetabaseError, match="409"):
+        api.put("/api/permissions/graph", {"revision": graph["revision"], "groups": {}})
+
+
+def _manager_of(metabase, tenant: str) -> MetabaseApi:
+    """A store manager of ``tenant``: a plain user in the tenant's group, logged in."""
+    admin = MetabaseApi(metabase.url, metabase.state.email, metabase.state.password)
+    group = next(g["id"] for g in admin.get("/api/permissions/group")
+                 if g["name"] == f"StorePulse tenant {tenant}")
+    email = f"manager@{tenant}.test"
+    user = admin.post("/api/user", {"first_name": "Store", "last_name": "Manager",
+                                    "email": email, "password": "Manager-pass-1"})
+    admin.post("/api/permissions/membership", {"group_id": group, "user_id": user["id"]})
+    return MetabaseApi(metabase.url, email, "Manager-pass-1")
+
+
+def _ids(metabase, tenant: str) -> dict[str, object]:
+    state = metabase.state
+    collection = next(c["id"] for c in state.collections.values()
+                      if c["description"] and f"[storepulse:{tenant}:" in c["description"])
+    return {"database": next(d["id"] for d in state.databases.values()
+                             if d["name"] == f"StorePulse {tenant}"),
+            "collection": collection,
+            "dashboards": [d["id"] for d in state.dashboards.values()
+                           if d["collection_id"] == collection],
+            "cards": [c["id"] for c in state.cards.values() if c["collection_id"] == collection]}
+
+
+def _refused(call, *args) -> bool:
+    try:
+        call(*args)
+    except MetabaseError as exc:
+        return "HTTP 403" in str(exc)
+    return False
+
+
+def test_a_tenants_manager_reaches_only_their_own_space(metabase):
+    sync(metabase)
+    north, acme = _ids(metabase, "northwind"), _ids(metabase, "acme_grocers")
+    team = next(c["id"] for c in metabase.state.collections.values()
+                if c["name"] == "StorePulse data team")
+    manager = _manager_of(metabase, "northwind")
+
+    # their own space works
+    listed = {c["id"] for c in manager.get("/api/collection")}
+    assert listed == {"root", north["collection"]}
+    assert manager.get(f"/api/dashboard/{north['dashboards'][0]}")["id"]
+    assert manager.post(f"/api/card/{north['cards'][0]}/query", {})["status"] == "completed"
+    assert {d["id"] for d in manager.get("/api/database")["data"]} == {north["database"]}
+    assert manager.post("/api/dataset", {"database": north["database"], "type": "query",
+                                         "query": {"source-table": 1}})["status"]
+    assert {c["id"] for c in manager.get("/api/card", f="all")} == set(north["cards"])
+
+    # nothing of the other tenant's, nor of the data team's
+    assert _refused(manager.get, f"/api/collection/{acme['collection']}")
+    assert _refused(manager.get, f"/api/collection/{acme['collection']}/items")
+    assert _refused(manager.get, f"/api/collection/{team}")
+    assert all(_refused(manager.get, f"/api/dashboard/{d}") for d in acme["dashboards"])
+    assert all(_refused(manager.get, f"/api/card/{c}") for c in acme["cards"])
+    assert all(_refused(manager.post, f"/api/card/{c}/query", {}) for c in acme["cards"])
+    assert _refused(manager.get, f"/api/database/{acme['database']}")
+    for kind in ("query", "native"):
+        assert _refused(manager.post, "/api/dataset", {
+            "database": acme["database"], "type": kind, "native": {"query": "select 1"}})
+    # native SQL is off by default, even on their own database
+    assert _refused(manager.post, "/api/dataset", {
+        "database": north["database"], "type": "native", "native": {"query": "select 1"}})
+    # and they cannot grant themselves anything
+    assert _refused(manager.get, "/api/permissions/graph")
+    assert _refused(manager.get, "/api/collection/graph")
+
+
+def test_native_sql_is_an_explicit_per_tenant_option(metabase):
+    sync(metabase)
+    manager = _manager_of(metabase, "northwind")
+    north, acme = _ids(metabase, "northwind"), _ids(metabase, "acme_grocers")
+    native = {"type": "native", "native": {"query": "select 1"}}
+
+    def with_native(on: bool) -> list[Space]:
+        return [dataclasses.replace(s, native_sql=on and s.key == "northwind") for s in spaces()]
+
+    api = MetabaseApi(metabase.url, metabase.state.email, metabase.state.password)
+    report = Provisioner(api, load_specs()).sync(with_native(True))
+    assert report.actions == ["update data permissions for groups "
+                              f"{[str(_group(metabase, 'northwind'))]}"]
+    assert manager.post("/api/dataset", {"database": north["database"], **native})["status"]
+    assert _refused(manager.post, "/api/dataset", {"database": acme["database"], **native})
+    Provisioner(api, load_specs()).sync(with_native(False))
+    assert _refused(manager.post, "/api/dataset", {"database": north["database"], **native})
+
+
+def _group(metabase, tenant: str) -> int:
+    return next(g["id"] for g in metabase.state.groups.values()
+                if g["name"] == f"StorePulse tenant {tenant}")
+
+
+def test_a_failed_permission_write_stops_before_any_dashboard(metabase):
+    """Open-source Metabase refusing a permission write leaves no dashboard or card behind
+    in a collection every user can still open."""
+    real = metabase.state.data_graph
+
+    def stale():  # someone else edits the permissions between our read and our write
+        graph = real()
+        metabase.state.data_revision += 1
+        return graph
+
+    metabase.state.data_graph = stale
+    with pytest.raises(MetabaseError, match="409"):
+        sync(metabase)
+    assert metabase.state.cards == {} and metabase.state.dashboards == {}

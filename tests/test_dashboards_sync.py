@@ -1,6 +1,7 @@
 """`storepulse dashboards sync` and the Dagster asset, against the local Metabase server."""
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance, materialize
 
@@ -11,6 +12,8 @@ from storepulse.dashboards_sync import tenant_db_password
 from tests.ingestion_helpers import register
 from tests.metabase_server import MetabaseServer
 
+SECRET = "0123456789abcdef0123456789abcdef-test"
+
 
 @pytest.fixture
 def metabase(monkeypatch):
@@ -18,7 +21,7 @@ def metabase(monkeypatch):
         monkeypatch.setenv("METABASE_URL", server.url)
         monkeypatch.setenv("METABASE_ADMIN_EMAIL", server.state.email)
         monkeypatch.setenv("METABASE_ADMIN_PASSWORD", server.state.password)
-        monkeypatch.setenv("METABASE_TENANT_DB_SECRET", "test-secret")
+        monkeypatch.setenv("METABASE_TENANT_DB_SECRET", SECRET)
         monkeypatch.setenv("METABASE_DB_HOST", "postgres")
         yield server
 
@@ -43,8 +46,7 @@ def test_cli_sync_is_idempotent_and_uses_each_tenants_role(database_env, engine,
     assert second.output.strip().endswith("no changes"), second.output
     only = runner.invoke(cli, ["dashboards", "sync", "--tenant", "corner"])
     assert only.output.strip().endswith("no changes")
-    assert tenant_db_password("test-secret", "shop") != tenant_db_password("test-secret",
-                                                                          "corner")
+    assert tenant_db_password(SECRET, "shop") != tenant_db_password(SECRET, "corner")
 
 
 def test_cli_without_metabase_url_says_so(database_env, monkeypatch):
@@ -84,7 +86,7 @@ def test_first_time_setup_then_sync(database_env, engine, monkeypatch):
     with MetabaseServer(email="nobody@x.test", password="unset", set_up=False) as server:
         for name, value in {"METABASE_URL": server.url, "METABASE_ADMIN_EMAIL": "admin@sp.test",
                             "METABASE_ADMIN_PASSWORD": "Str0ng-pass!",
-                            "METABASE_TENANT_DB_SECRET": "s"}.items():
+                            "METABASE_TENANT_DB_SECRET": SECRET}.items():
             monkeypatch.setenv(name, value)
         runner = CliRunner()
         without = runner.invoke(cli, ["dashboards", "sync"])
@@ -95,3 +97,58 @@ def test_first_time_setup_then_sync(database_env, engine, monkeypatch):
         assert server.state.email == "admin@sp.test" and server.state.set_up
         again = runner.invoke(cli, ["dashboards", "sync", "--setup"])
         assert "set up with" not in again.output and "no changes" in again.output
+
+
+@pytest.mark.parametrize("secret, says", [
+    ("change-me-three", "still the example value"),  # .env.example's
+    ("short-but-random-1f3a", "use at least 32"),
+])
+def test_a_guessable_tenant_secret_is_refused(database_env, engine, metabase, monkeypatch,
+                                              secret, says):
+    register(engine, "shop")
+    monkeypatch.setenv("METABASE_TENANT_DB_SECRET", secret)
+    result = CliRunner().invoke(cli, ["dashboards", "sync"])
+    assert result.exit_code != 0 and says in str(result.exception)
+    assert metabase.state.writes == []
+
+
+def _password_hash(engine, role: str) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select rolpassword from pg_authid where rolname = :r"),
+                            {"r": role}).scalar()
+
+
+def test_passwords_change_only_after_metabase_accepted_the_login(database_env, engine,
+                                                                 metabase, monkeypatch):
+    from storepulse.tenants import tenant_role
+
+    register(engine, "shop")
+    role = tenant_role(engine, "shop")
+    before = _password_hash(engine, role)
+    monkeypatch.setenv("METABASE_ADMIN_PASSWORD", "not-the-admin-password")
+    failed = CliRunner().invoke(cli, ["dashboards", "sync"])
+    assert failed.exit_code != 0 and "cannot log in" in str(failed.exception)
+    assert _password_hash(engine, role) == before
+    monkeypatch.setenv("METABASE_ADMIN_PASSWORD", metabase.state.password)
+    assert CliRunner().invoke(cli, ["dashboards", "sync"]).exit_code == 0
+    assert _password_hash(engine, role) != before
+
+
+def test_native_sql_is_turned_on_per_tenant_from_the_cli(database_env, engine, metabase):
+    register(engine, "shop")
+    register(engine, "corner")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["dashboards", "sync"]).exit_code == 0
+    on = runner.invoke(cli, ["tenants", "native-sql", "shop", "--on"])
+    assert on.exit_code == 0 and "native SQL in Metabase on" in on.output
+    synced = runner.invoke(cli, ["dashboards", "sync"])
+    assert "update data permissions" in synced.output
+    state = metabase.state
+    group = {g["name"]: g["id"] for g in state.groups.values()}
+    db = {d["name"]: d["id"] for d in state.databases.values()}
+    assert state.data_perms[(group["StorePulse tenant shop"], db["StorePulse shop"])][
+        "create-queries"] == "query-builder-and-native"
+    assert state.data_perms[(group["StorePulse tenant corner"], db["StorePulse corner"])][
+        "create-queries"] == "query-builder"
+    unknown = runner.invoke(cli, ["tenants", "native-sql", "nosuch", "--on"])
+    assert unknown.exit_code != 0 and "not registered" in str(unknown.exception)

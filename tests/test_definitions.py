@@ -90,6 +90,8 @@ def test_jobs_and_sensors():
                             "anomaly_alert_sensor", "run_failure_alert_sensor",
                             "failed_check_alert_sensor", "stale_data_sensor"}
     assert all(s.default_status.value == "RUNNING" for s in sensors.values())
+    # automation launches one run per tenant now, not a backfill for the backfill daemon
+    assert sensors["storepulse_automation"].emit_backfills is False
 
 
 def test_automation_and_freshness_are_declared_on_the_assets():
