@@ -45,6 +45,11 @@ def scratch_database(prefix: str = "sp_bench"):
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{name}"'))
     url: URL = server.set(database=name)
+    # Tenant login roles are cluster-wide: the benchmark's get a prefix of their own, dropped
+    # with the database.
+    role_prefix = f"b{uuid.uuid4().hex[:6]}_"
+    saved_prefix = os.environ.get("STOREPULSE_ROLE_PREFIX")
+    os.environ["STOREPULSE_ROLE_PREFIX"] = role_prefix
     try:
         engine = get_engine(url)
         migrate(engine)
@@ -53,6 +58,14 @@ def scratch_database(prefix: str = "sp_bench"):
         dispose_engines()
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+            roles = conn.execute(sa.text("select rolname from pg_roles where rolname like :p"),
+                                 {"p": role_prefix.replace("_", r"\_") + "%"}).scalars()
+            for role in roles.all():
+                conn.execute(sa.text(f'drop role if exists "{role}"'))
+        if saved_prefix is None:
+            os.environ.pop("STOREPULSE_ROLE_PREFIX", None)
+        else:
+            os.environ["STOREPULSE_ROLE_PREFIX"] = saved_prefix
 
 
 def print_table(title: str, headers: list[str], rows: list[list[object]]) -> None:
