@@ -119,9 +119,16 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
     try:
         with engine.begin() as conn:
             tenant = tenant_info(conn, tenant_id)
-            # Serialise loads of the same file name so versions are numbered without races.
-            conn.execute(sa.text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                         {"k": f"{tenant_id}/{source}/{file_name}"})
+            # Serialise loads of the same file name so versions are numbered without races: a
+            # row lock in ops.load_locks, which tenant roles cannot take (any role can take
+            # an advisory lock).
+            key = {"t": tenant_id, "s": source, "n": file_name}
+            conn.execute(sa.text(
+                "insert into ops.load_locks (tenant_id, source, file_name) values (:t, :s, :n) "
+                "on conflict do nothing"), key)
+            conn.execute(sa.text(
+                "select 1 from ops.load_locks where tenant_id = :t and source = :s and "
+                "file_name = :n for update"), key)
             existing = conn.execute(sa.text(
                 "select file_id, version from raw.ingest_files where tenant_id = :t and "
                 "source = :s and sha256 = :h and status in ('loaded', 'superseded')"),

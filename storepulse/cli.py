@@ -115,13 +115,15 @@ def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: st
 @tenants.command("remove")
 @click.argument("slug")
 @click.option("--purge", is_flag=True,
-              help="Also delete every row of the tenant everywhere (GDPR erasure).")
+              help="Also delete every row and landing file of the tenant (GDPR erasure).")
 @click.confirmation_option(prompt="Remove the tenant's database role (and data, with --purge)?")
 def tenants_remove(slug: str, purge: bool) -> None:
     """Revoke and drop tenant SLUG's role; with --purge erase its data, in one transaction."""
+    from storepulse.settings import load_settings
     from storepulse.tenants import remove_tenant
 
-    removed = remove_tenant(_engine(), slug, purge=purge)
+    removed = remove_tenant(_engine(), slug, purge=purge,
+                            landing_dir=load_settings().landing_dir)
     click.echo(f"tenant {slug}: role {removed.role or '(none)'} dropped")
     for table, count in sorted(removed.counts.items()):
         click.echo(f"  {table:<36} {count:>10,} rows deleted")

@@ -2,8 +2,9 @@
 
 Each ``migrations/NNNN_name.sql`` file runs once, all pending ones in one transaction, and is
 recorded in ``ops.schema_migrations`` with a checksum; an edited, already-applied file is an
-error rather than a silent drift. An advisory lock makes concurrent ``migrate`` calls
-(Dagster workers, tests) safe.
+error rather than a silent drift. A lock on ``ops.schema_migrations`` (an advisory lock on a
+new database, before it exists) makes concurrent ``migrate`` calls (Dagster workers, tests)
+safe.
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ def migrate(engine: Engine) -> list[Migration]:
     """Apply pending migrations; return the ones applied now (empty when up to date)."""
     applied_now = []
     with engine.begin() as conn:
-        conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        # Once the ledger of migrations exists, lock it: no tenant role can (any role can take
+        # an advisory lock). Before that, on a new database, no tenant exists to interfere.
+        if conn.execute(sa.text("select to_regclass('ops.schema_migrations')")).scalar():
+            conn.execute(sa.text("lock table ops.schema_migrations in exclusive mode"))
+        else:
+            conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         conn.execute(sa.text("create schema if not exists ops"))
         conn.execute(
             sa.text(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 from storepulse.errors import StorePulseError
 from storepulse.settings import load_settings
 
-SLUG = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+SLUG = re.compile(r"[a-z][a-z0-9_]{1,40}")  # fullmatch: "$" would let a final newline by
 DEFAULT_ROLE_PREFIX = "tenant_"
 # Erasure order: children before parents (quarantine and lines reference the file ledger).
 PURGE_LAST = ("raw.ingest_files", "ops.tenant_roles", "ops.tenants")
@@ -52,7 +53,7 @@ class Removed:
 
 
 def validate_tenant(tenant: Tenant) -> None:
-    if not SLUG.match(tenant.tenant_id):
+    if not SLUG.fullmatch(tenant.tenant_id):
         raise StorePulseError(f"tenant slug {tenant.tenant_id!r} must be lowercase letters, "
                               "digits and underscores, starting with a letter (2-41 chars)")
     try:
@@ -95,6 +96,8 @@ def add_tenant(engine: Engine, tenant: Tenant, landing_dir: Path | None = None,
         conn.execute(sa.text(
             "insert into ops.tenant_roles (role_name, tenant_id) values (:r, :t) "
             "on conflict (role_name) do nothing"), {"r": role, "t": tenant.tenant_id})
+        # connection, statement, idle-transaction and temp-file limits (migration 0012)
+        conn.execute(sa.text("select ops.limit_tenant_role(:r)"), {"r": role})
         if created:
             _audit(conn, "tenant_add", tenant.tenant_id, {"name": tenant.name, "role": role})
     if landing_dir is not None:
@@ -102,9 +105,13 @@ def add_tenant(engine: Engine, tenant: Tenant, landing_dir: Path | None = None,
     return Onboarded(tenant, created, role, generated)
 
 
-def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False) -> Removed:
-    """Drop the tenant's role; with ``purge``, delete its rows everywhere (GDPR erasure).
-    One transaction: either all of it happens or none."""
+def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False,
+                  landing_dir: Path | None = None) -> Removed:
+    """Drop the tenant's role; with ``purge``, delete its rows everywhere (GDPR erasure) and
+    its landing folder under ``landing_dir``. The database part is one transaction: either
+    all of it happens or none. Whatever the role owns in other databases of the server (a
+    large object, say) is dropped first, so nothing there can stop the erasure."""
+    _drop_owned_elsewhere(engine, tenant_id)
     with engine.begin() as conn:
         if conn.execute(sa.text("select 1 from ops.tenants where tenant_id = :t"),
                         {"t": tenant_id}).first() is None:
@@ -129,7 +136,29 @@ def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False) -> Remove
         _audit(conn, "tenant_purge" if purge else "tenant_remove", tenant_id,
                {"roles": roles}, before, after)
     counts = {t: before[t] - after[t] for t in tables if before[t] != after[t]}
+    if purge and landing_dir is not None:
+        shutil.rmtree(Path(landing_dir) / tenant_id, ignore_errors=True)
     return Removed(tenant_id, roles[0] if roles else None, purge, counts)
+
+
+def _drop_owned_elsewhere(engine: Engine, tenant_id: str) -> None:
+    """DROP OWNED works in the current database only: visit every other database where the
+    tenant's roles own or were granted something (pg_shdepend is cluster-wide)."""
+    with engine.connect() as conn:
+        elsewhere = conn.execute(sa.text(
+            "select distinct d.datname, r.rolname from pg_shdepend s "
+            "join pg_roles r on r.oid = s.refobjid "
+            "join pg_database d on d.oid = s.dbid "
+            "join ops.tenant_roles t on t.role_name = r.rolname "
+            "where t.tenant_id = :t and s.refclassid = 'pg_authid'::regclass "
+            "and d.datname <> current_database()"), {"t": tenant_id}).all()
+    for database, role in elsewhere:
+        other = sa.create_engine(engine.url.set(database=database), poolclass=sa.pool.NullPool)
+        try:
+            with other.begin() as conn:
+                _execute_formatted(conn, "drop owned by %I", role)
+        finally:
+            other.dispose()
 
 
 def tenant_role(engine: Engine, tenant_id: str) -> str:

@@ -5,6 +5,7 @@ embedded pgserver. Every attempt must return A's rows only or be denied.
 """
 
 import shutil
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -164,3 +165,126 @@ def test_new_mart_without_the_post_hook_is_caught(warehouse):
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("drop table marts.mart_forgotten"))
+
+
+def _in_thread(work, timeout: float = 60.0):
+    """Run ``work``; fail if it has not finished within ``timeout`` seconds (it is blocked)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(work).result(timeout=timeout)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def test_a_tenant_cannot_stall_another_tenants_load_or_a_migration(warehouse, tmp_path):
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+    from storepulse.migrate import _LOCK_KEY, migrate
+    from tests.ingestion_helpers import good_row, pos_csv
+
+    _, engine, tenant_a, _ = warehouse
+    path = pos_csv(tmp_path / "late.csv", [good_row(order="LATE1", store="S9")])
+    with tenant_a.connect() as conn:
+        # the keys the loader and migrations used to lock, and every key near them
+        conn.execute(sa.text("select pg_advisory_lock(hashtextextended(:k, 0))"),
+                     {"k": f"{B}/generic_pos_csv/late.csv"})
+        conn.execute(sa.text("select pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
+        assert conn.execute(sa.text("select count(*) from pg_locks where locktype = 'advisory' "
+                                    "and pid = pg_backend_pid()")).scalar() == 2
+        result = _in_thread(lambda: load_file(engine, path, B,
+                                              shipped_specs()["generic_pos_csv"]))
+        assert result.status == "loaded" and result.file_id is not None  # not blocked
+        assert _in_thread(lambda: migrate(engine)) == []
+    # and the locks that are used now are out of a tenant's reach
+    assert _denied(tenant_a, "select * from ops.load_locks for update")
+    assert _denied(tenant_a, "lock table ops.schema_migrations in access share mode")
+
+
+def test_an_idle_tenant_transaction_does_not_block_the_isolation_post_hook(warehouse):
+    _, engine, tenant_a, _ = warehouse
+    with tenant_a.connect() as idle:
+        idle.execute(sa.text("begin"))
+        idle.execute(sa.text("select count(*) from marts.fct_orders"))
+        # what dbt's post-hook runs after every build of the mart: nothing to change, no lock
+        started = time.monotonic()
+        _in_thread(lambda: _apply_isolation(engine, "marts.fct_orders"), timeout=30)
+        assert time.monotonic() - started < 5
+        idle.execute(sa.text("rollback"))
+
+
+def _apply_isolation(engine, table: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("select ops.apply_tenant_isolation(cast(:t as regclass))"),
+                     {"t": table})
+
+
+def test_tenant_logins_have_limits(warehouse):
+    _, engine, tenant_a, roles = warehouse
+    with engine.connect() as conn:
+        limit = conn.execute(sa.text("select rolconnlimit from pg_roles where rolname = :r"),
+                             {"r": roles[A]}).scalar()
+        superuser = conn.execute(sa.text("select rolsuper from pg_roles "
+                                         "where rolname = current_user")).scalar()
+    assert 0 < limit <= 20
+    with tenant_a.connect() as conn:
+        settings = dict(conn.execute(sa.text(
+            "select name, setting from pg_settings where name in ('statement_timeout', "
+            "'idle_in_transaction_session_timeout', 'work_mem', 'temp_file_limit')")).all())
+        assert int(settings["statement_timeout"]) > 0
+        assert int(settings["idle_in_transaction_session_timeout"]) > 0
+        if superuser:  # only a superuser may set it; then the tenant cannot raise it
+            assert int(settings["temp_file_limit"]) > 0
+    if superuser:
+        assert _denied(tenant_a, "set temp_file_limit = -1")
+
+
+def test_a_tenant_cannot_read_table_sizes_nor_make_large_objects(warehouse):
+    _, engine, tenant_a, _ = warehouse
+    with engine.connect() as conn:
+        superuser = conn.execute(sa.text("select rolsuper from pg_roles "
+                                         "where rolname = current_user")).scalar()
+    if superuser:  # revoking built-ins from PUBLIC needs their owner
+        assert _denied(tenant_a, "select pg_total_relation_size('marts.fct_orders')")
+        assert _denied(tenant_a, "select pg_relation_size('raw.sales_lines'::regclass::oid)")
+        assert _denied(tenant_a, "select n_live_tup from pg_stat_user_tables")
+        assert _denied(tenant_a, "select lo_create(0)")
+    with engine.connect() as conn:
+        public_connect = conn.execute(sa.text(
+            "select has_database_privilege('public', current_database(), 'connect')")).scalar()
+    assert public_connect is False
+
+
+def test_purge_completes_despite_a_large_object_in_another_database(server_url, tmp_path):
+    """A tenant's large object in another database once made the purge roll back."""
+    from storepulse.tenants import remove_tenant
+    from tests.conftest import create_database
+
+    landing = tmp_path / "landing"
+    url, engine, roles = tenant_warehouse(server_url, landing, (A,), seed=5, password=PASSWORD)
+    other = create_database(server_url, prefix="sp_other")
+    try:
+        other_db = sa.create_engine(other.set(username=roles[A], password=PASSWORD),
+                                    poolclass=sa.pool.NullPool)
+        with other_db.begin() as conn:
+            conn.execute(sa.text("select lo_from_bytea(0, 'kept for ever'::bytea)"))
+        other_db.dispose()
+        removed = remove_tenant(engine, A, purge=True, landing_dir=landing)
+        assert removed.purged and removed.counts["raw.sales_lines"] > 0
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select count(*) from pg_roles where rolname = :r"),
+                                {"r": roles[A]}).scalar() == 0
+            assert conn.execute(sa.text("select count(*) from raw.sales_lines")).scalar() == 0
+        assert not (landing / A).exists()
+    finally:
+        drop_database(other)
+        drop_database(url)
+
+
+def test_a_slug_with_a_trailing_newline_is_refused_clearly(engine):
+    from storepulse.errors import StorePulseError
+    from storepulse.tenants import Tenant, add_tenant
+
+    with pytest.raises(StorePulseError, match="tenant slug"):
+        add_tenant(engine, Tenant("shop\n", "Shop", "UTC", "USD", "US"))
