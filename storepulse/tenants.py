@@ -1,8 +1,9 @@
 """The tenant registry: onboarding (row, login role, landing folder), listing and removal.
 
-Each tenant gets a PostgreSQL login role ``<prefix><slug>`` (prefix ``tenant_`` unless
-``STOREPULSE_ROLE_PREFIX`` says otherwise) in the group ``storepulse_tenants``, mapped in
-``ops.tenant_roles``; row-level security then shows that role only its own rows.
+Each tenant gets a PostgreSQL login role ``<prefix><random token>`` (prefix ``tenant_``
+unless ``STOREPULSE_ROLE_PREFIX`` says otherwise; no slug, as every role can list roles) in
+the group ``storepulse_tenants``, mapped in ``ops.tenant_roles``; row-level security then
+shows that role only its own rows.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def validate_tenant(tenant: Tenant) -> None:
         raise StorePulseError(f"country {tenant.country_code!r} must be an ISO 3166 code like GB")
 
 
-def role_name(tenant_id: str, prefix: str = DEFAULT_ROLE_PREFIX) -> str:
-    return f"{prefix}{tenant_id}"
+def new_role_name(prefix: str = DEFAULT_ROLE_PREFIX) -> str:
+    """The prefix and a random token: role names are readable by every role (pg_roles), so
+    they must not name the tenant."""
+    return f"{prefix}{secrets.token_hex(6)}"
 
 
 def add_tenant(engine: Engine, tenant: Tenant, landing_dir: Path | None = None,
@@ -76,9 +79,12 @@ def add_tenant(engine: Engine, tenant: Tenant, landing_dir: Path | None = None,
     """Register ``tenant`` with its login role; idempotent (an existing tenant is unchanged,
     unless a password is given, which is then set on its role)."""
     validate_tenant(tenant)
-    role = role_name(tenant.tenant_id, role_prefix or load_settings().role_prefix)
     generated = None
     with engine.begin() as conn:
+        role = conn.execute(sa.text(
+            "select role_name from ops.tenant_roles where tenant_id = :t order by role_name "
+            "limit 1"), {"t": tenant.tenant_id}).scalar() \
+            or new_role_name(role_prefix or load_settings().role_prefix)
         created = conn.execute(sa.text(
             "insert into ops.tenants (tenant_id, name, timezone, currency, country_code) "
             "values (:id, :name, :tz, :cur, :cc) on conflict (tenant_id) do nothing "

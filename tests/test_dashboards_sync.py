@@ -9,6 +9,7 @@ from orchestration.assets.dashboards import metabase_dashboards
 from orchestration.resources import WarehouseResource
 from storepulse.cli import cli
 from storepulse.dashboards_sync import tenant_db_password
+from storepulse.tenants import tenant_role
 from tests.ingestion_helpers import register
 from tests.metabase_server import MetabaseServer
 
@@ -38,7 +39,7 @@ def test_cli_sync_is_idempotent_and_uses_each_tenants_role(database_env, engine,
     first = runner.invoke(cli, ["dashboards", "sync"])
     assert first.exit_code == 0, first.output
     databases = {d["name"]: d["details"] for d in metabase.state.databases.values()}
-    assert databases["StorePulse shop"]["user"].endswith("shop")
+    assert databases["StorePulse shop"]["user"] == tenant_role(engine, "shop")
     assert databases["StorePulse shop"]["host"] == "postgres"
     assert "StorePulse platform" in databases
 
@@ -120,8 +121,6 @@ def _password_hash(engine, role: str) -> str:
 
 def test_passwords_change_only_after_metabase_accepted_the_login(database_env, engine,
                                                                  metabase, monkeypatch):
-    from storepulse.tenants import tenant_role
-
     register(engine, "shop")
     role = tenant_role(engine, "shop")
     before = _password_hash(engine, role)

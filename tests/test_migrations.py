@@ -55,3 +55,28 @@ def test_an_edited_migration_is_refused(engine, monkeypatch):
     monkeypatch.setattr(migrate_module, "available_migrations", lambda: edited)
     with pytest.raises(StorePulseError, match="was edited after it was applied"):
         migrate(engine)
+
+
+def test_existing_tenant_roles_named_after_their_slug_are_renamed(engine, tenant_role_prefix):
+    """Migration 0013 on a warehouse onboarded before it: role names lose the slug, the
+    mapping follows, the login keeps working."""
+    old = f"{tenant_role_prefix}legacy"
+    with engine.begin() as conn:
+        conn.execute(sa.text("insert into ops.tenants (tenant_id, name, timezone, currency, "
+                             "country_code) values ('legacy', 'Legacy', 'UTC', 'USD', 'US')"))
+        conn.execute(sa.text(f'create role "{old}" login password \'pw-legacy\' '
+                             "in role storepulse_tenants"))
+        conn.execute(sa.text("insert into ops.tenant_roles values (:r, 'legacy')"), {"r": old})
+        (rename,) = [m for m in available_migrations() if m.version == 13]
+        conn.connection.driver_connection.cursor().execute(rename.sql)
+        new = conn.execute(sa.text("select role_name from ops.tenant_roles "
+                                   "where tenant_id = 'legacy'")).scalar_one()
+        exists = conn.execute(sa.text("select count(*) from pg_roles where rolname = :r"),
+                              {"r": new}).scalar_one()
+    assert new != old and new.startswith(tenant_role_prefix) and "legacy" not in new
+    assert exists == 1
+    login = sa.create_engine(engine.url.set(username=new, password="pw-legacy"),
+                             poolclass=sa.pool.NullPool)
+    with login.connect() as conn:
+        assert conn.execute(sa.text("select ops.current_tenant()")).scalar() == "legacy"
+    login.dispose()

@@ -288,3 +288,11 @@ def test_a_slug_with_a_trailing_newline_is_refused_clearly(engine):
 
     with pytest.raises(StorePulseError, match="tenant slug"):
         add_tenant(engine, Tenant("shop\n", "Shop", "UTC", "USD", "US"))
+
+
+def test_role_names_do_not_reveal_the_tenant_roster(warehouse):
+    _, _, tenant_a, roles = warehouse
+    with tenant_a.connect() as conn:
+        visible = conn.execute(sa.text("select rolname from pg_roles")).scalars().all()
+    assert set(roles.values()) <= set(visible)  # pg_roles is readable by every role ...
+    assert not any(tenant in name for name in visible for tenant in (A, B))  # ... but mute

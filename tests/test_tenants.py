@@ -12,7 +12,8 @@ def test_add_creates_role_mapping_folder_and_audit(engine, tmp_path, tenant_role
     # Roles are cluster-wide and other tests onboard "shop": use a slug nobody else does.
     result = add_tenant(engine, Tenant("boutique", "Boutique", "Europe/Paris", "EUR", "FR"),
                         landing_dir=tmp_path)
-    assert result.created and result.role == f"{tenant_role_prefix}boutique"
+    assert result.created and result.role.startswith(tenant_role_prefix)
+    assert "boutique" not in result.role  # role names are public: they do not name tenants
     assert result.generated_password and len(result.generated_password) >= 20
     assert (tmp_path / "boutique").is_dir()
     with engine.connect() as conn:
@@ -23,6 +24,7 @@ def test_add_creates_role_mapping_folder_and_audit(engine, tmp_path, tenant_role
     assert scalar(engine, "select action from ops.audit_log") == "tenant_add"
     again = add_tenant(engine, Tenant("boutique", "Boutique", "Europe/Paris", "EUR", "FR"))
     assert not again.created and again.generated_password is None
+    assert again.role == result.role
     remove_tenant(engine, "boutique")
 
 
