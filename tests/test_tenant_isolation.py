@@ -296,3 +296,19 @@ def test_role_names_do_not_reveal_the_tenant_roster(warehouse):
         visible = conn.execute(sa.text("select rolname from pg_roles")).scalars().all()
     assert set(roles.values()) <= set(visible)  # pg_roles is readable by every role ...
     assert not any(tenant in name for name in visible for tenant in (A, B))  # ... but mute
+
+
+@pytest.mark.parametrize("table, column", [("ml.anomalies", "alert_seq"),
+                                           ("marts.fct_sales_lines", "source_file_id")])
+def test_ids_numbered_across_tenants_are_hidden(warehouse, table, column):
+    _, engine, tenant_a, _ = warehouse
+    assert _denied(tenant_a, f"select {column} from {table}")
+    assert _denied(tenant_a, f"select * from {table}")
+    with engine.connect() as conn:  # what a tenant still gets: every other column
+        others = [c for c in conn.execute(sa.text(
+            "select column_name from information_schema.columns where table_schema || '.' "
+            "|| table_name = :t order by ordinal_position"), {"t": table}).scalars()
+            if c != column]
+    with tenant_a.connect() as conn:
+        rows = conn.execute(sa.text(f"select {', '.join(others)} from {table}")).all()
+        assert conn.execute(sa.text(f"select count(*) from {table}")).scalar() == len(rows) > 0
