@@ -5,8 +5,9 @@ orchestration/pipeline.py):
    outside Dagster's asset graph). The run loads and gates the batch; ``raw/sales_lines`` is
    materialized only for a batch that passed its blocking Great Expectations rules, and a
    held batch fails the run (the data team is emailed).
-2. ``dbt_after_ingestion`` (a run-status sensor, orchestration/sensors.py) requests one build
-   of the whole dbt project after a successful ingestion run with new data: dbt is a single
+2. ``dbt_after_ingestion`` (a sensor, orchestration/sensors.py) requests one build of the
+   whole dbt project per wave: once the ingestion runs that loaded new data are followed by
+   no other ingestion run still going (or new data has waited a minute). dbt is a single
    incremental build over all tenants, queued one at a time.
 3. Automation conditions here, evaluated by ``storepulse_automation`` (on by default, on the
    UI's Automation page): each tenant's forecasts and anomalies once its new sales reached

@@ -19,12 +19,9 @@ from datetime import datetime
 from dagster import (
     AssetCheckSeverity,
     AssetKey,
-    DagsterEventType,
     DagsterInstance,
-    DagsterRunStatus,
     Definitions,
     RunRequest,
-    build_run_status_sensor_context,
     build_sensor_context,
     evaluate_automation_conditions,
     materialize,
@@ -100,13 +97,9 @@ class PlatformLoop:
         ingest_runs = [self._run_job("landing_sensor", "ingest_job", request, on_start,
                                      on_run, runs)
                        for request in _landing_requests(self.defs, self.instance)]
-        # dbt_after_ingestion reacts to each successful load; its requests in one tick are
-        # one build here (in the daemon, the queue runs them one at a time and the later ones
-        # find nothing new).
-        dbt_requests = [request for run_id in ingest_runs
-                        for request in _dbt_requests(self.defs, self.instance, run_id)]
-        if dbt_requests:
-            self._run_job("dbt_after_ingestion", "dbt_build_job", dbt_requests[0], on_start,
+        # dbt_after_ingestion, once the wave's loads have all finished (here: now).
+        if ingest_runs and (dbt_request := _dbt_request(self.defs, self.instance)):
+            self._run_job("dbt_after_ingestion", "dbt_build_job", dbt_request, on_start,
                           on_run, runs)
         for _ in range(MAX_TICKS):
             before = len(runs)
@@ -178,19 +171,12 @@ def _landing_requests(defs: Definitions, instance: DagsterInstance) -> list[RunR
     return list(result.run_requests or [])
 
 
-def _dbt_requests(defs: Definitions, instance: DagsterInstance, run_id: str
-                  ) -> list[RunRequest]:
-    """What the dbt_after_ingestion sensor asks for after this run (nothing if it failed)."""
-    run = instance.get_run_by_id(run_id)
-    if run is None or run.status != DagsterRunStatus.SUCCESS:
-        return []
-    success = instance.all_logs(run_id, of_type=DagsterEventType.RUN_SUCCESS)[-1]
+def _dbt_request(defs: Definitions, instance: DagsterInstance) -> RunRequest | None:
+    """What the dbt_after_ingestion sensor asks for now."""
     sensor = defs.get_sensor_def("dbt_after_ingestion")
-    context = build_run_status_sensor_context(
-        sensor_name=sensor.name, dagster_event=success.dagster_event,
-        dagster_instance=instance, dagster_run=run)
-    result = sensor(context)
-    return [result] if isinstance(result, RunRequest) else []
+    with build_sensor_context(instance=instance, definitions=defs) as context:
+        result = sensor(context)
+    return result if isinstance(result, RunRequest) else None
 
 
 def _failed_checks(result) -> list[str]:

@@ -1,9 +1,10 @@
-"""Sensors: new landing files (and new tenants) become ingestion runs; a tenant's published
-batch becomes one dbt build."""
+"""Sensors: new landing files (and new tenants) become ingestion runs; a wave of published
+batches becomes one dbt build."""
 
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from dagster import (
@@ -14,12 +15,10 @@ from dagster import (
     DefaultSensorStatus,
     RunRequest,
     RunsFilter,
-    RunStatusSensorContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     define_asset_job,
-    run_status_sensor,
     sensor,
 )
 
@@ -81,29 +80,51 @@ def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResourc
     )
 
 
-@run_status_sensor(
-    run_status=DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job],
-    request_job=dbt_build_job, default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=5,
-    description="After a tenant's ingestion run succeeded with new data (its batch passed the "
-                "blocking gate: a held batch fails its run), requests one dbt build of the "
-                "whole project; a build already queued covers it.")
-def dbt_after_ingestion(context: RunStatusSensorContext):
+# Runs of the ingestion job that have not finished.
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+             DagsterRunStatus.STARTED]
+# A wave's build waits for its last ingestion run, but never longer than this after new
+# data first waited for it (files that land all day must not starve the marts).
+WAVE_WAIT = timedelta(seconds=60)
+
+
+@sensor(job=dbt_build_job, minimum_interval_seconds=5,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Requests one dbt build of the whole project for a wave of ingestion runs: "
+                    "when runs that loaded new data (batches that passed the blocking gate) "
+                    "have finished since the last build started and no other ingestion run is "
+                    "still going (or new data has waited a minute).")
+def dbt_after_ingestion(context: SensorEvaluationContext):
     # A sensor, not automation conditions on the models: dbt is one incremental build over
     # every tenant, and per-model conditions let the daemon request it in fragments that ran
     # concurrently on shared tables. One job per wave, one at a time (the run queue's
-    # storepulse/dbt limit), is what dbt wants.
-    run = context.dagster_run
-    logs = context.instance.all_logs(run.run_id,
-                                     of_type=DagsterEventType.ASSET_MATERIALIZATION)
-    if not {record.dagster_event.asset_key for record in logs} & set(RAW_DATA):
-        return SkipReason(f"run {run.run_id[:8]} loaded no new data")
-    waiting = context.instance.get_runs(RunsFilter(
-        job_name=dbt_build_job.name,
-        statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]), limit=1)
-    if waiting:
-        return SkipReason(f"dbt run {waiting[0].run_id[:8]} is queued and will include it")
-    return RunRequest(run_key=f"dbt-after-{run.run_id}",
-                      tags={"storepulse/after_run": run.run_id,
-                            "storepulse/tenant": run.tags.get("dagster/partition", "")})
+    # storepulse/dbt limit), is what dbt wants. A polling sensor rather than a run-status
+    # one: the run that ends a wave may fail (a held batch) and still has to release it.
+    instance = context.instance
+    builds = instance.get_run_records(RunsFilter(job_name=dbt_build_job.name), limit=1)
+    if builds and builds[0].start_time is None and builds[0].dagster_run.status in IN_FLIGHT:
+        return SkipReason(f"dbt run {builds[0].dagster_run.run_id[:8]} is queued and will "
+                          "include any new data")
+    # what the last build started reading at; loads that ended before it are in it
+    since = datetime.fromtimestamp(builds[0].start_time if builds else 0, UTC)
+    finished = instance.get_run_records(RunsFilter(
+        job_name=ingest_job.name, statuses=[DagsterRunStatus.SUCCESS], updated_after=since))
+    with_data = [r for r in finished if (r.end_time or 0) > since.timestamp()
+                 and _loaded_new_data(instance, r.dagster_run.run_id)]
+    if not with_data:
+        return SkipReason("no ingestion run has loaded new data since the last dbt build")
+    loading = instance.get_runs(RunsFilter(job_name=ingest_job.name, statuses=IN_FLIGHT))
+    waited = datetime.now(UTC) - datetime.fromtimestamp(min(r.end_time for r in with_data), UTC)
+    if loading and waited < WAVE_WAIT:
+        return SkipReason(f"{len(with_data)} load(s) with new data wait for {len(loading)} "
+                          "ingestion run(s) still going: one build for the wave")
+    latest = max(with_data, key=lambda r: r.end_time).dagster_run
+    return RunRequest(run_key=f"dbt-after-{latest.run_id}",
+                      tags={"storepulse/after_run": latest.run_id,
+                            "storepulse/loads": str(len(with_data))})
 
+
+def _loaded_new_data(instance, run_id: str) -> bool:
+    """A run that loads nothing materializes nothing (orchestration/assets/ingestion.py)."""
+    logs = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    return bool({record.dagster_event.asset_key for record in logs} & set(RAW_DATA))

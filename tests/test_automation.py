@@ -139,3 +139,32 @@ def test_forecasts_refresh_on_the_daily_cron_without_new_files(platform, engine)
         ("beta", ["ml/forecast_backtests", "ml/forecasts"])]
     # once a day: the next tick the same morning requests nothing
     assert loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=10)) == []
+
+
+def test_one_dbt_build_per_wave_released_even_by_a_failed_last_load(platform):
+    """dbt_after_ingestion waits for the wave's ingestion runs; the one that ends the wave may
+    fail (a held batch) and still releases the build."""
+    from dagster import build_sensor_context
+
+    from orchestration.definitions import defs
+
+    _, _, instance = platform
+    sensor = defs.get_sensor_def("dbt_after_ingestion")
+
+    def evaluate():
+        with build_sensor_context(instance=instance, definitions=defs) as context:
+            return sensor(context)
+
+    assert "no ingestion run has loaded new data" in evaluate().skip_message
+    ingest = defs.resolve_job_def("ingest_job")
+    instance.add_dynamic_partitions("tenants", ["alpha", "beta"])
+    assert ingest.execute_in_process(instance=instance, partition_key="alpha").success
+    # beta's load has been requested and not finished (NOT_STARTED: in flight)
+    still_loading = instance.create_run_for_job(ingest, run_config={},
+                                                tags={"dagster/partition": "beta"})
+    waiting = evaluate()
+    assert "wait for 1 ingestion run(s) still going" in waiting.skip_message
+    instance.report_run_failed(still_loading)
+    request = evaluate()
+    assert request.run_key.startswith("dbt-after-")
+    assert request.tags["storepulse/loads"] == "1"
