@@ -120,7 +120,7 @@ def bench_size(stores: int, scale: float) -> dict:
             _restored_environment():
         landing, dagster_home = Path(tmp) / "landing", Path(tmp) / "dagster"
         dagster_home.mkdir()
-        (dagster_home / "dagster.yaml").write_text(instance_yaml(url))
+        (dagster_home / "dagster.yaml").write_text(instance_yaml(url, dagster_home))
         generate_sample(landing, seed=11, scale=scale, tenants=profiles, end_date=HISTORY_END)
         for p in profiles:
             add_tenant(engine, Tenant(p.tenant_id, p.name, p.timezone, p.currency,

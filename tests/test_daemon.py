@@ -36,9 +36,11 @@ SHOP = dataclasses.replace(DEMO_TENANTS[0], stores=2)
 DEADLINE_S = 480
 
 
-def instance_yaml(database_url) -> str:
-    """docker/dagster.yaml, the production instance, pointed at the test database."""
+def instance_yaml(database_url, dagster_home: Path) -> str:
+    """docker/dagster.yaml, the production instance, pointed at the test database, with run
+    logs under ``dagster_home``."""
     config = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
+    config["compute_logs"]["config"]["base_dir"] = str(dagster_home / "compute_logs")
     socket_dir = database_url.query.get("host")
     config["storage"]["postgres"]["postgres_db"].update({
         "username": database_url.username or "postgres",
@@ -92,7 +94,7 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
         database_env, engine, tmp_path):
     landing, dagster_home = tmp_path / "landing", tmp_path / "dagster"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(instance_yaml(database_env))
+    (dagster_home / "dagster.yaml").write_text(instance_yaml(database_env, dagster_home))
     add_tenant(engine, Tenant(SHOP.tenant_id, SHOP.name, SHOP.timezone, SHOP.currency,
                               SHOP.country_code))
     manager = f"manager@{SHOP.tenant_id}.example"

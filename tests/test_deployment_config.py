@@ -74,3 +74,48 @@ def test_alert_settings_are_documented_in_env_example():
     from orchestration.alerts import _ENV
 
     assert set(_ENV.values()) <= set(_env_example())
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_only_the_user_facing_port_listens_beyond_loopback():
+    services = _compose()["services"]
+    assert "ports" not in services["postgres"]  # the warehouse is never published
+    public = {name: port for name, service in services.items()
+              for port in service.get("ports", []) if not str(port).startswith("127.0.0.1:")}
+    assert public == {"metabase": "3000:3000"}
+
+
+def test_long_running_services_restart_and_report_health():
+    services = _compose()["services"]
+    for name in ("postgres", "dagster-webserver", "dagster-daemon", "metabase", "mailpit"):
+        assert services[name].get("restart") == "unless-stopped", name
+    for name in ("postgres", "dagster-webserver", "dagster-daemon", "metabase"):
+        assert services[name].get("healthcheck", {}).get("test"), name
+    assert services["dagster-daemon"]["healthcheck"]["test"][-1] == "liveness-check"
+
+
+def test_links_and_secrets_point_where_they_should():
+    services, env = _compose()["services"], _env_example()
+    webserver_port = services["dagster-webserver"]["ports"][0].rsplit(":", 1)[-1]
+    assert env["DAGSTER_URL"].rstrip("/").endswith(f":{webserver_port}")  # not Metabase's
+    assert "MB_ENCRYPTION_SECRET_KEY" in services["metabase"]["environment"]
+    assert env["METABASE_TENANT_DB_SECRET"].startswith("change-me")  # refused if left so
+
+
+def test_images_hold_no_secrets_or_history_and_do_not_run_as_root():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".env", ".git", ".storepulse", ".venv"} <= set(ignored)
+    users = [line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
+             if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_run_logs_are_on_a_volume_both_dagster_services_mount():
+    config = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
+    base_dir = config["compute_logs"]["config"]["base_dir"]
+    compose = _compose()
+    mounts = [m.split(":") for m in compose["x-storepulse"]["volumes"]]
+    assert any(target == base_dir and volume in compose["volumes"] for volume, target in mounts)
