@@ -29,6 +29,7 @@ from alerting.delivery import DeliveryReport, deliver_due
 from alerting.freshness import stale_tenants
 from alerting.outbox import PLATFORM_TENANT, enqueue_anomalies, enqueue_event
 from alerting.rules import load_rules
+from orchestration.constants import EVERY_DAEMON_LOOP
 from orchestration.resources import WarehouseResource
 
 
@@ -97,9 +98,9 @@ def alert_channels_from_env() -> AlertChannelsResource:
     return AlertChannelsResource(**values)
 
 
-# Every tick of the sensor daemon's loop (5 s): an anomaly reaches the manager within a tick
-# of the ML run that found it, and a tick with nothing new is two small queries.
-@sensor(minimum_interval_seconds=5, default_status=DefaultSensorStatus.RUNNING,
+# Every pass of the sensor daemon's loop: an anomaly reaches the manager within a pass of
+# the ML run that found it, and a pass with nothing new is two small queries.
+@sensor(minimum_interval_seconds=EVERY_DAEMON_LOOP, default_status=DefaultSensorStatus.RUNNING,
         description="New rows in ml.anomalies (cursor: alert_seq) become outbox rows per "
                     "recipient and channel by the tenant's rules; then due deliveries are "
                     "sent as one digest per recipient, with retries, quiet hours and caps.")

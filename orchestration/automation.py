@@ -30,6 +30,8 @@ from dagster import (
     FreshnessPolicy,
 )
 
+from orchestration.constants import EVERY_DAEMON_LOOP
+
 RAW_SALES_LINES = AssetKey(["raw", "sales_lines"])
 DAILY_KPIS = AssetKey(["marts", "mart_daily_store_kpis"])
 
@@ -98,9 +100,9 @@ storepulse_automation = AutomationConditionSensorDefinition(
     "storepulse_automation",
     target=AssetSelection.all(),
     default_status=DefaultSensorStatus.RUNNING,
-    # Each hop of the daily loop waits for one tick; a short interval keeps a landed file's
-    # way to the manager's inbox short (the evaluation itself reads only event-log cursors).
-    minimum_interval_seconds=5,
+    # Each hop of the daily loop waits for one tick: every pass of the daemon's loop keeps a
+    # landed file's way to the manager's inbox short (the evaluation reads event-log cursors).
+    minimum_interval_seconds=EVERY_DAEMON_LOOP,
     # One run per tenant, launched by this tick: a backfill (the default when a tick requests
     # several partitions) waits for the backfill daemon's own loop, and the run queue's
     # per-tenant limit is what keeps a tenant's runs apart.

@@ -24,6 +24,7 @@ from dagster import (
 
 from ingestion.landing import pending_files
 from orchestration.assets.ingestion import ingest_landing_files
+from orchestration.constants import EVERY_DAEMON_LOOP
 from orchestration.dbt import storepulse_dbt_models
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import WarehouseResource
@@ -46,7 +47,8 @@ dbt_build_job = define_asset_job(
 RAW_DATA = [AssetKey(["raw", table]) for table in ("sales_lines", "stores", "products")]
 
 
-@sensor(job=ingest_job, minimum_interval_seconds=5, default_status=DefaultSensorStatus.RUNNING,
+@sensor(job=ingest_job, minimum_interval_seconds=EVERY_DAEMON_LOOP,
+        default_status=DefaultSensorStatus.RUNNING,
         description="Requests an ingestion run for a tenant when landing/<tenant>/ holds files "
                     "the ledger (raw.ingest_files) has not seen as they are now; registers "
                     "partitions for newly onboarded tenants.")
@@ -88,7 +90,7 @@ IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunSt
 WAVE_WAIT = timedelta(seconds=60)
 
 
-@sensor(job=dbt_build_job, minimum_interval_seconds=5,
+@sensor(job=dbt_build_job, minimum_interval_seconds=EVERY_DAEMON_LOOP,
         default_status=DefaultSensorStatus.RUNNING,
         description="Requests one dbt build of the whole project for a wave of ingestion runs: "
                     "when runs that loaded new data (batches that passed the blocking gate) "
