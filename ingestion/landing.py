@@ -9,8 +9,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ingestion.loader import LoadResult, ProgressFn, load_file
-from ingestion.spec import SourceSpec, spec_for_source
+from ingestion.loader import LoadResult, ProgressFn, load_file, reject_file
+from ingestion.spec import SourceSpec, SpecError, spec_for_source
 
 _TARGET_ORDER = {"stores": 0, "products": 1, "sales_lines": 2}
 
@@ -20,12 +20,19 @@ class LandingFile:
     tenant_id: str
     source: str
     path: Path
-    spec: SourceSpec
+    spec: SourceSpec | None
+    # Why the file cannot be loaded at all (its source's spec is invalid, it is a link), or
+    # None; such a file is recorded as rejected without being read.
+    problem: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.spec.target if self.spec else "sales_lines"
 
     @property
     def sort_key(self) -> tuple:
         # Catalogues first: sales rows are checked against the store catalogue.
-        return (_TARGET_ORDER[self.spec.target], self.source, self.path.name)
+        return (_TARGET_ORDER[self.target], self.source, self.path.name)
 
 
 def tenant_folders(landing_dir: Path) -> list[str]:
@@ -35,19 +42,38 @@ def tenant_folders(landing_dir: Path) -> list[str]:
                   p.name.startswith("."))
 
 
+OUTSIDE = ("is a symbolic link; landing files must be regular files inside "
+           "landing/<tenant>/ (links are never followed)")
+
+
 def discover(landing_dir: Path, tenant_id: str) -> list[LandingFile]:
-    """Every data file for ``tenant_id``, in load order. Unknown sources raise SpecError."""
+    """Every data file for ``tenant_id``, in load order. A file that cannot be loaded at all
+    (its source has no valid spec; it is a link, which could point at another tenant's export
+    or a system file) comes with its ``problem`` instead of stopping the others."""
     tenant_dir = Path(landing_dir) / tenant_id
     found: list[LandingFile] = []
-    if not tenant_dir.is_dir():
+    if not tenant_dir.is_dir() or tenant_dir.is_symlink():
         return found
     for source_dir in sorted(p for p in tenant_dir.iterdir() if p.is_dir()):
         if source_dir.name.startswith("."):
             continue
-        spec = spec_for_source(source_dir.name, source_dir)
+        spec, problem = None, None
+        if source_dir.is_symlink():
+            problem = f"its folder {source_dir.name}/ {OUTSIDE}"
+        else:
+            try:
+                spec = spec_for_source(source_dir.name, source_dir)
+            except SpecError as exc:
+                problem = f"no usable spec for source '{source_dir.name}': {exc}"
         for path in sorted(source_dir.iterdir()):
-            if path.is_file() and not path.name.startswith(".") and path.name != "spec.yaml":
-                found.append(LandingFile(tenant_id, source_dir.name, path, spec))
+            if path.name.startswith(".") or path.name == "spec.yaml":
+                continue
+            if path.is_symlink():
+                found.append(LandingFile(tenant_id, source_dir.name, path, spec,
+                                         f"{path.name} {OUTSIDE}"))
+            elif path.is_file():
+                found.append(LandingFile(tenant_id, source_dir.name, path, spec,
+                                         problem and f"{path.name}: {problem}"))
     return sorted(found, key=lambda f: f.sort_key)
 
 
@@ -55,12 +81,18 @@ def ingest_tenant(engine: Engine, landing_dir: Path, tenant_id: str,
                   progress: ProgressFn | None = None,
                   on_file: Callable[[LoadResult], None] | None = None,
                   batch_id: str | None = None) -> list[LoadResult]:
-    """Load every file of the tenant's landing folder; already-loaded files are skipped."""
+    """Load every file of the tenant's landing folder; already-loaded (or already rejected)
+    files are skipped. A file that fails is recorded as rejected and the next one goes on;
+    only a lost database connection ends the run early (ConnectionLost)."""
     results = []
     for item in discover(landing_dir, tenant_id):
-        result = unchanged_since_loaded(engine, item, tenant_id) or load_file(
-            engine, item.path, tenant_id, item.spec, source=item.source,
-            file_name=item.path.name, progress=progress, batch_id=batch_id)
+        result = unchanged_since_recorded(engine, item, tenant_id)
+        if result is None and item.problem:
+            result = reject_file(engine, item.path, tenant_id, item.source, item.target,
+                                 item.path.name, item.problem, batch_id)
+        elif result is None:
+            result = load_file(engine, item.path, tenant_id, item.spec, source=item.source,
+                               file_name=item.path.name, progress=progress, batch_id=batch_id)
         results.append(result)
         if on_file:
             on_file(result)
@@ -74,23 +106,30 @@ def ingest_tenant(engine: Engine, landing_dir: Path, tenant_id: str,
     return results
 
 
-def unchanged_since_loaded(engine: Engine, item: LandingFile, tenant_id: str
-                           ) -> LoadResult | None:
-    """A file whose current version was loaded after its last modification, with the same
-    size, is not read again (hashing years of history on every run costs more than the new
-    day). Anything else goes to the loader, where the sha256 ledger decides."""
-    stat = item.path.stat()
+def unchanged_since_recorded(engine: Engine, item: LandingFile, tenant_id: str
+                             ) -> LoadResult | None:
+    """A file whose latest ledger row (loaded, or rejected) was written after its last change
+    (``_changed_ns``), with the same size, is not read again (hashing years of history on every
+    run costs more than the new day; a rejected file stays rejected until it changes).
+    Anything else goes to the loader, where the sha256 ledger decides."""
+    stat = item.path.lstat()
+    changed = _changed_ns(stat) / 1e9
     with engine.connect() as conn:
         row = conn.execute(sa.text(
-            "select file_id, version from raw.ingest_files where tenant_id = :t and "
-            "source = :s and file_name = :n and status = 'loaded' and bytes = :b and "
-            "loaded_at >= to_timestamp(:m)"),
+            "select file_id, version, status, error from raw.ingest_files where tenant_id = :t "
+            "and source = :s and file_name = :n and status in ('loaded', 'rejected') "
+            "and bytes = :b and loaded_at >= to_timestamp(:m) "
+            "order by loaded_at desc limit 1"),
             {"t": tenant_id, "s": item.source, "n": item.path.name, "b": stat.st_size,
-             "m": stat.st_mtime}).first()
+             "m": changed}).first()
     if row is None:
         return None
+    if row.status == "rejected":
+        return LoadResult(path=item.path, tenant_id=tenant_id, source=item.source,
+                          status="rejected", target=item.target, file_id=row.file_id,
+                          error=f"unchanged since it was rejected: {row.error}")
     return LoadResult(path=item.path, tenant_id=tenant_id, source=item.source,
-                      status="duplicate", target=item.spec.target, file_id=row.file_id,
+                      status="duplicate", target=item.target, file_id=row.file_id,
                       version=row.version,
                       error="same size and not modified since it was loaded; not re-read")
 
@@ -98,8 +137,8 @@ def unchanged_since_loaded(engine: Engine, item: LandingFile, tenant_id: str
 def pending_files(engine: Engine, landing_dir: Path, tenant_id: str) -> dict[str, str]:
     """The tenant's landing files the ledger has not seen as they are now: no row for the
     same source and name, recorded after the file's last change with the same size.
-    Returns {relative path: size:mtime}. Whoever loaded a file (a run, the CLI, the demo),
-    it is not pending again until it changes."""
+    Returns {relative path: size:changed}. Whoever loaded a file (a run, the CLI, the
+    demo), it is not pending again until it changes."""
     marks = fingerprints(landing_dir, tenant_id)
     if not marks:
         return {}
@@ -111,21 +150,31 @@ def pending_files(engine: Engine, landing_dir: Path, tenant_id: str) -> dict[str
     recorded = {(f"{r.source}/{r.file_name}", int(r.bytes)): float(r.recorded) for r in seen}
     pending = {}
     for path, mark in marks.items():
-        size, mtime_ns = (int(part) for part in mark.split(":"))
+        size, changed_ns = (int(part) for part in mark.split(":"))
         when = recorded.get((path, size))
-        if when is None or when < mtime_ns / 1e9:
+        if when is None or when < changed_ns / 1e9:
             pending[path] = mark
     return pending
 
 
 def fingerprints(landing_dir: Path, tenant_id: str) -> dict[str, str]:
-    """A cheap change marker per file (size and mtime); the loader's sha256 stays the authority."""
+    """A cheap change marker per file: size and the inode's change time. Not the modification
+    time, which `cp -p`, rsync and unzip set to the original's, older than the last load,
+    on a corrected file; the change time is the system's and moves on any write or rename.
+    The loader's sha256 stays the authority. Links are listed too (and rejected)."""
     tenant_dir = Path(landing_dir) / tenant_id
     if not tenant_dir.is_dir():
         return {}
     marks = {}
     for path in sorted(tenant_dir.glob("*/*")):
-        if path.is_file() and not path.name.startswith(".") and path.name != "spec.yaml":
-            stat = path.stat()
-            marks[str(path.relative_to(tenant_dir))] = f"{stat.st_size}:{stat.st_mtime_ns}"
+        if (path.is_file() or path.is_symlink()) and not path.name.startswith(".") \
+                and path.name != "spec.yaml":
+            stat = path.lstat()
+            marks[str(path.relative_to(tenant_dir))] = f"{stat.st_size}:{_changed_ns(stat)}"
     return marks
+
+
+def _changed_ns(stat) -> int:
+    """When the file last changed in any way: its content (mtime) or its inode (ctime: a copy
+    that kept an old mtime, a rename into the folder)."""
+    return max(stat.st_mtime_ns, stat.st_ctime_ns)

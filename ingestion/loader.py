@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from psycopg.copy import QueuedLibpqWriter
@@ -41,6 +42,11 @@ ProgressFn = Callable[[int, int], None]  # (rows read so far, rows quarantined s
 
 class IngestError(Exception):
     """A load could not even start (unknown tenant, missing file)."""
+
+
+class ConnectionLost(IngestError):
+    """The database connection went away mid-load: the file's transaction was not committed,
+    and nothing more can be recorded until the database is back."""
 
 
 @dataclass
@@ -112,8 +118,13 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
     source = source or spec.name
     file_name = file_name or path.name
     started = time.perf_counter()
-    digest = sha256_of(path)
     size = path.stat().st_size
+    try:
+        digest = sha256_of(path)
+    except OSError as exc:
+        return reject_file(engine, path, tenant_id, source, spec.target, file_name,
+                           f"{path.name}: cannot be read ({exc.strerror or exc})", batch_id,
+                           hashlib.sha256(str(path).encode()).hexdigest(), size)
     result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="loaded",
                         target=spec.target)
     try:
@@ -180,18 +191,62 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
                 conn.execute(sa.text(
                     "select brin_summarize_new_values('raw.sales_lines_by_file'::regclass)"))
     except FileRejected as exc:
-        result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="rejected",
-                            target=spec.target, error=str(exc))
-        with engine.begin() as conn:
-            result.file_id = conn.execute(sa.text(
-                "insert into raw.ingest_files (tenant_id, source, target, file_name, path, "
-                "sha256, bytes, status, error, batch_id) values (:t, :s, :g, :n, :p, :h, "
-                ":b, 'rejected', :e, :batch) returning file_id"),
-                {"t": tenant_id, "s": source, "g": spec.target, "n": file_name,
-                 "p": str(path), "h": digest, "b": size, "e": str(exc),
-                 "batch": batch_id}).scalar_one()
+        result = reject_file(engine, path, tenant_id, source, spec.target, file_name, str(exc),
+                             batch_id, digest, size)
+    except IngestError:
+        raise
+    except Exception as exc:  # any failure of one file is that file's: rejected, next file
+        if _connection_lost(exc):
+            raise ConnectionLost(
+                f"{path.name}: lost the database connection while loading it ({exc}); "
+                "nothing of it was committed. Run the load again when the database is back: "
+                "files already loaded are skipped.") from exc
+        result = reject_file(engine, path, tenant_id, source, spec.target, file_name,
+                             _reason(path, exc), batch_id, digest, size)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def reject_file(engine: Engine, path: Path, tenant_id: str, source: str, target: str,
+                file_name: str, reason: str, batch_id: str | None = None,
+                digest: str | None = None, size: int | None = None) -> LoadResult:
+    """Record a file nothing of which loads, with the reason, in the ledger."""
+    if digest is None:  # a link is never followed: its identity is where it points
+        digest = (hashlib.sha256(str(path.readlink()).encode()).hexdigest()
+                  if path.is_symlink() else sha256_of(path))
+    size = path.lstat().st_size if size is None else size
+    with engine.begin() as conn:
+        file_id = conn.execute(sa.text(
+            "insert into raw.ingest_files (tenant_id, source, target, file_name, path, "
+            "sha256, bytes, status, error, batch_id) values (:t, :s, :g, :n, :p, :h, "
+            ":b, 'rejected', :e, :batch) returning file_id"),
+            {"t": tenant_id, "s": source, "g": target, "n": file_name, "p": str(path),
+             "h": digest, "b": size, "e": reason, "batch": batch_id}).scalar_one()
+    return LoadResult(path=path, tenant_id=tenant_id, source=source, status="rejected",
+                      target=target, file_id=file_id, error=reason)
+
+
+def _storable(text: str | None) -> str | None:
+    """Text PostgreSQL can store: a NUL byte shown as \\x00 (the line is kept as evidence)."""
+    return text.replace("\x00", "\\x00") if text else text
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """psycopg raises OperationalError (or a subclass: AdminShutdown...) when the server or
+    the network goes away; SQLAlchemy marks such a connection invalidated."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError)
+    return isinstance(exc, psycopg.OperationalError)
+
+
+def _reason(path: Path, exc: BaseException) -> str:
+    """A rejection reason a person can act on, from an error nobody anticipated."""
+    diag = getattr(getattr(exc, "orig", exc), "diag", None)
+    if diag is not None and diag.message_primary:
+        # PostgreSQL refused a value during COPY; its context names the column and value.
+        where = f" ({diag.context.splitlines()[0]})" if diag.context else ""
+        return f"{path.name}: the database refused a value: {diag.message_primary}{where}"
+    return f"{path.name}: could not be loaded: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -251,8 +306,9 @@ def _copy_file(conn: sa.Connection, path: Path, spec: SourceSpec, state, result:
                         copy.write(item.csv_bytes)
                     for bad in item.quarantined:
                         quarantine_writer.writerow([state.file_id, state.tenant.tenant_id,
-                                                    bad.line_number, bad.field, bad.reason,
-                                                    bad.raw_text])
+                                                    bad.line_number, bad.field,
+                                                    _storable(bad.reason),
+                                                    _storable(bad.raw_text)])
                     result.rows_read += item.rows_read
                     result.rows_loaded += item.rows_loaded
                     result.rows_quarantined += len(item.quarantined)

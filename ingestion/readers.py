@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,7 +99,8 @@ def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
     except (OSError, EOFError) as exc:
         raise FileRejected(f"{path.name}: cannot be read as {path.suffix} ({exc})") from None
     _sniff_binary(path, head, "csv")
-    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    # Lines may end in \n, \r\n or a lone \r (old Mac exports); pyarrow reads all three.
+    first_line = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0]
     if head.startswith(b"\xef\xbb\xbf"):
         first_line = first_line[3:]
     try:
@@ -111,6 +113,10 @@ def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
     if not text.strip():
         raise FileRejected(f"{path.name}: empty file (no header line)")
     header = next(csv.reader([text], delimiter=spec.delimiter))
+    repeated = sorted({name for name in header if header.count(name) > 1 and name})
+    if repeated:
+        raise FileRejected(f"{path.name}: line 1: column name(s) {', '.join(repeated)} appear "
+                           "more than once in the header; rename or drop the copies")
     if len(header) == 1:
         for other in _OTHER_DELIMITERS:
             if other != spec.delimiter and other in text:
@@ -119,7 +125,7 @@ def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
                     f"the header is {other!r}-separated"
                 )
     _check_columns(path, header, spec, "in the header")
-    if b"\n" not in head.rstrip(b"\r\n") and len(head) < 64 * 1024:
+    if not re.search(rb"[\r\n]", head.rstrip(b"\r\n")) and len(head) < 64 * 1024:
         raise FileRejected(f"{path.name}: empty file (a header and no rows)")
     return header
 

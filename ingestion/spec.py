@@ -108,6 +108,11 @@ def parse_spec(data: dict[str, Any], origin: str = "<spec>") -> SourceSpec:
         raise fail(f"target '{target}' is not one of {', '.join(CONTRACTS)}")
     contract = CONTRACTS[target]
     mappings: dict[str, Mapping] = {}
+    if not isinstance(data["columns"] or {}, dict):
+        raise fail("columns: expected a mapping of canonical column -> source column")
+    for key in ("rules", "csv", "json", "xlsx"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise fail(f"{key}: expected a mapping")
     for canonical, raw in (data["columns"] or {}).items():
         if canonical not in contract.names:
             raise fail(f"columns.{canonical}: not a column of {contract.table} "
@@ -155,7 +160,13 @@ def load_spec(path: Path) -> SourceSpec:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({exc})") from None
-    spec = parse_spec(data, origin=str(path))
+    try:
+        spec = parse_spec(data, origin=str(path))
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        # a value of the wrong kind somewhere the checks above do not look
+        raise SpecError(f"{path}: invalid value ({exc})") from None
     return SourceSpec(**{**spec.__dict__, "path": path})
 
 

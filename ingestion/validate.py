@@ -19,6 +19,9 @@ from ingestion.readers import RawChunk, Reject
 from ingestion.spec import Mapping, SourceSpec
 
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+INTEGER_LIMIT = 2_147_483_647  # PostgreSQL's integer
+NUMERIC_LIMIT = 1e12  # no price, quantity or total of a shop comes near it
+MAX_LINE_QUANTITY = 1_000_000
 _INTEGER = r"^\s*[-+]?\d+\s*$"
 _CURRENCY = r"^[A-Z]{3}$"
 
@@ -157,6 +160,9 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
     problems = _Problems(n)
 
     for column in contract.columns:
+        if pa.types.is_string(values[column.name].type):
+            problems.add(_mask(pc.match_substring(values[column.name], "\x00")), column.name,
+                         "contains a NUL character, which PostgreSQL cannot store")
         if column.required and column.type != "boolean":
             problems.add(_mask(pc.is_null(values[column.name])), column.name,
                          "required field is empty")
@@ -170,8 +176,15 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
             problems.add(_mask(pc.invert(ok)) & _mask(pc.is_valid(arr)), column.name,
                          f"is not a{'n integer' if column.type == 'integer' else ' number'}")
             clean = pc.if_else(ok, pc.utf8_trim_whitespace(arr), pa.scalar(None, pa.string()))
-            values[column.name] = clean
-            parsed[column.name] = pc.cast(clean, pa.float64())
+            number = pc.cast(clean, pa.float64())
+            # PostgreSQL would refuse an integer past int4 inside COPY, failing the whole
+            # file; an absurd magnitude is a broken export, not a sale.
+            limit = INTEGER_LIMIT if column.type == "integer" else NUMERIC_LIMIT
+            too_big = pc.greater(pc.abs(number), limit)
+            problems.add(_mask(too_big), column.name,
+                         f"is out of range (at most {limit:,.0f} in magnitude)")
+            values[column.name] = pc.if_else(too_big, pa.scalar(None, pa.string()), clean)
+            parsed[column.name] = number
         elif column.type in ("timestamp", "date"):
             fmt = spec.timestamp_format if column.type == "timestamp" else spec.date_format
             ts = _strict_strptime(arr, fmt)
@@ -202,6 +215,8 @@ def _sales_rules(values: dict[str, pa.ChunkedArray], parsed: dict[str, pa.Chunke
                  spec: SourceSpec, state: FileState, problems: _Problems) -> None:
     problems.add(_mask(pc.equal(parsed["quantity"], 0.0)), "quantity",
                  "is zero: a line must sell or return at least one unit")
+    problems.add(_mask(pc.greater(pc.abs(parsed["quantity"]), MAX_LINE_QUANTITY)), "quantity",
+                 f"is more than {MAX_LINE_QUANTITY:,} units on one line")
     problems.add(_mask(pc.less(parsed["unit_price"], 0.0)), "unit_price",
                  "is negative: prices are never below zero (returns use a negative quantity)")
     ts = parsed["ordered_at"]

@@ -1,0 +1,111 @@
+"""One bad file never stops a tenant: every failure while reading, validating or loading a
+file becomes a rejected ledger row with a reason, and the next file is processed. (Only a lost
+database connection ends a run early, and it says so: test_ingestion_exactly_once.py.)"""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+from ingestion.landing import ingest_tenant
+from tests.ingestion_helpers import POS_HEADER, good_row, pos_csv, register, rows, scalar, write
+
+
+def _lines(n: int, prefix: str = "O") -> list[str]:
+    return [good_row(order=f"{prefix}{i}") for i in range(n)]
+
+
+def _landing_with_bad_files(root, other_tenant_export):
+    """Files that each once crashed the loader, sorted before a good one."""
+    folder = root / "shop" / "generic_pos_csv"
+    pos_csv(folder / "a_duplicate_header.csv", _lines(2),
+            header=POS_HEADER.replace("product_name", "sku"))
+    pos_csv(folder / "b_huge_numbers.csv",
+            [good_row(order="H1", qty="99999999999999999999"),
+             good_row(order="H2", line=99_999_999_999),
+             good_row(order="H3", price="1e300"), good_row(order="H4")])
+    big = "\n".join([POS_HEADER, *_lines(1200, "N")]).encode()  # > 64 KiB before the NUL
+    write(folder / "c_nul_late.csv", big + b"\nS1,NUL1,1,2025-03-01 10:00:00,SKU1,Th\x00ing,1,"
+                                           b"1.00,GBP,C1,store,sale\n")
+    whole = gzip.compress("\n".join([POS_HEADER, *_lines(50, "G")]).encode())
+    write(folder / "d_truncated.csv.gz", whole[: len(whole) // 2])
+    write(folder / "e_cr_only.csv", "\r".join([POS_HEADER, *_lines(3, "R")]) + "\r")
+    os.symlink(other_tenant_export, folder / "f_link_to_other_tenant.csv")
+    os.symlink("/etc/hostname", folder / "g_link_to_system_file.csv")
+    pos_csv(folder / "z_good.csv", _lines(4, "Z"))
+    broken = root / "shop" / "custom_pos"
+    write(broken / "spec.yaml", "name: custom_pos\nformat: csv\ncolumns: [not, a, mapping]\n")
+    pos_csv(broken / "orders.csv", _lines(1))
+
+
+def test_bad_files_are_rejected_with_a_reason_and_the_rest_still_loads(engine, tmp_path):
+    register(engine, "shop")
+    register(engine, "rival")
+    rival_export = pos_csv(tmp_path / "landing" / "rival" / "generic_pos_csv" / "secret.csv",
+                           _lines(7, "SECRET"))
+    landing = tmp_path / "landing"
+    _landing_with_bad_files(landing, rival_export)
+
+    results = {r.path.name: r for r in ingest_tenant(engine, landing, "shop")}
+
+    assert results["z_good.csv"].status == "loaded" and results["z_good.csv"].rows_loaded == 4
+    assert results["e_cr_only.csv"].status == "loaded"  # lone \r line ends are lines
+    assert results["e_cr_only.csv"].rows_loaded == 3
+    rejected = {
+        "a_duplicate_header.csv": "line 1: column name(s) sku appear more than once",
+        "d_truncated.csv.gz": "d_truncated.csv.gz: cannot be read as .gz",
+        "f_link_to_other_tenant.csv": "is a symbolic link",
+        "g_link_to_system_file.csv": "is a symbolic link",
+        "orders.csv": "no usable spec for source 'custom_pos'",
+    }
+    for name, says in rejected.items():
+        assert results[name].status == "rejected", (name, results[name])
+        assert results[name].error.startswith(name) and says in results[name].error, name
+    # a NUL byte after the first 64 KiB: that line is quarantined, the 1,200 others load
+    nul = results["c_nul_late.csv"]
+    assert (nul.status, nul.rows_loaded, nul.rows_quarantined) == ("loaded", 1200, 1)
+    assert rows(engine, "select line_number, field, raw_text like '%\\x00%' from "
+                        "raw.quarantine where file_id = :f", f=nul.file_id) == [
+        (1202, "product_name", True)]
+    # numbers PostgreSQL would refuse inside COPY, or no shop ever sold: quarantined with
+    # their line and field, the rest of the file loads
+    huge = results["b_huge_numbers.csv"]
+    assert (huge.status, huge.rows_loaded, huge.rows_quarantined) == ("loaded", 1, 3)
+    assert sorted(rows(engine, "select line_number, field from raw.quarantine q join "
+                               "raw.ingest_files f using (file_id) where f.file_name = "
+                               "'b_huge_numbers.csv'")) == [
+        (2, "quantity"), (3, "line_number"), (4, "unit_price")]
+    # every file has a ledger row; nothing of the other tenant's export became shop's
+    ledger = dict(rows(engine, "select file_name, status from raw.ingest_files "
+                               "where tenant_id = 'shop'"))
+    assert set(ledger) == set(results)
+    assert scalar(engine, "select count(*) from raw.sales_lines where tenant_id = 'shop' "
+                          "and order_id like 'SECRET%'") == 0
+    assert "hostname" not in " ".join(
+        str(e) for (e,) in rows(engine, "select coalesce(error, '') from raw.ingest_files"))
+    # counts reconcile for every loaded file
+    assert scalar(engine, "select count(*) from raw.ingest_files where tenant_id = 'shop' and "
+                          "status = 'loaded' and rows_read <> rows_loaded + rows_quarantined"
+                  ) == 0
+
+    # a second scan reads none of them again and records nothing new
+    before = scalar(engine, "select count(*) from raw.ingest_files")
+    again = ingest_tenant(engine, landing, "shop")
+    assert scalar(engine, "select count(*) from raw.ingest_files") == before
+    assert {r.status for r in again} <= {"duplicate", "rejected"}
+
+
+def test_a_corrected_file_with_an_old_mtime_is_read_again(engine, tmp_path):
+    """`cp -p`, rsync and unzip keep the original's modification time."""
+    register(engine, "shop")
+    landing = tmp_path / "landing"
+    path = pos_csv(landing / "shop" / "generic_pos_csv" / "day.csv",
+                   [good_row(order="O1", qty="2")])
+    first = ingest_tenant(engine, landing, "shop")
+    assert first[0].status == "loaded"
+    stat = path.stat()
+    pos_csv(path, [good_row(order="O1", qty="3")])  # same size, different bytes
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 3_600_000_000_000))
+    (second,) = ingest_tenant(engine, landing, "shop")
+    assert second.status == "loaded" and second.version == 2
+    assert second.replaced_file_id == first[0].file_id
