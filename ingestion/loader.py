@@ -196,6 +196,10 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
     except IngestError:
         raise
     except Exception as exc:  # any failure of one file is that file's: rejected, next file
+        if isinstance(exc, sa.exc.IntegrityError) and "ingest_files_once" in str(exc):
+            # the same bytes under another name committed while this load waited for it
+            return _duplicate_of(engine, path, tenant_id, source, spec.target, digest,
+                                 started)
         if _connection_lost(exc):
             raise ConnectionLost(
                 f"{path.name}: lost the database connection while loading it ({exc}); "
@@ -205,6 +209,18 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
                              _reason(path, exc), batch_id, digest, size)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _duplicate_of(engine: Engine, path: Path, tenant_id: str, source: str, target: str,
+                  digest: str, started: float) -> LoadResult:
+    with engine.connect() as conn:
+        file_id, version = conn.execute(sa.text(
+            "select file_id, version from raw.ingest_files where tenant_id = :t and "
+            "source = :s and sha256 = :h and status in ('loaded', 'superseded')"),
+            {"t": tenant_id, "s": source, "h": digest}).one()
+    return LoadResult(path=path, tenant_id=tenant_id, source=source, status="duplicate",
+                      target=target, file_id=file_id, version=version,
+                      seconds=time.perf_counter() - started)
 
 
 def reject_file(engine: Engine, path: Path, tenant_id: str, source: str, target: str,

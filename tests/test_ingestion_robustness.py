@@ -109,3 +109,22 @@ def test_a_corrected_file_with_an_old_mtime_is_read_again(engine, tmp_path):
     (second,) = ingest_tenant(engine, landing, "shop")
     assert second.status == "loaded" and second.version == 2
     assert second.replaced_file_id == first[0].file_id
+
+
+def test_the_same_bytes_under_two_names_at_once_is_one_load_and_one_duplicate(engine,
+                                                                              tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+
+    register(engine, "shop")
+    first = pos_csv(tmp_path / "monday.csv", _lines(100_000, "M"))
+    second = write(tmp_path / "monday_copy.csv", first.read_bytes())
+    spec = shipped_specs()["generic_pos_csv"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda p: load_file(engine, p, "shop", spec),
+                                [first, second]))
+    assert sorted(r.status for r in results) == ["duplicate", "loaded"]
+    assert len({r.file_id for r in results}) == 1
+    assert scalar(engine, "select count(*) from raw.sales_lines") == 100_000
