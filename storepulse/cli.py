@@ -187,8 +187,12 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
                                progress=progress, batch_id=batch_id)
         click.echo(result.message)
         record_manual_ingest(engine, result)
-        failed += result.status == "rejected"
+        # a file of which nothing loaded is a failure, whether rejected or all quarantined
+        failed += result.status == "rejected" or (
+            result.status == "loaded" and result.rows_read > 0 and result.rows_loaded == 0)
     if failed:
+        click.echo(f"{failed} of {len(files)} file(s) loaded nothing; see the reasons above "
+                   "and `raw.quarantine`", err=True)
         raise SystemExit(2)
 
 

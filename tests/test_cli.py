@@ -86,3 +86,20 @@ def test_alerts_set_stores_rules(database_env, engine):
     bad = runner.invoke(cli, ["alerts", "set", "shop", "--quiet", "late"])
     assert bad.exit_code == 2 and "HH:MM-HH:MM" in bad.output
     assert "empty" in runner.invoke(cli, ["alerts", "outbox"]).output
+
+
+def test_ingest_exits_non_zero_when_a_file_loads_nothing(database_env, engine, tmp_path):
+    from tests.ingestion_helpers import good_row, pos_csv, register, write
+
+    register(engine, "shop")
+    folder = tmp_path / "generic_pos_csv"
+    pos_csv(folder / "a_good.csv", [good_row()])
+    pos_csv(folder / "b_all_bad.csv", [good_row(order="B1", qty="0"),
+                                       good_row(order="B2", qty="zero")])
+    write(folder / "c_binary.csv", b"\x00\x01\x02 not a csv")
+    result = CliRunner().invoke(cli, ["ingest", str(folder), "--tenant", "shop"])
+    assert result.exit_code == 2, result.output
+    assert "a_good.csv: loaded 1 of 1 rows" in result.output
+    assert "b_all_bad.csv: loaded 0 of 2 rows, 2 quarantined" in result.output
+    assert "c_binary.csv: rejected" in result.output
+    assert "2 of 3 file(s) loaded nothing" in result.output
