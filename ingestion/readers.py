@@ -277,7 +277,47 @@ def _as_text(value: object) -> str | None:
     return str(value)
 
 
+def _json_encoding(spec: SourceSpec) -> str:
+    """UTF-8 with or without a byte-order mark, as the CSV reader accepts."""
+    return "utf-8-sig" if spec.encoding.lower().replace("-", "") == "utf8" else spec.encoding
+
+
+def _orders_from_lines(stream: io.TextIOBase) -> Iterator[tuple[int, str, object]]:
+    """(line number, text, order or a JSONDecodeError) for each non-blank line."""
+    for line_no, raw in enumerate(stream, start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        try:
+            yield line_no, stripped, json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            yield line_no, stripped, exc
+
+
+def _orders_from_array(path: Path, text: str, start: int) -> Iterator[tuple[int, str, object]]:
+    """The elements of one JSON array of orders (pretty-printed or not), each with the line
+    it starts on. The array is parsed element by element, so the file is in memory once."""
+    decoder = json.JSONDecoder()
+    at = start + 1  # after "["
+    while True:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        if at >= len(text):
+            raise FileRejected(f"{path.name}: the JSON array is not closed (no final ']')")
+        if text[at] == "]":
+            return
+        line = text.count("\n", 0, at) + 1
+        try:
+            order, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise FileRejected(f"{path.name}: line {exc.lineno}: the JSON array breaks "
+                               f"({exc.msg}); nothing after it can be read") from None
+        yield line, text[at:end], order
+        at = end
+
+
 def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    """JSON lines (one order per line), or one JSON array of orders."""
     prefix = spec.lines_field + "."
     header_cols = [c for c in spec.source_columns if not c.startswith(prefix)]
     line_cols = [c for c in spec.source_columns if c.startswith(prefix)]
@@ -291,6 +331,7 @@ def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     rejects: list[Reject] = []
     orders = 0
     seen_any = False
+    first_error: str | None = None
 
     def flush() -> RawChunk:
         nonlocal columns, line_numbers, raw_lines, row_raw, rejects, orders
@@ -307,25 +348,23 @@ def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         return chunk
 
     with _open_bytes(path) as fh:
-        text_stream = io.TextIOWrapper(fh, encoding=spec.encoding)
+        text_stream = io.TextIOWrapper(fh, encoding=_json_encoding(spec))
         line_no = 0
         try:
-            for raw in text_stream:
-                line_no += 1
-                stripped = raw.strip()
-                if not stripped:
-                    continue
-                try:
-                    order = json.loads(stripped)
-                except json.JSONDecodeError as exc:
-                    if not seen_any:
-                        raise FileRejected(f"{path.name}: line {line_no}: not JSON lines "
-                                           f"({exc.msg})") from None
-                    rejects.append(Reject(line_no, stripped, f"not valid JSON ({exc.msg})"))
+            # One JSON array of orders (what many APIs export) or one order per line.
+            if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"[":
+                text = text_stream.read()
+                source = _orders_from_array(path, text, text.index("["))
+            else:
+                source = _orders_from_lines(text_stream)
+            for line_no, stripped, order in source:
+                if isinstance(order, json.JSONDecodeError):
+                    first_error = first_error or f"line {line_no}: {order.msg}"
+                    rejects.append(Reject(line_no, stripped, f"not valid JSON ({order.msg})"))
                     continue
                 seen_any = True
                 if not isinstance(order, dict):
-                    rejects.append(Reject(line_no, stripped, "is not a JSON object"))
+                    rejects.append(Reject(line_no, stripped, "is not a JSON object (an order)"))
                     continue
                 items = order.get(spec.lines_field)
                 if not isinstance(items, list) or not items:
@@ -348,7 +387,12 @@ def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         except UnicodeDecodeError as exc:
             raise FileRejected(f"{path.name}: line {line_no + 1}: undecodable bytes for encoding "
                                f"{spec.encoding} ({exc.reason})") from None
-    if not seen_any and not rejects:
-        raise FileRejected(f"{path.name}: empty file (no JSON lines)")
+    if not seen_any:
+        if first_error:  # not one line parses: this is not JSON at all
+            raise FileRejected(f"{path.name}: not JSON lines or a JSON array "
+                               f"({first_error})")
+        if not rejects:
+            raise FileRejected(f"{path.name}: empty file (no JSON lines)")
     if line_numbers or rejects:
         yield flush()
+

@@ -128,3 +128,49 @@ def test_the_same_bytes_under_two_names_at_once_is_one_load_and_one_duplicate(en
     assert sorted(r.status for r in results) == ["duplicate", "loaded"]
     assert len({r.file_id for r in results}) == 1
     assert scalar(engine, "select count(*) from raw.sales_lines") == 100_000
+
+
+def _order(order_id: str, lines: int = 2) -> dict:
+    return {"id": order_id, "location_id": "WEB", "created_at": "2025-05-01 12:00:00",
+            "currency": "EUR", "kind": "sale", "customer": {"id": "K1"},
+            "lines": [{"line": n, "sku": f"S{n}", "title": "T", "qty": 1, "price": 2.5}
+                      for n in range(1, lines + 1)]}
+
+
+def test_json_exports_as_users_have_them(engine, tmp_path):
+    import json
+
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+
+    register(engine, "web", timezone="Europe/Berlin", currency="EUR", country="DE")
+    spec = shipped_specs()["json_orders"]
+    folder = tmp_path / "json_orders"
+
+    # one pretty-printed array of orders: every order's lines, each with the line it starts on
+    array = write(folder / "array.json", json.dumps([_order("A1"), _order("A2", 3)], indent=2))
+    loaded = load_file(engine, array, "web", spec)
+    assert (loaded.status, loaded.rows_read, loaded.rows_loaded) == ("loaded", 5, 5)
+    starts = sorted({line for (line,) in rows(
+        engine, "select source_line from raw.sales_lines where source_file_id = :f",
+        f=loaded.file_id)})
+    assert starts[0] == 2 and len(starts) == 2  # "[" is line 1
+
+    # JSON lines with a byte-order mark load, as CSV with one does
+    bom = write(folder / "bom.jsonl",
+                b"\xef\xbb\xbf" + "\n".join(json.dumps(_order(f"B{i}")) for i in range(2))
+                .encode())
+    assert load_file(engine, bom, "web", spec).rows_loaded == 4
+
+    # a malformed first line is quarantined like any other line, not the whole file
+    broken_first = write(folder / "first.jsonl", "{not json\n" + json.dumps(_order("C1")))
+    result = load_file(engine, broken_first, "web", spec)
+    assert (result.status, result.rows_loaded, result.rows_quarantined) == ("loaded", 2, 1)
+    assert rows(engine, "select line_number from raw.quarantine where file_id = :f",
+                f=result.file_id) == [(1,)]
+
+    # and a file of which no line parses is not JSON at all
+    prose = write(folder / "notes.json", "Dear data team,\nhere are the orders.\n")
+    rejected = load_file(engine, prose, "web", spec)
+    assert rejected.status == "rejected"
+    assert "not JSON lines or a JSON array (line 1:" in rejected.error
