@@ -55,19 +55,30 @@ class RawChunk:
         return self.table.num_rows + len(self.rejects)
 
 
+def _is_gzip(path: Path) -> bool:
+    """By its content, not its name: a gzip file named .csv is still a gzip file."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def _open_bytes(path: Path) -> io.BufferedIOBase:
-    if path.name.endswith(".gz"):
+    if _is_gzip(path):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb")
 
 
-def _sniff_binary(path: Path, head: bytes, fmt: str) -> None:
+def _wide(encoding: str) -> bool:
+    """UTF-16 and UTF-32 text is full of NUL bytes and splits lines on more than one byte."""
+    return encoding.lower().replace("-", "").replace("_", "").startswith(("utf16", "utf32"))
+
+
+def _sniff_binary(path: Path, head: bytes, fmt: str, encoding: str = "utf-8") -> None:
     if head.startswith(b"PK\x03\x04"):
         raise FileRejected(
             f"{path.name}: is a ZIP/XLSX archive, not {fmt.upper()} as its name says")
     if head.startswith(b"%PDF"):
         raise FileRejected(f"{path.name}: is a PDF, not {fmt.upper()} as its name says")
-    if b"\x00" in head:
+    if b"\x00" in head and not _wide(encoding):
         raise FileRejected(f"{path.name}: contains NUL bytes; it is binary, not {fmt.upper()}")
 
 
@@ -98,13 +109,15 @@ def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
             head = fh.read(64 * 1024)
     except (OSError, EOFError) as exc:
         raise FileRejected(f"{path.name}: cannot be read as {path.suffix} ({exc})") from None
-    _sniff_binary(path, head, "csv")
+    _sniff_binary(path, head, "csv", spec.encoding)
+    if _wide(spec.encoding):  # decode first: its line ends are several bytes long
+        head = head.decode(spec.encoding, errors="ignore").encode("utf-8")
     # Lines may end in \n, \r\n or a lone \r (old Mac exports); pyarrow reads all three.
     first_line = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0]
     if head.startswith(b"\xef\xbb\xbf"):
         first_line = first_line[3:]
     try:
-        text = first_line.decode(spec.encoding)
+        text = first_line.decode("utf-8" if _wide(spec.encoding) else spec.encoding)
     except UnicodeDecodeError as exc:
         raise FileRejected(
             f"{path.name}: line 1: undecodable bytes for encoding {spec.encoding} "
@@ -151,7 +164,9 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     )
     next_line = 2  # line 1 is the header
     try:
-        stream = pacsv.open_csv(pa.input_stream(str(path)), read_options=reader_opts,
+        compression = "gzip" if _is_gzip(path) else None
+        stream = pacsv.open_csv(pa.input_stream(str(path), compression=compression),
+                                read_options=reader_opts,
                                 parse_options=parse_opts, convert_options=convert_opts)
         while True:
             try:
@@ -323,7 +338,7 @@ def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     line_cols = [c for c in spec.source_columns if c.startswith(prefix)]
     with _open_bytes(path) as fh:
         head = fh.read(4096)
-    _sniff_binary(path, head, "json")
+    _sniff_binary(path, head, "json", spec.encoding)
     columns: dict[str, list] = {c: [] for c in spec.source_columns}
     line_numbers: list[int] = []
     raw_lines: list[str] = []

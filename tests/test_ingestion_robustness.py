@@ -174,3 +174,28 @@ def test_json_exports_as_users_have_them(engine, tmp_path):
     rejected = load_file(engine, prose, "web", spec)
     assert rejected.status == "rejected"
     assert "not JSON lines or a JSON array (line 1:" in rejected.error
+
+
+def test_utf16_with_its_spec_and_gzip_under_a_csv_name_load(engine, tmp_path):
+    from ingestion.loader import load_file
+    from ingestion.spec import load_spec
+
+    register(engine, "shop")
+    text = "\n".join([POS_HEADER, *_lines(3, "U")]) + "\n"
+    folder = tmp_path / "landing" / "shop" / "till_utf16"
+    write(folder / "spec.yaml", (
+        "name: till_utf16\nformat: csv\ncsv: {encoding: utf-16}\ncolumns:\n" + "".join(
+            f"  {c}: {c}\n" for c in ("store_id", "order_id", "line_number", "ordered_at",
+                                      "product_name", "quantity", "unit_price",
+                                      "currency", "customer_id", "channel"))
+        + "  product_id: sku\n  is_return: {column: transaction_type, equals: return}\n"))
+    wide = write(folder / "export.csv", text.encode("utf-16"))
+    result = load_file(engine, wide, "shop", load_spec(folder / "spec.yaml"))
+    assert (result.status, result.rows_loaded) == ("loaded", 3), result.error
+
+    from ingestion.spec import shipped_specs
+
+    zipped = write(tmp_path / "daily.csv", gzip.compress(
+        "\n".join([POS_HEADER, *_lines(4, "Z")]).encode()))
+    result = load_file(engine, zipped, "shop", shipped_specs()["generic_pos_csv"])
+    assert (result.status, result.rows_loaded) == ("loaded", 4), result.error
