@@ -3,7 +3,8 @@
 Ledger semantics (``raw.ingest_files``):
 
 * the file's sha256 is its identity: the same bytes for the same tenant and source load once;
-  dropping them again returns ``status='duplicate'`` and loads nothing;
+  dropping them again returns ``status='duplicate'`` and loads nothing (the bytes of a
+  superseded version sent again under the same name are a revert: a new version);
 * a *changed* file with the same name is a new **version**: it loads in full and the previous
   version is marked ``superseded`` in the same transaction. Its rows stay in ``raw`` for audit,
   but staging reads only rows whose file is ``loaded``, so the new version *replaces* the old one
@@ -140,10 +141,15 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
             conn.execute(sa.text(
                 "select 1 from ops.load_locks where tenant_id = :t and source = :s and "
                 "file_name = :n for update"), key)
+            # Already current, or a superseded version under another name (a copy of an
+            # export its correction replaced): a duplicate. A superseded version of this
+            # same name sent again is a revert, and loads as the newest version.
             existing = conn.execute(sa.text(
                 "select file_id, version from raw.ingest_files where tenant_id = :t and "
-                "source = :s and sha256 = :h and status in ('loaded', 'superseded')"),
-                {"t": tenant_id, "s": source, "h": digest}).first()
+                "source = :s and sha256 = :h and (status = 'loaded' or "
+                "(status = 'superseded' and file_name <> :n)) "
+                "order by status = 'loaded' desc, file_id desc limit 1"),
+                {"t": tenant_id, "s": source, "h": digest, "n": file_name}).first()
             if existing:
                 result.status, result.file_id, result.version = "duplicate", *existing
                 result.seconds = time.perf_counter() - started
@@ -216,7 +222,7 @@ def _duplicate_of(engine: Engine, path: Path, tenant_id: str, source: str, targe
     with engine.connect() as conn:
         file_id, version = conn.execute(sa.text(
             "select file_id, version from raw.ingest_files where tenant_id = :t and "
-            "source = :s and sha256 = :h and status in ('loaded', 'superseded')"),
+            "source = :s and sha256 = :h and status = 'loaded'"),
             {"t": tenant_id, "s": source, "h": digest}).one()
     return LoadResult(path=path, tenant_id=tenant_id, source=source, status="duplicate",
                       target=target, file_id=file_id, version=version,

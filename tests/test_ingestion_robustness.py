@@ -199,3 +199,28 @@ def test_utf16_with_its_spec_and_gzip_under_a_csv_name_load(engine, tmp_path):
         "\n".join([POS_HEADER, *_lines(4, "Z")]).encode()))
     result = load_file(engine, zipped, "shop", shipped_specs()["generic_pos_csv"])
     assert (result.status, result.rows_loaded) == ("loaded", 4), result.error
+
+
+def test_sending_a_superseded_version_again_reverts_to_it(engine, tmp_path):
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+
+    register(engine, "shop")
+    spec = shipped_specs()["generic_pos_csv"]
+    path = tmp_path / "day.csv"
+    original = [good_row(order="O1", qty="2")]
+    pos_csv(path, original)
+    first = load_file(engine, path, "shop", spec)
+    pos_csv(path, [good_row(order="O1", qty="9")])  # a mistaken "correction"
+    assert load_file(engine, path, "shop", spec).version == 2
+    pos_csv(path, original)  # the merchant sends the original again
+    reverted = load_file(engine, path, "shop", spec)
+    assert (reverted.status, reverted.version) == ("loaded", 3)
+    assert rows(engine, "select version, status from raw.ingest_files order by version") == [
+        (1, "superseded"), (2, "superseded"), (3, "loaded")]
+    assert scalar(engine, "select sum(s.quantity) from raw.sales_lines s join raw.ingest_files"
+                          " f on f.file_id = s.source_file_id where f.status = 'loaded'") == 2
+    # the same bytes under another name stay a duplicate of what is loaded
+    copy = write(tmp_path / "copy_of_day.csv", path.read_bytes())
+    assert load_file(engine, copy, "shop", spec).status == "duplicate"
+    assert first.file_id != reverted.file_id
