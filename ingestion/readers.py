@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ingestion.spec import EXTENSIONS, SourceSpec
@@ -149,14 +150,20 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
         line = (row.number or 0)
+        trailing = (" (a delimiter at the end of the line?)"
+                    if row.actual_columns == row.expected_columns + 1
+                    and row.text.rstrip("\r\n").endswith(spec.delimiter) else "")
         invalid.append(Reject(line, row.text, f"has {row.actual_columns} fields where the header "
-                                              f"has {row.expected_columns}"))
+                                              f"has {row.expected_columns}{trailing}"))
         return "skip"
 
     wanted = spec.source_columns
     reader_opts = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=spec.encoding,
                                     use_threads=False)
+    # Empty lines come through as rows of nulls (rather than vanishing) so that line numbers
+    # stay physical; they are dropped below: a line with no value in it is not a record.
     parse_opts = pacsv.ParseOptions(delimiter=spec.delimiter, newlines_in_values=False,
+                                    ignore_empty_lines=False,
                                     invalid_row_handler=on_invalid_row)
     convert_opts = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header},
@@ -180,12 +187,21 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
             for rej in rejects:
                 line_numbers[line_numbers >= rej.line_number] += 1
             next_line += table.num_rows + len(rejects)
+            empty = _all_null(table)
+            if empty is not None:
+                table, line_numbers = table.filter(pc.invert(empty)), line_numbers[
+                    ~empty.to_numpy(zero_copy_only=False)]
             yield RawChunk(
                 table=table.select([c for c in wanted if c in header]),
                 line_numbers=line_numbers,
                 raw_text=_csv_row_text(table, spec.delimiter),
                 rejects=rejects,
             )
+        if invalid:  # a last block with no valid row yields no batch: its rejects still count
+            yield RawChunk(table=pa.table({c: pa.array([], pa.string()) for c in wanted
+                                           if c in header}),
+                           line_numbers=np.array([], dtype=np.int64),
+                           raw_text=lambda i: "", rejects=list(invalid))
     except pa.ArrowInvalid as exc:
         message = str(exc).splitlines()[0]
         if "UTF8" in message or "decode" in message.lower():
@@ -193,6 +209,17 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                                f"near line {next_line}: {message}") from None
         raise FileRejected(f"{path.name}: unreadable CSV near line {next_line}: {message}"
                            ) from None
+
+
+def _all_null(table: pa.Table) -> pa.BooleanArray | None:
+    """Rows in which every field is empty (blank lines), or None when there are none."""
+    if table.num_rows == 0 or table.num_columns == 0:
+        return None
+    mask = pc.is_null(table.column(0))
+    for column in table.columns[1:]:
+        mask = pc.and_(mask, pc.is_null(column))
+    mask = mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
+    return mask if pc.any(mask).as_py() else None
 
 
 def _csv_row_text(table: pa.Table, delimiter: str) -> Callable[[int], str]:

@@ -224,3 +224,28 @@ def test_sending_a_superseded_version_again_reverts_to_it(engine, tmp_path):
     copy = write(tmp_path / "copy_of_day.csv", path.read_bytes())
     assert load_file(engine, copy, "shop", spec).status == "duplicate"
     assert first.file_id != reverted.file_id
+
+
+def test_line_numbers_stay_physical_and_trailing_delimiters_lose_nothing(engine, tmp_path):
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+
+    register(engine, "shop")
+    spec = shipped_specs()["generic_pos_csv"]
+    blanks = write(tmp_path / "blanks.csv", "\n".join([
+        POS_HEADER, good_row(order="B1"), "", "", good_row(order="B2", qty="0"), "",
+        good_row(order="B3"), "", good_row(order="B4", qty="zero")]) + "\n\n")
+    result = load_file(engine, blanks, "shop", spec)
+    assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (4, 2, 2)
+    assert rows(engine, "select line_number, field from raw.quarantine where file_id = :f "
+                        "order by 1", f=result.file_id) == [(5, "quantity"), (9, "quantity")]
+    assert sorted(line for (line,) in rows(
+        engine, "select source_line from raw.sales_lines where source_file_id = :f",
+        f=result.file_id)) == [2, 7]
+
+    trailing = write(tmp_path / "trailing.csv", "\n".join(
+        [POS_HEADER, *(good_row(order=f"T{i}") + "," for i in range(15))]) + "\n")
+    result = load_file(engine, trailing, "shop", spec)
+    assert (result.status, result.rows_read, result.rows_quarantined) == ("loaded", 15, 15)
+    assert "a delimiter at the end of the line?" in scalar(
+        engine, "select min(reason) from raw.quarantine where file_id = :f", f=result.file_id)
