@@ -129,6 +129,25 @@ def tenants_remove(slug: str, purge: bool) -> None:
         click.echo(f"  {table:<36} {count:>10,} rows deleted")
 
 
+@tenants.command("limits")
+@click.argument("slug")
+@click.option("--max-unit-price", type=float, default=None,
+              help="Highest unit price the gate accepts (default 10,000).")
+@click.option("--currencies", default=None, metavar="EUR,USD",
+              help="Currencies the gate accepts, comma-separated (empty: the tenant's own).")
+def tenants_limits(slug: str, max_unit_price: float | None, currencies: str | None) -> None:
+    """Show or change the limits TENANT's raw quality gate applies (audited). A batch with a
+    few legitimate prices above the limit (marketplace fees, manual lines) loads once the
+    limit is raised, instead of being released whole."""
+    from storepulse.tenants import set_gate_limits
+
+    accepted = None if currencies is None else tuple(
+        c.strip().upper() for c in currencies.split(",") if c.strip())
+    limits = set_gate_limits(_engine(), slug, max_unit_price, accepted)
+    click.echo(f"tenant {slug}: max unit price {limits.max_unit_price:,.2f}; currencies "
+               f"{', '.join(limits.accepted_currencies) or 'its own only'}")
+
+
 @tenants.command("native-sql")
 @click.argument("slug")
 @click.option("--on/--off", "enabled", required=True,

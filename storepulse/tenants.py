@@ -196,6 +196,47 @@ def set_native_sql(engine: Engine, tenant_id: str, enabled: bool) -> None:
         _audit(conn, "tenant_native_sql", tenant_id, {"enabled": enabled})
 
 
+@dataclass(frozen=True)
+class GateLimits:
+    """What the raw quality gate accepts from a tenant (quality/suites.py)."""
+
+    max_unit_price: float
+    accepted_currencies: tuple[str, ...]  # empty: the tenant's own currency only
+
+
+def set_gate_limits(engine: Engine, tenant_id: str, max_unit_price: float | None = None,
+                    accepted_currencies: tuple[str, ...] | None = None) -> GateLimits:
+    """Change the gate's limits for a tenant (only those given; none: just read them),
+    audited with before and after."""
+    get_tenant(engine, tenant_id)
+    if max_unit_price is not None and not max_unit_price > 0:
+        raise StorePulseError(f"--max-unit-price must be above 0 (got {max_unit_price:g})")
+    bad = [c for c in accepted_currencies or () if not re.fullmatch(r"[A-Z]{3}", c)]
+    if bad:
+        raise StorePulseError(f"currencies must be ISO 4217 codes like EUR (got {bad})")
+    with engine.begin() as conn:
+        before = _gate_limits(conn, tenant_id)
+        if max_unit_price is None and accepted_currencies is None:
+            return before  # only shown
+        conn.execute(sa.text(
+            "update ops.tenants set max_unit_price = coalesce(:p, max_unit_price), "
+            "accepted_currencies = case when :set_c then cast(:c as text[]) "
+            "else accepted_currencies end where tenant_id = :t"),
+            {"p": max_unit_price, "set_c": accepted_currencies is not None,
+             "c": list(accepted_currencies or []) or None, "t": tenant_id})
+        after = _gate_limits(conn, tenant_id)
+        _audit(conn, "tenant_gate_limits", tenant_id, {"before": before.__dict__,
+                                                       "after": after.__dict__})
+    return after
+
+
+def _gate_limits(conn: sa.Connection, tenant_id: str) -> GateLimits:
+    price, currencies = conn.execute(sa.text(
+        "select max_unit_price, accepted_currencies from ops.tenants where tenant_id = :t"),
+        {"t": tenant_id}).one()
+    return GateLimits(float(price), tuple(currencies or ()))
+
+
 def native_sql_tenants(engine: Engine) -> set[str]:
     with engine.connect() as conn:
         return set(conn.execute(sa.text(

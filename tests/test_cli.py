@@ -5,7 +5,8 @@ from storepulse.cli import cli
 
 COMMANDS = [
     [], ["demo"], ["db"], ["db", "migrate"], ["db", "url"], ["tenants"], ["tenants", "add"],
-    ["tenants", "list"], ["tenants", "remove"], ["ingest"], ["generate-sample"], ["dbt"],
+    ["tenants", "list"], ["tenants", "remove"], ["tenants", "limits"],
+    ["tenants", "native-sql"], ["ingest"], ["generate-sample"], ["dbt"],
     ["quality"], ["quality", "check"], ["quality", "holds"], ["quality", "release"],
     ["alerts"], ["alerts", "set"], ["alerts", "outbox"], ["dashboards"], ["dashboards", "sync"],
 ]
@@ -103,3 +104,29 @@ def test_ingest_exits_non_zero_when_a_file_loads_nothing(database_env, engine, t
     assert "b_all_bad.csv: loaded 0 of 2 rows, 2 quarantined" in result.output
     assert "c_binary.csv: rejected" in result.output
     assert "2 of 3 file(s) loaded nothing" in result.output
+
+
+def test_gate_limits_are_set_from_the_cli_and_audited(database_env, engine):
+    import sqlalchemy as sa
+
+    from tests.ingestion_helpers import register
+
+    register(engine, "shop")
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["tenants", "limits", "shop"])
+    assert "max unit price 10,000.00; currencies its own only" in shown.output
+    changed = runner.invoke(cli, ["tenants", "limits", "shop", "--max-unit-price", "25000",
+                                  "--currencies", "gbp, EUR"])
+    assert changed.exit_code == 0, changed.output
+    assert "max unit price 25,000.00; currencies GBP, EUR" in changed.output
+    with engine.connect() as conn:
+        price, currencies = conn.execute(sa.text(
+            "select max_unit_price, accepted_currencies from ops.tenants "
+            "where tenant_id = 'shop'")).one()
+        audit = conn.execute(sa.text("select details from ops.audit_log "
+                                     "where action = 'tenant_gate_limits' order by 1 desc")
+                             ).scalars().first()
+    assert (float(price), currencies) == (25000.0, ["GBP", "EUR"])
+    assert audit["before"]["max_unit_price"] == 10000 and audit["after"]["max_unit_price"] == 25000
+    bad = runner.invoke(cli, ["tenants", "limits", "shop", "--max-unit-price", "0"])
+    assert bad.exit_code != 0 and "must be above 0" in str(bad.exception)
