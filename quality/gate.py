@@ -246,7 +246,8 @@ def record(conn: sa.Connection, outcome: SuiteOutcome, run_id: str, asset: str) 
 
 
 def apply_gate(conn: sa.Connection, outcome: SuiteOutcome) -> str:
-    """Hold the batch's files when an error rule failed; release them when all passed."""
+    """Hold the batch's files when an error rule failed; publish them (and release any hold)
+    when all passed. Only published sales lines reach staging."""
     if not outcome.file_ids:
         return "none"
     ids = list(outcome.file_ids)
@@ -261,7 +262,14 @@ def apply_gate(conn: sa.Connection, outcome: SuiteOutcome) -> str:
     released = conn.execute(sa.text(
         "update raw.ingest_files set held_at = null, held_reason = null "
         "where file_id = any(:ids) and held_at is not null"), {"ids": ids}).rowcount
+    _publish(conn, ids)
     return "released" if released else "none"
+
+
+def _publish(conn: sa.Connection, file_ids: list[int]) -> None:
+    conn.execute(sa.text(
+        "update raw.ingest_files set published_at = now() "
+        "where file_id = any(:ids) and published_at is null"), {"ids": file_ids})
 
 
 def previous_outcome(conn: sa.Connection, suite: Suite, tenant_id: str,
@@ -337,6 +345,7 @@ def release_holds(engine: Engine, tenant_id: str, file_ids: list[int] | None = N
             "where tenant_id = :t and held_at is not null "
             "and (cast(:ids as bigint[]) is null or file_id = any(:ids)) returning file_id"),
             {"t": tenant_id, "ids": file_ids}).scalars().all()
+        _publish(conn, released)
         conn.execute(sa.text(
             "insert into ops.audit_log (action, tenant_id, details) values "
             "('quality_release', :t, cast(:d as jsonb))"),

@@ -127,6 +127,7 @@ def tenant_warehouse(server: URL, landing: Path, tenant_ids: tuple[str, ...], se
     from ingestion.generator import DEMO_TENANTS, generate_sample
     from ingestion.landing import ingest_tenant
     from storepulse.tenants import Tenant, add_tenant
+    from tests.ingestion_helpers import publish
 
     url = create_database(server)
     profiles = [p for p in DEMO_TENANTS if p.tenant_id in tenant_ids]
@@ -139,6 +140,7 @@ def tenant_warehouse(server: URL, landing: Path, tenant_ids: tuple[str, ...], se
                                                        p.currency, p.country_code),
                                         password=password).role
         ingest_tenant(engine, landing, p.tenant_id, batch_id=f"load-{p.tenant_id}")
+    publish(engine)
     return url, engine, roles
 
 

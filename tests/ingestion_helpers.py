@@ -45,3 +45,12 @@ def scalar(engine: sa.Engine, sql: str, **params):
 def rows(engine: sa.Engine, sql: str, **params) -> list:
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), params).all()
+
+
+def publish(engine: sa.Engine) -> int:
+    """Publish every loaded, unheld file, as the raw gate does when a batch passes. For tests
+    of what comes after the gate (dbt, ML, isolation); the gate's own tests run it."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text(
+            "update raw.ingest_files set published_at = now() where status = 'loaded' "
+            "and held_at is null and published_at is null")).rowcount

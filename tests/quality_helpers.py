@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from ingestion.loader import load_file
 from ingestion.spec import spec_for_source
-from tests.ingestion_helpers import good_row, pos_csv
+from tests.ingestion_helpers import good_row, pos_csv, publish
 
 HISTORY_START = date(2025, 3, 1)
 HISTORY_DAYS = 35
@@ -30,10 +30,12 @@ def history_rows(start: date = HISTORY_START, days: int = HISTORY_DAYS,
 
 def load_history(engine: sa.Engine, landing: Path, tenant_id: str, batch_id: str,
                  name: str = "history.csv", rows: list[str] | None = None) -> int:
+    """A clean history, loaded and published (as the gate publishes a passing batch)."""
     path = pos_csv(landing / tenant_id / "generic_pos_csv" / name, rows or history_rows())
     result = load_file(engine, path, tenant_id, spec_for_source("generic_pos_csv"),
                        batch_id=batch_id)
     assert result.status == "loaded", result.error
+    publish(engine)
     return result.file_id
 
 

@@ -12,6 +12,7 @@ from storepulse.migrate import migrate
 from storepulse.warehouse import get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
 from tests.dbt_helpers import DBT_PATHS, TEST_TARGET, frame, materialize_dbt, run_dbt
+from tests.ingestion_helpers import publish
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,7 @@ def built(server_url, small_sample, tmp_path_factory):
     migrate(engine)
     for tenant in register_demo_tenants(engine):
         ingest_tenant(engine, landing, tenant)
+    publish(engine)
     result = materialize_dbt(url)
     try:
         yield url, engine, landing, result
@@ -140,6 +142,7 @@ def test_incremental_rerun_processes_only_new_rows_and_matches_full_refresh(buil
         "sale\n")
     loaded = ingest_tenant(engine, landing, "acme_grocers")
     assert [r.rows_loaded for r in loaded if r.status == "loaded"] == [2]
+    publish(engine)
     run_dbt(url, "run")
     after = frame(engine, "select count(*) n from marts.fct_sales_lines")
     assert after.n[0] == before.n[0] + 2
@@ -178,6 +181,7 @@ def test_new_file_version_replaces_rows_downstream(built):
     result = ingest_tenant(engine, landing, "acme_grocers")
     versions = [r for r in result if r.status == "loaded"]
     assert len(versions) == 1 and versions[0].version == 2
+    publish(engine)
     run_dbt(url, "run")
     rows = frame(engine, "select order_id, quantity from marts.fct_sales_lines "
                          "where order_id like 'NEW-%' order by 1")
@@ -214,6 +218,7 @@ def test_touched_keys_are_inlined_when_few_and_both_paths_agree(built):
             header + f"ACM01,DAY-{offset},1,{day:%Y-%m-%d} 09:00:00,KIT-001,Kitchen item 2,3,"
                      "4.00,USD,ACC1,store,sale\n")
         ingest_tenant(engine, landing, "acme_grocers")
+        publish(engine)
         run_dbt(url, "run", *vars_)
         inlined = [model for model in ("fct_orders", "dim_customers", "fct_daily_product_sales")
                    if "(values (" in _compiled(model)]

@@ -8,6 +8,7 @@ from ingestion.spec import shipped_specs
 from storepulse.tenants import Tenant, add_tenant
 from tests.conftest import UCI_CSV
 from tests.dbt_helpers import frame, run_dbt
+from tests.ingestion_helpers import publish
 
 pytestmark = pytest.mark.skipif(not UCI_CSV.exists(), reason="shared UCI data not present")
 
@@ -23,6 +24,7 @@ def uci_marts(server_url):
     migrate(engine)
     add_tenant(engine, Tenant("uci", "UCI Online Retail", "Europe/London", "GBP", "GB"))
     load_file(engine, UCI_CSV, "uci", shipped_specs()["uci_online_retail_csv"])
+    publish(engine)
     run_dbt(url, "build")
     try:
         yield engine

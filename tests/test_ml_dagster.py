@@ -15,6 +15,7 @@ from storepulse.migrate import migrate
 from storepulse.warehouse import get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
 from tests.dbt_helpers import frame, run_dbt
+from tests.ingestion_helpers import publish
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +27,7 @@ def warehouse(server_url, small_sample, tmp_path_factory):
     migrate(engine)
     register_demo_tenants(engine)
     ingest_tenant(engine, landing, "northwind")
+    publish(engine)
     run_dbt(url, "build")
     try:
         yield url, engine

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from quality.gate import list_holds, release_holds, validate_batch
 from quality.suites import RAW_SALES_LINES, STG_SALES_LINES
 from tests.dbt_helpers import run_dbt
-from tests.ingestion_helpers import register, scalar
+from tests.ingestion_helpers import publish, register, scalar
 from tests.quality_helpers import HISTORY_START, insert_batch, line, load_history
 
 
@@ -116,6 +116,21 @@ def test_held_batch_stays_out_of_staging_until_released(engine, database_url, sh
                           "where action = 'quality_release'") == 1
 
 
+def test_an_unchecked_batch_stays_out_of_staging_until_the_gate_passes_it(engine, database_url,
+                                                                        shop):
+    """What `storepulse ingest` loads is published by `storepulse quality check`, not by
+    the next dbt build."""
+    unchecked = insert_batch(engine, shop, "unchecked", [line(order="U1")])
+    run_dbt(database_url, "run", "--select", "stg_sales_lines")
+    in_staging = "select count(*) from staging.stg_sales_lines where source_file_id = :f"
+    assert scalar(engine, in_staging, f=unchecked) == 0
+    outcome = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r10", batch_id="unchecked")
+    assert not outcome.blocking_failures
+    assert scalar(engine, in_staging, f=unchecked) == 1
+    assert scalar(engine, "select published_at is not null from raw.ingest_files "
+                          "where file_id = :f", f=unchecked)
+
+
 def test_staging_suite_checks_typed_lines(engine, database_url, shop):
     run_dbt(database_url, "run", "--select", "stg_sales_lines")
     clean = validate_batch(engine, STG_SALES_LINES, shop, run_id="r8", gate=False)
@@ -125,6 +140,7 @@ def test_staging_suite_checks_typed_lines(engine, database_url, shop):
     with engine.begin() as conn:  # blank names and an unknown channel survive raw's rules
         conn.execute(sa.text("update raw.sales_lines set product_name = ' ', channel = 'fax' "
                              "where order_id like 'Y%'"))
+    publish(engine)  # the raw gate passed it
     odd = validate_batch(engine, STG_SALES_LINES, shop, run_id="r9", gate=False)
     assert _failed(odd) == {"product_name_present", "channel_known"}
     assert odd.hold_action == "none"

@@ -23,7 +23,7 @@ recent_raw as (
     from {{ source('raw', 'sales_lines') }} as lines
     join {{ source('raw', 'ingest_files') }} as files
         on files.file_id = lines.source_file_id and files.status = 'loaded'
-       and files.held_at is null
+       and files.published_at is not null
     where lines.ordered_at >= {{ inline_value(first_checked_day, 'date') }} - interval '1 day'
 ),
 

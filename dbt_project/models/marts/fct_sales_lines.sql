@@ -26,7 +26,7 @@
     {% set unseen = run_query(
         "select coalesce(string_agg(files.file_id::text, ', '), 'null') "
         ~ "from " ~ source('raw', 'ingest_files') ~ " as files "
-        ~ "where files.status = 'loaded' and files.held_at is null "
+        ~ "where files.status = 'loaded' and files.published_at is not null "
         ~ "and files.target = 'sales_lines' "
         ~ "and not exists (select 1 from " ~ this ~ " as seen "
         ~ "where seen.source_file_id = files.file_id)") %}

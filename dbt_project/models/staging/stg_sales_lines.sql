@@ -1,5 +1,6 @@
--- Current sales lines: only rows of files whose ledger status is `loaded` (a re-exported file
--- supersedes its previous version) and that no failed quality gate holds back (`held_at`).
+-- Current, published sales lines: only rows of files whose ledger status is `loaded` (a
+-- re-exported file supersedes its previous version) and that are published (`published_at`:
+-- the raw quality gate passed their batch, or a person released it).
 -- Within a file, line keys are unique (ingestion quarantines duplicates); across files the
 -- newest file wins, which fct_sales_lines applies as it loads (a cross-file anti-join here
 -- would re-read every raw row on each incremental run).
@@ -9,7 +10,7 @@ with current_lines as (
     join {{ source('raw', 'ingest_files') }} as files
         on files.file_id = lines.source_file_id
        and files.status = 'loaded'
-       and files.held_at is null
+       and files.published_at is not null
 )
 
 select
