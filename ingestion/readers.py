@@ -94,6 +94,19 @@ def read_chunks(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     yield from readers[spec.format](path, spec)
 
 
+def fits(path: Path, spec: SourceSpec) -> bool:
+    """Whether ``spec`` can read ``path``: its file type, and the columns it needs are there
+    (the first chunk is read, then the file is closed)."""
+    chunks = read_chunks(Path(path), spec)
+    try:
+        next(chunks, None)
+        return True
+    except FileRejected:
+        return False
+    finally:
+        chunks.close()
+
+
 def _check_columns(path: Path, header: list[str], spec: SourceSpec, where: str) -> None:
     missing = [c for c in spec.source_columns if c.split(".")[0] not in header]
     if missing:

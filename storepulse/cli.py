@@ -180,13 +180,14 @@ def tenants_list() -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--tenant", "tenant_id", required=True, help="Tenant the file belongs to.")
 @click.option("--source", default=None,
-              help="Spec name (default: the name of the file's folder).")
+              help="Spec name (default: the shipped or folder spec whose columns fit the file).")
 def ingest(path: Path, tenant_id: str, source: str | None) -> None:
-    """Load PATH (a file, or a folder of files) for TENANT with COPY, exactly once."""
+    """Load PATH (a file, or a folder of files) for TENANT with COPY, exactly once. The batch
+    reaches the marts once `storepulse quality check TENANT` has passed it."""
     from tqdm import tqdm
 
-    from ingestion.loader import load_file
-    from ingestion.spec import spec_for_source
+    from ingestion.loader import load_file, reject_file
+    from ingestion.spec import SpecError, detect_spec, spec_for_source
     from storepulse.tenants import record_manual_ingest
 
     engine = _engine()
@@ -194,25 +195,38 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
         if path.is_dir() else [path]
     batch_id = f"cli-{uuid.uuid4().hex[:12]}"  # what `storepulse quality check` validates
     failed = 0
-    for file in files:
-        source_name = source or file.parent.name
-        spec = spec_for_source(source_name, file.parent)
-        with tqdm(desc=file.name, unit=" rows", unit_scale=True, leave=False,
-                  disable=not sys.stderr.isatty()) as bar:
-            def progress(read: int, _quarantined: int, bar=bar) -> None:
-                bar.update(read - bar.n)
+    total_bytes = sum(f.stat().st_size for f in files)
+    with tqdm(total=total_bytes, desc=f"{len(files)} file(s)", unit="B", unit_scale=True,
+              disable=not sys.stderr.isatty()) as overall:
+        for file in files:
+            try:
+                spec = spec_for_source(source, file.parent) if source else detect_spec(file)
+            except SpecError as exc:  # that file is rejected, with why; the others go on
+                result = reject_file(engine, file, tenant_id, source or file.parent.name,
+                                     "sales_lines", file.name, str(exc), batch_id)
+            else:
+                if not source:
+                    click.echo(f"{file.name}: spec '{spec.name}' (its columns fit the file)")
+                with tqdm(desc=file.name, unit=" rows", unit_scale=True, leave=False,
+                          disable=not sys.stderr.isatty()) as bar:
+                    def progress(read: int, _quarantined: int, bar=bar) -> None:
+                        bar.update(read - bar.n)
 
-            result = load_file(engine, file, tenant_id, spec, source=source_name,
-                               progress=progress, batch_id=batch_id)
-        click.echo(result.message)
-        record_manual_ingest(engine, result)
-        # a file of which nothing loaded is a failure, whether rejected or all quarantined
-        failed += result.status == "rejected" or (
-            result.status == "loaded" and result.rows_read > 0 and result.rows_loaded == 0)
+                    result = load_file(engine, file, tenant_id, spec,
+                                       source=source or spec.name, progress=progress,
+                                       batch_id=batch_id)
+            overall.update(file.stat().st_size)
+            click.echo(result.message)
+            record_manual_ingest(engine, result)
+            # a file of which nothing loaded is a failure, whether rejected or all quarantined
+            failed += result.status == "rejected" or (
+                result.status == "loaded" and result.rows_read > 0 and result.rows_loaded == 0)
     if failed:
         click.echo(f"{failed} of {len(files)} file(s) loaded nothing; see the reasons above "
                    "and `raw.quarantine`", err=True)
         raise SystemExit(2)
+    click.echo(f"batch {batch_id}: run `storepulse quality check {tenant_id}` to check and "
+               "publish it")
 
 
 @cli.group()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -130,3 +132,31 @@ def test_gate_limits_are_set_from_the_cli_and_audited(database_env, engine):
     assert audit["before"]["max_unit_price"] == 10000 and audit["after"]["max_unit_price"] == 25000
     bad = runner.invoke(cli, ["tenants", "limits", "shop", "--max-unit-price", "0"])
     assert bad.exit_code != 0 and "must be above 0" in str(bad.exception)
+
+
+def test_ingest_without_source_picks_the_spec_whose_columns_fit(database_env, engine,
+                                                              tmp_path):
+    from tests.ingestion_helpers import good_row, pos_csv, register, write
+
+    register(engine, "shop")
+    downloads = tmp_path / "Downloads"  # a folder that names no spec
+    pos_csv(downloads / "till.csv", [good_row()])
+    write(downloads / "web.csv",
+          "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+          "536365,85123A,WHITE HANGING HEART,6,2025-03-01 08:26:00,2.55,17850,United Kingdom\n")
+    result = CliRunner().invoke(cli, ["ingest", str(downloads), "--tenant", "shop"])
+    assert result.exit_code == 0, result.output
+    assert "till.csv: spec 'generic_pos_csv' (its columns fit the file)" in result.output
+    assert "web.csv: spec 'uci_online_retail_csv'" in result.output
+    assert "run `storepulse quality check shop`" in result.output
+
+    # a tenant spec beside the file that reads the same columns: both fit, so it asks
+    copied = (Path(__file__).parents[1] / "ingestion" / "specs" / "generic_pos_csv.yaml")
+    clash = tmp_path / "clash"
+    write(clash / "spec.yaml", copied.read_text().replace("name: generic_pos_csv",
+                                                          "name: my_till"))
+    pos_csv(clash / "day.csv", [good_row(order="O9")])
+    asked = CliRunner().invoke(cli, ["ingest", str(clash / "day.csv"), "--tenant", "shop"])
+    assert asked.exit_code == 2
+    assert "several specs fit its columns (generic_pos_csv, my_till); pass --source" \
+        in asked.output
