@@ -332,6 +332,30 @@ def _as_text(value: object) -> str | None:
     return str(value)
 
 
+_ID_COLUMNS = ("store_id", "order_id", "product_id", "customer_id")
+_JSON_KINDS = {dict: "object", list: "array", bool: "boolean"}
+
+
+def _wrong_id_type(order: dict, items: list, spec: SourceSpec, prefix: str
+                   ) -> tuple[str, str, str] | None:
+    """An id given as an object, array or boolean (text or a number is an id): as text it
+    would load as something no export meant (a customer id of `{"id": 5}` once became a
+    guest). Returns (field, source path, JSON kind) for the first one found."""
+    for field_name in _ID_COLUMNS:
+        mapping = spec.columns.get(field_name)
+        if mapping is None or not mapping.column:
+            continue
+        if mapping.column.startswith(prefix):
+            values = [_lookup(item, mapping.column[len(prefix):]) for item in items]
+        else:
+            values = [_lookup(order, mapping.column)]
+        for value in values:
+            kind = _JSON_KINDS.get(type(value))
+            if kind:
+                return field_name, mapping.column, kind
+    return None
+
+
 def _json_encoding(spec: SourceSpec) -> str:
     """UTF-8 with or without a byte-order mark, as the CSV reader accepts."""
     return "utf-8-sig" if spec.encoding.lower().replace("-", "") == "utf8" else spec.encoding
@@ -426,6 +450,13 @@ def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                     rejects.append(Reject(line_no, stripped,
                                           f"order has no '{spec.lines_field}' items",
                                           spec.lines_field))
+                    continue
+                wrong = _wrong_id_type(order, items, spec, prefix)
+                if wrong:
+                    field_name, source_path, kind = wrong
+                    rejects.append(Reject(line_no, stripped,
+                                          f"{source_path} is a JSON {kind}, not an id",
+                                          field_name))
                     continue
                 raw_lines.append(stripped)
                 header_values = {c: _as_text(_lookup(order, c)) for c in header_cols}

@@ -249,3 +249,22 @@ def test_line_numbers_stay_physical_and_trailing_delimiters_lose_nothing(engine,
     assert (result.status, result.rows_read, result.rows_quarantined) == ("loaded", 15, 15)
     assert "a delimiter at the end of the line?" in scalar(
         engine, "select min(reason) from raw.quarantine where file_id = :f", f=result.file_id)
+
+
+def test_an_id_of_the_wrong_json_type_is_quarantined_not_a_guest(engine, tmp_path):
+    import json
+
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+
+    register(engine, "web", timezone="Europe/Berlin", currency="EUR", country="DE")
+    odd = dict(_order("W2"), customer={"id": {"number": 5}})
+    path = write(tmp_path / "orders.jsonl", "\n".join(
+        json.dumps(o) for o in (_order("W1"), odd, dict(_order("W3"), id=True))))
+    result = load_file(engine, path, "web", shipped_specs()["json_orders"])
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 2)
+    assert rows(engine, "select line_number, field, reason from raw.quarantine "
+                        "where file_id = :f order by 1", f=result.file_id) == [
+        (2, "customer_id", "customer.id is a JSON object, not an id"),
+        (3, "order_id", "id is a JSON boolean, not an id")]
+    assert scalar(engine, "select count(*) from raw.sales_lines where customer_id is null") == 0
