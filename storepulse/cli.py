@@ -12,6 +12,8 @@ import click
 
 from storepulse.errors import StorePulseError
 
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
 
 def _engine():
     from storepulse.warehouse import get_engine
@@ -30,7 +32,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--scale", default=1.0, show_default=True,
+@click.option("--scale", default=1.0, show_default=True, type=POSITIVE,
               help="Sample size multiplier (order volume per store).")
 @click.option("--seed", default=42, show_default=True, help="Seed of the sample generator.")
 @click.option("--regenerate", is_flag=True, help="Write the sample data again even if present.")
@@ -240,8 +242,11 @@ def quality_check(tenant_id: str) -> None:
     """Validate TENANT's latest loaded batch (raw suite); hold it if an error rule fails."""
     from quality.gate import validate_batch
     from quality.suites import RAW_SALES_LINES
+    from storepulse.tenants import get_tenant
 
-    outcome = validate_batch(_engine(), RAW_SALES_LINES, tenant_id,
+    engine = _engine()
+    get_tenant(engine, tenant_id)
+    outcome = validate_batch(engine, RAW_SALES_LINES, tenant_id,
                              run_id=f"cli-{uuid.uuid4().hex[:12]}", asset="raw/sales_lines")
     click.echo(f"{tenant_id}: batch of {len(outcome.file_ids)} file(s) {list(outcome.file_ids)}")
     for rule in outcome.rules:
@@ -254,7 +259,7 @@ def quality_check(tenant_id: str) -> None:
 
 
 @quality.command("holds")
-@click.option("--tenant", "tenant_id", default=None)
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's held files.")
 def quality_holds(tenant_id: str | None) -> None:
     """List files held out of the marts by a failed blocking check."""
     from quality.gate import list_holds
@@ -289,9 +294,11 @@ def alerts() -> None:
 @click.option("--email", "emails", multiple=True, help="Email recipient (repeatable).")
 @click.option("--sms", "phones", multiple=True, help="SMS recipient, E.164 (repeatable).")
 @click.option("--email-min", default="medium", show_default=True,
-              type=click.Choice(["low", "medium", "high", "critical"]))
+              type=click.Choice(["low", "medium", "high", "critical"]),
+              help="Lowest anomaly severity that is emailed.")
 @click.option("--sms-min", default="critical", show_default=True,
-              type=click.Choice(["low", "medium", "high", "critical"]))
+              type=click.Choice(["low", "medium", "high", "critical"]),
+              help="Lowest anomaly severity that is sent by SMS.")
 @click.option("--quiet", default=None, metavar="HH:MM-HH:MM",
               help="SMS quiet hours in the tenant's time zone (email still goes).")
 @click.option("--cap", default=6, show_default=True, help="Messages per recipient per hour.")
@@ -305,7 +312,10 @@ def alerts_set(tenant_id: str, emails: tuple[str, ...], phones: tuple[str, ...],
     from datetime import time, timedelta
 
     from alerting.rules import AlertRules, save_rules
+    from storepulse.tenants import get_tenant
 
+    engine = _engine()
+    get_tenant(engine, tenant_id)  # an unknown tenant is one line, not a foreign-key trace
     quiet_start = quiet_end = None
     if quiet:
         try:
@@ -314,7 +324,7 @@ def alerts_set(tenant_id: str, emails: tuple[str, ...], phones: tuple[str, ...],
         except ValueError as exc:
             raise click.BadParameter(f"{quiet!r} is not HH:MM-HH:MM", param_hint="--quiet") \
                 from exc
-    save_rules(_engine(), AlertRules(
+    save_rules(engine, AlertRules(
         tenant_id, email_recipients=emails, sms_recipients=phones, email_min_severity=email_min,
         sms_min_severity=sms_min, quiet_hours_start=quiet_start, quiet_hours_end=quiet_end,
         max_messages_per_hour=cap, stale_after=timedelta(hours=stale_after_hours),
@@ -376,8 +386,10 @@ def dashboards_sync(tenant_id: str | None, dry_run: bool, prune: bool, setup: bo
 
 @cli.command("generate-sample")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--scale", default=1.0, show_default=True)
-@click.option("--seed", default=42, show_default=True)
+@click.option("--scale", default=1.0, show_default=True, type=POSITIVE,
+              help="Sample size multiplier (order volume per store).")
+@click.option("--seed", default=42, show_default=True,
+              help="Seed of the generator: the same seed writes the same bytes.")
 def generate_sample_cmd(directory: Path, scale: float, seed: int) -> None:
     """Write the deterministic multi-tenant sample into DIRECTORY (landing layout)."""
     from ingestion.generator import generate_sample
@@ -414,6 +426,20 @@ def main() -> None:
     except (StorePulseError, IngestError, SpecError, MetabaseError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
+    except Exception as exc:
+        if not _warehouse_not_migrated(exc):
+            raise
+        click.echo("error: the warehouse has no StorePulse tables yet; run "
+                   "`storepulse db migrate` first", err=True)
+        raise SystemExit(1) from None
+
+
+def _warehouse_not_migrated(exc: Exception) -> bool:
+    """A query on a table migrations create, before any migration ran. (SQLAlchemy is looked
+    up, not imported: `storepulse --help` must not pay for it.)"""
+    sa = sys.modules.get("sqlalchemy")
+    return (sa is not None and isinstance(exc, sa.exc.ProgrammingError)
+            and "relation" in str(exc.orig) and "does not exist" in str(exc.orig))
 
 
 if __name__ == "__main__":

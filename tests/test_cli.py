@@ -160,3 +160,40 @@ def test_ingest_without_source_picks_the_spec_whose_columns_fit(database_env, en
     assert asked.exit_code == 2
     assert "several specs fit its columns (generic_pos_csv, my_till); pass --source" \
         in asked.output
+
+
+def _storepulse(*args: str, env: dict | None = None):
+    """The installed command, as a user runs it: exit code and what it printed."""
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "storepulse"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["generate-sample", "/tmp/never", "--scale", "-1"], "-1.0 is not in the range x>0"),
+    (["generate-sample", "/tmp/never", "--scale", "0"], "0.0 is not in the range x>0"),
+    (["alerts", "set", "nosuch", "--email", "a@b.test"], "tenant 'nosuch' is not registered"),
+    (["quality", "check", "nosuch"], "tenant 'nosuch' is not registered"),
+])
+def test_ordinary_mistakes_get_one_line_and_no_traceback(database_env, engine, args, says):
+    done = _storepulse(*args, env={"DATABASE_URL": database_env.render_as_string(False)})
+    assert done.returncode != 0
+    assert says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_warehouse_not_migrated_says_to_migrate(server_url):
+    from tests.conftest import create_database, drop_database
+
+    bare = create_database(server_url, prefix="sp_bare")
+    try:
+        done = _storepulse("tenants", "list",
+                           env={"DATABASE_URL": bare.render_as_string(False)})
+    finally:
+        drop_database(bare)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "run `storepulse db migrate` first" in done.stderr
