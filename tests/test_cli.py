@@ -41,6 +41,17 @@ def test_tenants_add_and_list(database_env, engine, tmp_path, monkeypatch):
     assert (tmp_path / "landing" / "corner_shop").is_dir()
     listed = runner.invoke(cli, ["tenants", "list"])
     assert "corner_shop" in listed.output and "Europe/Paris" in listed.output
+    # the same again is fine; other details are refused, naming them, not silently dropped
+    again = runner.invoke(cli, ["tenants", "add", "corner_shop", "--name", "Corner Shop",
+                                "--timezone", "Europe/Paris", "--currency", "EUR",
+                                "--country", "FR"])
+    assert again.exit_code == 0 and "already registered" in again.output
+    other = runner.invoke(cli, ["tenants", "add", "corner_shop", "--name", "Corner Shop",
+                                "--timezone", "Europe/Berlin", "--currency", "EUR",
+                                "--country", "FR"])
+    assert other.exit_code != 0
+    assert "timezone 'Europe/Paris' (given 'Europe/Berlin'); nothing changed" in str(
+        other.exception)
 
 
 def test_tenants_add_rejects_bad_timezone(database_env, engine):
