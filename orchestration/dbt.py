@@ -45,6 +45,13 @@ class StorePulseDbtTranslator(DagsterDbtTranslator):
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str,
                        project: DbtProject | None) -> AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id, {})
+        if node.get("resource_type") == "model":
+            # schema.table: the manifest is parsed once for every warehouse, so the database
+            # it names (dagster-dbt's default) is whichever one that parse saw
+            table = f"{node['schema']}.{node.get('alias') or node['name']}"
+            spec = spec.replace_attributes(metadata={**spec.metadata,
+                                                     "dagster/table_name": table})
         if spec.group_name == "marts":
             return spec.replace_attributes(freshness_policy=MARTS_FRESHNESS)
         return spec

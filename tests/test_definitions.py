@@ -153,3 +153,11 @@ def test_dagster_webserver_serves_the_asset_graph(tmp_path):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_dbt_tables_are_named_without_the_database_the_manifest_was_parsed_on():
+    from dagster import AssetKey
+
+    spec = next(s for s in defs.resolve_all_asset_specs()
+                if s.key == AssetKey(["marts", "fct_orders"]))
+    assert spec.metadata["dagster/table_name"] == "marts.fct_orders"
