@@ -191,8 +191,11 @@ def _execute(defs: Definitions, instance: DagsterInstance, trigger: str, keys: s
              partition: str | None, run_config: dict) -> PipelineRun:
     assets = [*(defs.assets or []), *(defs.asset_checks or [])]
     started = time.perf_counter()
+    # materialize() names every run __ephemeral_asset_job__: a tag says what the run did
+    what = PipelineRun(trigger, partition, tuple(sorted(keys)), "", True, 0.0).label
     result = materialize(assets, selection=sorted(keys), partition_key=partition,
                          instance=instance, resources=defs.resources, run_config=run_config,
-                         tags={"storepulse/trigger": trigger}, raise_on_error=False)
+                         tags={"storepulse/trigger": trigger, "storepulse/run": what},
+                         raise_on_error=False)
     return PipelineRun(trigger, partition, tuple(sorted(keys)), result.run_id, result.success,
                        time.perf_counter() - started, _failed_checks(result))

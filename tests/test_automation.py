@@ -57,6 +57,9 @@ def test_a_landed_file_flows_to_its_tenants_forecasts_and_nothing_else(platform,
                               "intermediate + marts + staging",
                               "ml [alpha]", "ml [beta]", "dashboards"]
     assert [r.trigger for r in first[:2]] == ["landing_sensor"] * 2
+    # runs say what they did in the UI, not only "__ephemeral_asset_job__"
+    ml_run = instance.get_run_by_id(next(r.run_id for r in first if r.label == "ml [alpha]"))
+    assert ml_run.tags["storepulse/run"] == "ml [alpha]"
     assert scalar(engine, "select count(distinct tenant_id) from ml.forecasts") == 2
     forecasts_before = scalar(engine, "select count(*) from ml.forecasts")
 
