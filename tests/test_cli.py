@@ -208,3 +208,15 @@ def test_a_warehouse_not_migrated_says_to_migrate(server_url):
         drop_database(bare)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "run `storepulse db migrate` first" in done.stderr
+
+
+def test_tenants_add_prints_no_dagster_instance_warning(database_env, engine, tmp_path):
+    dagster_home = tmp_path / "dagster"  # as `dagster dev` leaves it: no dagster.yaml
+    dagster_home.mkdir()
+    done = _storepulse("tenants", "add", "quiet_shop", "--name", "Quiet Shop",
+                       env={"DATABASE_URL": database_env.render_as_string(False),
+                            "DAGSTER_HOME": str(dagster_home),
+                            "STOREPULSE_HOME": str(tmp_path / "home")})
+    assert done.returncode == 0, done.stderr
+    assert "Dagster partition 'quiet_shop' registered" in done.stdout
+    assert "dagster.yaml" not in done.stdout + done.stderr
