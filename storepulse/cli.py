@@ -253,6 +253,30 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
                "publish it")
 
 
+@cli.command()
+def status() -> None:
+    """Per tenant: the last file loaded, rejected and held files, the quality gate's last
+    result, how far the marts and forecasts reach, and alerts waiting to be sent."""
+    from storepulse.status import tenant_status
+
+    rows = tenant_status(_engine())
+    if not rows:
+        click.echo("no tenants registered")
+        return
+
+    def when(value) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+    for t in rows:
+        click.echo(f"{t.tenant_id}")
+        click.echo(f"  last file   {t.last_file or '-'} ({when(t.last_file_at)}); "
+                   f"{t.rejected_files} rejected, {t.held_files} held")
+        click.echo(f"  gate        {t.last_gate or 'never run'}")
+        click.echo(f"  marts       through {t.marts_through or '-'}")
+        click.echo(f"  forecasts   made {when(t.forecasts_made)}, from {t.forecasts_from or '-'}")
+        click.echo(f"  alerts      {t.alerts_pending} pending")
+
+
 @cli.group()
 def quality() -> None:
     """Great Expectations gates: check a tenant's latest batch, list and release holds."""

@@ -8,7 +8,7 @@ from storepulse.cli import cli
 COMMANDS = [
     [], ["demo"], ["db"], ["db", "migrate"], ["db", "url"], ["tenants"], ["tenants", "add"],
     ["tenants", "list"], ["tenants", "remove"], ["tenants", "limits"],
-    ["tenants", "native-sql"], ["ingest"], ["generate-sample"], ["dbt"],
+    ["tenants", "native-sql"], ["ingest"], ["status"], ["generate-sample"], ["dbt"],
     ["quality"], ["quality", "check"], ["quality", "holds"], ["quality", "release"],
     ["alerts"], ["alerts", "set"], ["alerts", "outbox"], ["dashboards"], ["dashboards", "sync"],
 ]
@@ -220,3 +220,30 @@ def test_tenants_add_prints_no_dagster_instance_warning(database_env, engine, tm
     assert done.returncode == 0, done.stderr
     assert "Dagster partition 'quiet_shop' registered" in done.stdout
     assert "dagster.yaml" not in done.stdout + done.stderr
+
+
+def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path):
+    from tests.ingestion_helpers import good_row, pos_csv, register, write
+
+    register(engine, "shop")
+    register(engine, "idle")
+    folder = tmp_path / "generic_pos_csv"
+    pos_csv(folder / "monday.csv", [good_row()])
+    write(folder / "broken.csv", b"\x00\x01 not a csv")
+    runner = CliRunner()
+    runner.invoke(cli, ["ingest", str(folder), "--tenant", "shop"])
+    assert runner.invoke(cli, ["quality", "check", "shop"]).exit_code == 0
+    shown = runner.invoke(cli, ["status"])
+    assert shown.exit_code == 0, shown.output
+    blocks: dict[str, list[str]] = {}
+    for text in shown.output.splitlines():
+        if not text.startswith(" "):
+            blocks[text] = []
+        else:
+            blocks[list(blocks)[-1]].append(" ".join(text.split()))
+    assert blocks["shop"][0].startswith("last file monday.csv (")
+    assert blocks["shop"][0].endswith("1 rejected, 0 held")
+    assert blocks["shop"][1:3] == ["gate passed", "marts through -"]  # no dbt build yet
+    assert blocks["idle"][:3] == ["last file - (-); 0 rejected, 0 held", "gate never run",
+                                  "marts through -"]
+    assert blocks["idle"][-1] == "alerts 0 pending"

@@ -1,0 +1,79 @@
+"""`storepulse status`: each tenant's state at a glance, straight from the warehouse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+@dataclass(frozen=True)
+class TenantStatus:
+    tenant_id: str
+    last_file: str | None  # the newest file loaded (or rejected), and when
+    last_file_at: datetime | None
+    rejected_files: int  # current rejections (a later good load of the name clears none)
+    held_files: int  # batches a failed blocking check keeps out of the marts
+    last_gate: str | None  # "passed" / "failed" / None: the raw suite's latest result
+    marts_through: date | None  # the last day in the daily KPI mart
+    forecasts_made: datetime | None
+    forecasts_from: date | None
+    alerts_pending: int
+
+
+_STATUS = """
+with files as (
+    select distinct on (tenant_id) tenant_id, file_name, loaded_at
+    from raw.ingest_files order by tenant_id, loaded_at desc
+), counts as (
+    select tenant_id,
+           count(*) filter (where status = 'rejected') as rejected,
+           count(*) filter (where status = 'loaded' and held_at is not null) as held
+    from raw.ingest_files group by tenant_id
+), gate as (
+    select distinct on (tenant_id) tenant_id, run_id from ops.quality_results
+    where suite = 'raw_sales_lines' order by tenant_id, checked_at desc
+), gate_result as (
+    select g.tenant_id, bool_and(q.success or q.severity <> 'error') as passed
+    from gate as g join ops.quality_results as q
+        on q.run_id = g.run_id and q.tenant_id = g.tenant_id and q.suite = 'raw_sales_lines'
+    group by g.tenant_id
+), alerts as (
+    select tenant_id, count(*) as pending from ops.alert_deliveries
+    where status = 'pending' group by tenant_id
+)
+select t.tenant_id, files.file_name, files.loaded_at, coalesce(counts.rejected, 0) as rejected,
+       coalesce(counts.held, 0) as held,
+       case gate_result.passed when true then 'passed' when false then 'failed' end as gate,
+       coalesce(alerts.pending, 0) as pending
+from ops.tenants as t
+left join files using (tenant_id)
+left join counts using (tenant_id)
+left join gate_result using (tenant_id)
+left join alerts using (tenant_id)
+order by t.tenant_id
+"""
+
+
+def tenant_status(engine: Engine) -> list[TenantStatus]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(_STATUS)).all()
+        marts = _per_tenant(conn, "marts.mart_daily_store_kpis",
+                            "select tenant_id, max(day) from marts.mart_daily_store_kpis "
+                            "group by tenant_id")
+        forecasts = _per_tenant(conn, "ml.forecasts",
+                                "select tenant_id, max(created_at), min(ds) from ml.forecasts "
+                                "group by tenant_id")
+    return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.rejected, r.held, r.gate,
+                         marts.get(r.tenant_id, (None,))[0],
+                         *forecasts.get(r.tenant_id, (None, None)), r.pending)
+            for r in rows]
+
+
+def _per_tenant(conn: sa.Connection, table: str, sql: str) -> dict[str, tuple]:
+    """Per tenant, from a table dbt or the ML create (absent until their first run)."""
+    if conn.execute(sa.text("select to_regclass(:t)"), {"t": table}).scalar() is None:
+        return {}
+    return {row[0]: tuple(row[1:]) for row in conn.execute(sa.text(sql))}
