@@ -147,6 +147,17 @@ def run_until_settled(defs: Definitions, instance: DagsterInstance,
                                                                                  on_run)
 
 
+def refresh_tenant_ml(defs: Definitions, instance: DagsterInstance, tenant_id: str,
+                      run_config: dict | None = None) -> PipelineRun:
+    """One run of a tenant's forecasts and anomalies now (`storepulse forecast`), as the
+    automation would request it."""
+    keys = {key for assets in defs.assets or () if hasattr(assets, "keys")
+            for key in assets.keys if key.path[0] == "ml"}
+    if tenant_id not in instance.get_dynamic_partitions("tenants"):
+        instance.add_dynamic_partitions("tenants", [tenant_id])
+    return _execute(defs, instance, "cli", keys, tenant_id, run_config or {})
+
+
 def _runs_of(evaluation) -> Iterator[tuple[str | None, set[AssetKey]]]:
     """Requested asset partitions grouped into runs: one per partition (unpartitioned first)."""
     by_partition: dict[str | None, set[AssetKey]] = defaultdict(set)

@@ -277,6 +277,32 @@ def status() -> None:
         click.echo(f"  alerts      {t.alerts_pending} pending")
 
 
+@cli.command()
+@click.argument("tenant_id")
+def forecast(tenant_id: str) -> None:
+    """Refresh TENANT's forecasts and anomalies now, from the marts as they are (what the
+    automation does after each new batch and every morning), as a Dagster run."""
+    import contextlib
+    import io
+
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from orchestration.pipeline import refresh_tenant_ml
+    from storepulse.tenants import get_tenant
+
+    get_tenant(_engine(), tenant_id)
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else \
+        DagsterInstance.ephemeral()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with instance, contextlib.redirect_stdout(io.StringIO()):
+        run = refresh_tenant_ml(defs, instance, tenant_id, quiet)
+    click.echo(f"{run.label}: {'done' if run.success else 'FAILED'} in {run.seconds:.1f}s "
+               f"(run {run.run_id})")
+    if not run.success:
+        raise SystemExit(1)
+
+
 @cli.group()
 def quality() -> None:
     """Great Expectations gates: check a tenant's latest batch, list and release holds."""

@@ -171,3 +171,23 @@ def test_one_dbt_build_per_wave_released_even_by_a_failed_last_load(platform):
     request = evaluate()
     assert request.run_key.startswith("dbt-after-")
     assert request.tags["storepulse/loads"] == "1"
+
+
+def test_storepulse_forecast_refreshes_one_tenant_without_asset_keys(platform, engine):
+    from click.testing import CliRunner
+
+    from storepulse.cli import cli
+
+    _, loop, _ = platform
+    assert all(r.success for r in loop.run_until_settled())
+    before = {t: scalar(engine, "select max(created_at) from ml.forecasts where tenant_id = :t",
+                        t=t) for t in ("alpha", "beta")}
+    done = CliRunner().invoke(cli, ["forecast", "alpha"])
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("ml [alpha]: done in ")
+    assert scalar(engine, "select max(created_at) from ml.forecasts where tenant_id = 'alpha'"
+                  ) > before["alpha"]
+    assert scalar(engine, "select max(created_at) from ml.forecasts where tenant_id = 'beta'"
+                  ) == before["beta"]
+    unknown = CliRunner().invoke(cli, ["forecast", "nosuch"])
+    assert unknown.exit_code != 0 and "not registered" in str(unknown.exception)

@@ -8,7 +8,8 @@ from storepulse.cli import cli
 COMMANDS = [
     [], ["demo"], ["db"], ["db", "migrate"], ["db", "url"], ["tenants"], ["tenants", "add"],
     ["tenants", "list"], ["tenants", "remove"], ["tenants", "limits"],
-    ["tenants", "native-sql"], ["ingest"], ["status"], ["generate-sample"], ["dbt"],
+    ["tenants", "native-sql"], ["ingest"], ["status"], ["forecast"], ["generate-sample"],
+    ["dbt"],
     ["quality"], ["quality", "check"], ["quality", "holds"], ["quality", "release"],
     ["alerts"], ["alerts", "set"], ["alerts", "outbox"], ["dashboards"], ["dashboards", "sync"],
 ]
