@@ -15,6 +15,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from dagster_dbt.asset_utils import default_description_fn
 from packaging import version
 
 from orchestration.automation import MARTS_FRESHNESS
@@ -41,6 +42,11 @@ class StorePulseDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return [ANALYTICS]
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        # the YAML description only: the default appends the model's raw SQL, which then
+        # fills the catalog's list view (the SQL is a click away, in dbt_project/)
+        return default_description_fn(dbt_resource_props, display_raw_sql=False)
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str,
                        project: DbtProject | None) -> AssetSpec:

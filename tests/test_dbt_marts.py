@@ -1,15 +1,18 @@
 """dbt builds correct, tested marts from loaded sample data, incrementally and by version."""
 
 import json
+import os
 import shutil
+import subprocess
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from ingestion.landing import ingest_tenant
+from storepulse.dbt_runtime import dbt_executable
 from storepulse.migrate import migrate
-from storepulse.warehouse import get_engine
+from storepulse.warehouse import dbt_environment, get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
 from tests.dbt_helpers import DBT_PATHS, TEST_TARGET, frame, materialize_dbt, run_dbt
 from tests.ingestion_helpers import publish
@@ -237,3 +240,15 @@ def test_touched_keys_are_inlined_when_few_and_both_paths_agree(built):
     pd.testing.assert_frame_equal(kpis, _kpi_snapshot(engine))
     pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))
     pd.testing.assert_frame_equal(cohorts, _cohort_snapshot(engine))
+
+
+def test_source_freshness_is_declared(built):
+    """`dbt source freshness` measures the raw sources: the ledger was just written, the
+    sample's newest sale is weeks old."""
+    url, *_ = built
+    env = {**os.environ, **DBT_PATHS.environment(), "DBT_TARGET_PATH": str(TEST_TARGET),
+           **dbt_environment(url)}
+    done = subprocess.run([dbt_executable(), "source", "freshness"], env=env,
+                          cwd=DBT_PATHS.project_dir, capture_output=True, text=True)
+    assert "PASS freshness of raw.ingest_files" in done.stdout, done.stdout[-2000:]
+    assert "ERROR STALE freshness of raw.sales_lines" in done.stdout, done.stdout[-2000:]

@@ -161,3 +161,12 @@ def test_dbt_tables_are_named_without_the_database_the_manifest_was_parsed_on():
     spec = next(s for s in defs.resolve_all_asset_specs()
                 if s.key == AssetKey(["marts", "fct_orders"]))
     assert spec.metadata["dagster/table_name"] == "marts.fct_orders"
+
+
+def test_dbt_descriptions_are_the_yaml_ones_without_raw_sql():
+    from dagster import AssetKey
+
+    spec = next(s for s in defs.resolve_all_asset_specs()
+                if s.key == AssetKey(["marts", "fct_orders"]))
+    assert spec.description and "Raw SQL" not in spec.description
+    assert "select" not in spec.description.lower()
