@@ -292,11 +292,13 @@ def forecast(tenant_id: str) -> None:
     from storepulse.tenants import get_tenant
 
     get_tenant(_engine(), tenant_id)
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else \
-        DagsterInstance.ephemeral()
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    with instance, contextlib.redirect_stdout(io.StringIO()):
-        run = refresh_tenant_ml(defs, instance, tenant_id, quiet)
+    # Dagster's own output (its first-use telemetry notice included) stays off the terminal
+    with contextlib.redirect_stdout(io.StringIO()):
+        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else \
+            DagsterInstance.ephemeral()
+        with instance:
+            run = refresh_tenant_ml(defs, instance, tenant_id, quiet)
     click.echo(f"{run.label}: {'done' if run.success else 'FAILED'} in {run.seconds:.1f}s "
                f"(run {run.run_id})")
     if not run.success:
