@@ -307,24 +307,24 @@ class Provisioner:
         space is for administrators, who see everything anyway."""
         managed_dbs = {p.database_id for p in placed}
         managed_collections = {p.collection_id for p in placed}
-        audiences = [p for p in placed if p.group_id is not None]
+        audiences = [(p.group_id, p) for p in placed if p.group_id is not None]
+        audiences.append((groups[ALL_USERS], None))  # everyone else: nothing of ours
+
         collection_graph = self.api.get("/api/collection/graph")
         collection_changes: dict[str, dict] = {}
-        for group_id, own in [(p.group_id, p) for p in audiences] + [(groups[ALL_USERS], None)]:
+        for group_id, own in audiences:
             have = collection_graph["groups"].get(str(group_id), {})
             for collection in managed_collections:
                 want = "read" if own and collection == own.collection_id else "none"
                 # explicit "none": a new collection inherits the root's grants otherwise
                 if have.get(str(collection)) != want:
                     collection_changes.setdefault(str(group_id), {})[str(collection)] = want
-        if collection_changes:
-            self.report.actions.append(f"update collection permissions for groups "
-                                       f"{sorted(collection_changes)}")
-            self.api.put("/api/collection/graph", {"revision": collection_graph["revision"],
-                                                   "groups": collection_changes})
+        self._write_graph("collection", "/api/collection/graph", collection_graph,
+                          collection_changes)
+
         data_graph = self.api.get("/api/permissions/graph")
         data_changes: dict[str, dict] = {}
-        for group_id, own in [(p.group_id, p) for p in audiences] + [(groups[ALL_USERS], None)]:
+        for group_id, own in audiences:
             have = data_graph["groups"].get(str(group_id), {})
             for db in managed_dbs:
                 want = NO_QUERIES
@@ -332,11 +332,15 @@ class Provisioner:
                     want = QUERY_BUILDER_AND_SQL if own.space.native_sql else QUERY_BUILDER
                 if _data_access(have.get(str(db))) != want:
                     data_changes.setdefault(str(group_id), {})[str(db)] = want
-        if data_changes:
-            self.report.actions.append(f"update data permissions for groups "
-                                       f"{sorted(data_changes)}")
-            self.api.put("/api/permissions/graph", {"revision": data_graph["revision"],
-                                                    "groups": data_changes})
+        self._write_graph("data", "/api/permissions/graph", data_graph, data_changes)
+
+    def _write_graph(self, kind: str, path: str, graph: dict[str, Any],
+                     changes: dict[str, dict]) -> None:
+        """Only the groups that change, at the revision read (Metabase refuses a stale one)."""
+        if changes:
+            self.report.actions.append(f"update {kind} permissions for groups "
+                                       f"{sorted(changes)}")
+            self.api.put(path, {"revision": graph["revision"], "groups": changes})
 
 
 @dataclass(frozen=True)

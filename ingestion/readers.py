@@ -9,6 +9,7 @@ File-level problems raise :class:`FileRejected` with a message naming the file a
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -70,7 +71,7 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
 
 def _wide(encoding: str) -> bool:
     """UTF-16 and UTF-32 text is full of NUL bytes and splits lines on more than one byte."""
-    return encoding.lower().replace("-", "").replace("_", "").startswith(("utf16", "utf32"))
+    return codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
 
 
 def _sniff_binary(path: Path, head: bytes, fmt: str, encoding: str = "utf-8") -> None:
@@ -358,7 +359,7 @@ def _wrong_id_type(order: dict, items: list, spec: SourceSpec, prefix: str
 
 def _json_encoding(spec: SourceSpec) -> str:
     """UTF-8 with or without a byte-order mark, as the CSV reader accepts."""
-    return "utf-8-sig" if spec.encoding.lower().replace("-", "") == "utf8" else spec.encoding
+    return "utf-8-sig" if codecs.lookup(spec.encoding).name == "utf-8" else spec.encoding
 
 
 def _orders_from_lines(stream: io.TextIOBase) -> Iterator[tuple[int, str, object]]:

@@ -16,6 +16,7 @@ Each canonical column is produced by one *mapping*:
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -133,6 +134,11 @@ def parse_spec(data: dict[str, Any], origin: str = "<spec>") -> SourceSpec:
         raise fail(f"columns: required canonical columns not mapped: {', '.join(missing)}")
     rules = data.get("rules") or {}
     csv_opts = data.get("csv") or {}
+    try:
+        codecs.lookup(str(csv_opts.get("encoding", "utf-8")))
+    except LookupError:
+        raise fail(f"csv.encoding: unknown encoding {csv_opts.get('encoding')!r} "
+                   "(e.g. utf-8, utf-16, cp1252)") from None
     json_opts = data.get("json") or {}
     return SourceSpec(
         name=str(data["name"]),
@@ -162,9 +168,9 @@ def load_spec(path: Path) -> SourceSpec:
         raise SpecError(f"{path}: not valid YAML ({exc})") from None
     try:
         spec = parse_spec(data, origin=str(path))
+    except SpecError:
+        raise
     except (TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, SpecError):
-            raise
         # a value of the wrong kind somewhere the checks above do not look
         raise SpecError(f"{path}: invalid value ({exc})") from None
     return SourceSpec(**{**spec.__dict__, "path": path})

@@ -27,6 +27,8 @@ from dagster import (
     materialize,
 )
 
+from orchestration.partitions import tenant_partitions
+
 # A chain is ingestion -> dbt -> ML -> dashboards: a few ticks; more means a loop.
 MAX_TICKS = 12
 
@@ -153,8 +155,8 @@ def refresh_tenant_ml(defs: Definitions, instance: DagsterInstance, tenant_id: s
     automation would request it."""
     keys = {key for assets in defs.assets or () if hasattr(assets, "keys")
             for key in assets.keys if key.path[0] == "ml"}
-    if tenant_id not in instance.get_dynamic_partitions("tenants"):
-        instance.add_dynamic_partitions("tenants", [tenant_id])
+    if tenant_id not in instance.get_dynamic_partitions(tenant_partitions.name):
+        instance.add_dynamic_partitions(tenant_partitions.name, [tenant_id])
     return _execute(defs, instance, "cli", keys, tenant_id, run_config or {})
 
 

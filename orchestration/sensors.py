@@ -103,12 +103,14 @@ def dbt_after_ingestion(context: SensorEvaluationContext):
     # storepulse/dbt limit), is what dbt wants. A polling sensor rather than a run-status
     # one: the run that ends a wave may fail (a held batch) and still has to release it.
     instance = context.instance
-    builds = instance.get_run_records(RunsFilter(job_name=dbt_build_job.name), limit=1)
+    builds = instance.get_run_records(RunsFilter(job_name=dbt_build_job.name), limit=20)
     if builds and builds[0].start_time is None and builds[0].dagster_run.status in IN_FLIGHT:
         return SkipReason(f"dbt run {builds[0].dagster_run.run_id[:8]} is queued and will "
                           "include any new data")
-    # what the last build started reading at; loads that ended before it are in it
-    since = datetime.fromtimestamp(builds[0].start_time if builds else 0, UTC)
+    # what the last build that ran started reading at (one canceled before it started read
+    # nothing); loads that ended before it are in it
+    started = next((r.start_time for r in builds if r.start_time), 0)
+    since = datetime.fromtimestamp(started, UTC)
     finished = instance.get_run_records(RunsFilter(
         job_name=ingest_job.name, statuses=[DagsterRunStatus.SUCCESS], updated_after=since))
     with_data = [r for r in finished if (r.end_time or 0) > since.timestamp()

@@ -94,13 +94,13 @@ def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: st
                 password_env: str | None) -> None:
     """Register tenant SLUG: its row, login role, landing folder and Dagster partition."""
     from storepulse.settings import load_settings
-    from storepulse.tenants import Tenant, add_tenant
+    from storepulse.tenants import Tenant, add_tenant, refuse_other_details
 
     settings = load_settings()
     variable = password_env or f"STOREPULSE_TENANT_PASSWORD_{slug.upper()}"
     engine = _engine()
     wanted = Tenant(slug, name, timezone_, currency, country)
-    _refuse_changes_to_existing(engine, wanted)
+    refuse_other_details(engine, wanted)
     result = add_tenant(engine, wanted, landing_dir=settings.landing_dir,
                         password=os.environ.get(variable))
     click.echo(f"tenant {slug} {'registered' if result.created else 'already registered'}; "
@@ -115,25 +115,6 @@ def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: st
     if result.generated_password:
         click.echo(f"generated password for {result.role} (shown once, store it now): "
                    f"{result.generated_password}")
-
-
-def _refuse_changes_to_existing(engine, wanted) -> None:
-    """`tenants add` of a registered tenant with other details would silently keep the old
-    ones: say which differ instead."""
-    from dataclasses import astuple, fields
-
-    from storepulse.tenants import get_tenant
-
-    try:
-        existing = get_tenant(engine, wanted.tenant_id)
-    except StorePulseError:
-        return  # a new tenant
-    differ = [f"{f.name} {old!r} (given {new!r})"
-              for f, old, new in zip(fields(existing), astuple(existing), astuple(wanted),
-                                     strict=True) if old != new]
-    if differ:
-        raise StorePulseError(f"tenant {wanted.tenant_id} is already registered with "
-                              f"{'; '.join(differ)}; nothing changed")
 
 
 @tenants.command("remove")

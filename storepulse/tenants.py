@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -109,6 +109,21 @@ def add_tenant(engine: Engine, tenant: Tenant, landing_dir: Path | None = None,
     if landing_dir is not None:
         (Path(landing_dir) / tenant.tenant_id).mkdir(parents=True, exist_ok=True)
     return Onboarded(tenant, created, role, generated)
+
+
+def refuse_other_details(engine: Engine, wanted: Tenant) -> None:
+    """Onboarding a registered tenant again with other details would keep the old ones
+    (add_tenant leaves an existing tenant unchanged): say which differ instead."""
+    try:
+        existing = get_tenant(engine, wanted.tenant_id)
+    except StorePulseError:
+        return  # a new tenant
+    differ = [f"{f.name} {old!r} (given {new!r})"
+              for f, old, new in zip(fields(existing), astuple(existing), astuple(wanted),
+                                     strict=True) if old != new]
+    if differ:
+        raise StorePulseError(f"tenant {wanted.tenant_id} is already registered with "
+                              f"{'; '.join(differ)}; nothing changed")
 
 
 def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False,

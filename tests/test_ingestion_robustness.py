@@ -36,6 +36,13 @@ def _landing_with_bad_files(root, other_tenant_export):
     broken = root / "shop" / "custom_pos"
     write(broken / "spec.yaml", "name: custom_pos\nformat: csv\ncolumns: [not, a, mapping]\n")
     pos_csv(broken / "orders.csv", _lines(1))
+    from ingestion.spec import SHIPPED_SPECS_DIR
+
+    unknown = root / "shop" / "till_klingon"
+    write(unknown / "spec.yaml", (SHIPPED_SPECS_DIR / "generic_pos_csv.yaml").read_text()
+          .replace("name: generic_pos_csv", "name: till_klingon")
+          .replace("encoding: utf-8", "encoding: klingon"))
+    pos_csv(unknown / "till.csv", _lines(1))
 
 
 def test_bad_files_are_rejected_with_a_reason_and_the_rest_still_loads(engine, tmp_path):
@@ -57,6 +64,7 @@ def test_bad_files_are_rejected_with_a_reason_and_the_rest_still_loads(engine, t
         "f_link_to_other_tenant.csv": "is a symbolic link",
         "g_link_to_system_file.csv": "is a symbolic link",
         "orders.csv": "no usable spec for source 'custom_pos'",
+        "till.csv": "csv.encoding: unknown encoding 'klingon'",
     }
     for name, says in rejected.items():
         assert results[name].status == "rejected", (name, results[name])
