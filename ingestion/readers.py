@@ -91,7 +91,8 @@ def read_chunks(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     if not path.name.lower().endswith(EXTENSIONS[spec.format]):
         raise FileRejected(f"{path.name}: the spec '{spec.name}' reads {spec.format.upper()} "
                            f"files ({', '.join(EXTENSIONS[spec.format])}), not this file type")
-    readers = {"csv": _read_csv, "xlsx": _read_xlsx, "jsonl": _read_jsonl}
+    readers = {"csv": _read_csv, "text": _read_text_columns, "fixed_width": _read_text_columns,
+               "xlsx": _read_xlsx, "jsonl": _read_jsonl}
     yield from readers[spec.format](path, spec)
 
 
@@ -118,62 +119,109 @@ def _check_columns(path: Path, header: list[str], spec: SourceSpec, where: str) 
 
 
 # --------------------------------------------------------------------------------------- CSV
-def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _head_lines(path: Path, spec: SourceSpec, fmt: str) -> tuple[list[bytes], bytes]:
+    """The first 64 KiB split into lines (as UTF-8 for wide encodings, BOM removed), and the
+    raw head for the checks that look at bytes."""
     try:
         with _open_bytes(path) as fh:
             head = fh.read(64 * 1024)
     except (OSError, EOFError) as exc:
         raise FileRejected(f"{path.name}: cannot be read as {path.suffix} ({exc})") from None
-    _sniff_binary(path, head, "csv", spec.encoding)
+    _sniff_binary(path, head, fmt, spec.encoding)
+    text = head
     if _wide(spec.encoding):  # decode first: its line ends are several bytes long
-        head = head.decode(spec.encoding, errors="ignore").encode("utf-8")
-    # Lines may end in \n, \r\n or a lone \r (old Mac exports); pyarrow reads all three.
-    first_line = re.split(rb"\r\n|\r|\n", head, maxsplit=1)[0]
-    if head.startswith(b"\xef\xbb\xbf"):
-        first_line = first_line[3:]
+        text = head.decode(spec.encoding, errors="ignore").encode("utf-8")
+    text = text.removeprefix(b"\xef\xbb\xbf")
+    # Lines may end in \n, \r\n or a lone \r (old Mac exports); every reader reads all three.
+    return _LINE_END.split(text, maxsplit=spec.header_line), head
+
+
+def _header_text(path: Path, spec: SourceSpec, lines: list[bytes]) -> str:
+    if len(lines) < spec.header_line:
+        raise FileRejected(f"{path.name}: has {len(lines)} line(s); the spec expects the "
+                           f"header on line {spec.header_line}")
+    raw = lines[spec.header_line - 1]
     try:
-        text = first_line.decode("utf-8" if _wide(spec.encoding) else spec.encoding)
+        text = raw.decode("utf-8" if _wide(spec.encoding) else spec.encoding)
     except UnicodeDecodeError as exc:
         raise FileRejected(
-            f"{path.name}: line 1: undecodable bytes for encoding {spec.encoding} "
-            f"(byte {exc.start}: {first_line[exc.start:exc.start + 1]!r})"
-        ) from None
+            f"{path.name}: line {spec.header_line}: undecodable bytes for encoding "
+            f"{spec.encoding} (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from None
     if not text.strip():
-        raise FileRejected(f"{path.name}: empty file (no header line)")
+        what = "no header line" if spec.header_line == 1 else \
+            f"line {spec.header_line}, where the spec expects the header, is blank"
+        raise FileRejected(f"{path.name}: empty file ({what})")
+    return text
+
+
+def _check_has_rows(path: Path, lines: list[bytes], head: bytes, spec: SourceSpec) -> None:
+    rest = lines[spec.header_line] if len(lines) > spec.header_line else b""
+    if not rest.strip(b"\r\n") and len(head) < 64 * 1024:
+        raise FileRejected(f"{path.name}: empty file (a header and no rows)")
+
+
+def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
+    lines, head = _head_lines(path, spec, "csv")
+    text = _header_text(path, spec, lines)
+    where = f"line {spec.header_line}"
     header = next(csv.reader([text], delimiter=spec.delimiter))
     repeated = sorted({name for name in header if header.count(name) > 1 and name})
     if repeated:
-        raise FileRejected(f"{path.name}: line 1: column name(s) {', '.join(repeated)} appear "
+        raise FileRejected(f"{path.name}: {where}: column name(s) {', '.join(repeated)} appear "
                            "more than once in the header; rename or drop the copies")
     if len(header) == 1:
         for other in _OTHER_DELIMITERS:
             if other != spec.delimiter and other in text:
                 raise FileRejected(
-                    f"{path.name}: line 1: wrong delimiter: the spec says {spec.delimiter!r} but "
-                    f"the header is {other!r}-separated"
+                    f"{path.name}: {where}: wrong delimiter: the spec says {spec.delimiter!r} "
+                    f"but the header is {other!r}-separated"
                 )
     _check_columns(path, header, spec, "in the header")
-    if not re.search(rb"[\r\n]", head.rstrip(b"\r\n")) and len(head) < 64 * 1024:
-        raise FileRejected(f"{path.name}: empty file (a header and no rows)")
+    _check_has_rows(path, lines, head, spec)
     return header
 
 
+class _QuotesBroke(Exception):
+    """pyarrow's one-record-per-line reading met a quote that does not close on its line."""
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    """pyarrow reads the file block by block, one record per line. A quoted value that goes
+    on past its line (an unclosed quote, or a real multi-line value) breaks that: from the
+    line where it starts, the rest of the file is read by :func:`_read_csv_records`, which
+    keeps physical line numbers and quarantines an unclosed quote alone."""
     header = _read_csv_header(path, spec)
+    try:
+        yield from _read_csv_blocks(path, spec, header)
+    except _QuotesBroke as broke:
+        yield from _read_csv_records(path, spec, header, broke.line)
+
+
+def _read_csv_blocks(path: Path, spec: SourceSpec, header: list[str]) -> Iterator[RawChunk]:
     invalid: list[Reject] = []
+    spans_lines: list[Reject] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        line = (row.number or 0)
+        if "\n" in row.text.rstrip("\r\n") or "\r" in row.text.rstrip("\r\n"):
+            spans_lines.append(Reject(0, row.text, ""))
+            return "skip"
         trailing = (" (a delimiter at the end of the line?)"
                     if row.actual_columns == row.expected_columns + 1
                     and row.text.rstrip("\r\n").endswith(spec.delimiter) else "")
-        invalid.append(Reject(line, row.text, f"has {row.actual_columns} fields where the header "
-                                              f"has {row.expected_columns}{trailing}"))
+        invalid.append(Reject(row.number or 0, row.text,
+                              f"has {row.actual_columns} fields where the header "
+                              f"has {row.expected_columns}{trailing}"))
         return "skip"
 
     wanted = spec.source_columns
     reader_opts = pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=spec.encoding,
-                                    use_threads=False)
+                                    skip_rows=spec.header_line - 1, use_threads=False)
     # Empty lines come through as rows of nulls (rather than vanishing) so that line numbers
     # stay physical; they are dropped below: a line with no value in it is not a record.
     parse_opts = pacsv.ParseOptions(delimiter=spec.delimiter, newlines_in_values=False,
@@ -183,7 +231,7 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         column_types={name: pa.string() for name in header},
         null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
     )
-    next_line = 2  # line 1 is the header
+    next_line = spec.header_line + 1
     try:
         compression = "gzip" if _is_gzip(path) else None
         stream = pacsv.open_csv(pa.input_stream(str(path), compression=compression),
@@ -196,33 +244,155 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                 break
             table = pa.Table.from_batches([batch])
             rejects, invalid[:] = list(invalid), []
-            # Rows pyarrow skipped shift the physical line numbers of those after them.
+            # Rows pyarrow skipped shift the physical line numbers of those after them, and
+            # so does a quoted value holding a line break.
             line_numbers = np.arange(next_line, next_line + table.num_rows, dtype=np.int64)
+            extra = _line_breaks_in_values(table)
+            if extra is not None:
+                line_numbers += np.concatenate(([0], np.cumsum(extra)[:-1]))
             for rej in rejects:
                 line_numbers[line_numbers >= rej.line_number] += 1
-            next_line += table.num_rows + len(rejects)
-            empty = _all_null(table)
-            if empty is not None:
-                table, line_numbers = table.filter(pc.invert(empty)), line_numbers[
-                    ~empty.to_numpy(zero_copy_only=False)]
-            yield RawChunk(
-                table=table.select([c for c in wanted if c in header]),
-                line_numbers=line_numbers,
-                raw_text=_csv_row_text(table, spec.delimiter),
-                rejects=rejects,
-            )
+            if spans_lines:  # it swallowed the rest of the block: re-read from its start
+                yield from _csv_chunk(table, line_numbers, rejects, wanted, header, spec)
+                raise _QuotesBroke(next_line + table.num_rows + len(rejects)
+                                   + (int(extra.sum()) if extra is not None else 0))
+            next_line += table.num_rows + len(rejects) + \
+                (int(extra.sum()) if extra is not None else 0)
+            yield from _csv_chunk(table, line_numbers, rejects, wanted, header, spec)
+        if spans_lines:
+            raise _QuotesBroke(next_line)
         if invalid:  # a last block with no valid row yields no batch: its rejects still count
-            yield RawChunk(table=pa.table({c: pa.array([], pa.string()) for c in wanted
-                                           if c in header}),
+            yield RawChunk(table=_empty_table(wanted, header),
                            line_numbers=np.array([], dtype=np.int64),
                            raw_text=lambda i: "", rejects=list(invalid))
     except pa.ArrowInvalid as exc:
         message = str(exc).splitlines()[0]
+        if "out of sync" in message:  # a quote open across the end of a block
+            raise _QuotesBroke(next_line) from None
         if "UTF8" in message or "decode" in message.lower():
             raise FileRejected(f"{path.name}: undecodable bytes for encoding {spec.encoding} "
                                f"near line {next_line}: {message}") from None
         raise FileRejected(f"{path.name}: unreadable CSV near line {next_line}: {message}"
                            ) from None
+
+
+def _empty_table(wanted: list[str], header: list[str]) -> pa.Table:
+    return pa.table({c: pa.array([], pa.string()) for c in wanted if c in header})
+
+
+def _csv_chunk(table: pa.Table, line_numbers: np.ndarray, rejects: list[Reject],
+               wanted: list[str], header: list[str], spec: SourceSpec) -> Iterator[RawChunk]:
+    empty = _all_null(table)
+    if empty is not None:
+        table, line_numbers = table.filter(pc.invert(empty)), line_numbers[
+            ~empty.to_numpy(zero_copy_only=False)]
+    if table.num_rows or rejects:
+        yield RawChunk(table=table.select([c for c in wanted if c in header]),
+                       line_numbers=line_numbers,
+                       raw_text=_csv_row_text(table, spec.delimiter), rejects=rejects)
+
+
+def _line_breaks_in_values(table: pa.Table) -> np.ndarray | None:
+    """Line breaks inside (quoted) values, per row, or None when there are none: one memchr
+    per column finds the rare file that has any."""
+    counts = None
+    for column in table.columns:
+        if not any(chunk.buffers()[2] is not None
+                   and (b"\n" in bytes(chunk.buffers()[2]) or b"\r" in bytes(chunk.buffers()[2]))
+                   for chunk in column.chunks):
+            continue
+        found = pc.fill_null(pc.count_substring_regex(column, r"\r\n|\r|\n"), 0)
+        found = found.to_numpy() if isinstance(found, pa.Array) else \
+            found.combine_chunks().to_numpy()
+        counts = found if counts is None else counts + found
+    return counts
+
+
+MAX_LINES_PER_RECORD = 50
+
+
+def _read_csv_records(path: Path, spec: SourceSpec, header: list[str], first_line: int
+                      ) -> Iterator[RawChunk]:
+    """From ``first_line`` on, records one at a time with Python's csv module. A quoted value
+    may span lines when its quote closes within MAX_LINES_PER_RECORD lines and the record
+    then has the header's fields; otherwise the line with the open quote is quarantined
+    alone and reading goes on at the next line."""
+    wanted = [c for c in spec.source_columns if c in header]
+    positions = [header.index(c) for c in wanted]
+    columns: dict[str, list] = {c: [] for c in wanted}
+    numbers: list[int] = []
+    texts: list[str] = []
+    rejects: list[Reject] = []
+
+    def flush() -> RawChunk:
+        nonlocal columns, numbers, texts, rejects
+        kept = texts
+        chunk = RawChunk(table=pa.table({c: pa.array(v, pa.string()) for c, v in columns.items()}),
+                         line_numbers=np.array(numbers, dtype=np.int64),
+                         raw_text=lambda i: kept[i], rejects=rejects)
+        columns, numbers, texts, rejects = {c: [] for c in wanted}, [], [], []
+        return chunk
+
+    def parse(text: str) -> list[str] | None:
+        try:
+            return next(csv.reader([text], delimiter=spec.delimiter, strict=True), [])
+        except csv.Error:
+            return None
+
+    with _open_bytes(path) as fh:
+        stream = io.TextIOWrapper(fh, encoding=_text_encoding(spec), newline="")
+        lines = iter(stream)  # newline="": each line keeps its end, \n, \r\n or a lone \r
+        pending: list[str] = []  # lines read ahead while looking for a closing quote
+        line_no = 0
+        try:
+            while True:
+                if pending:
+                    raw = pending.pop(0)
+                else:
+                    raw = next(lines, None)
+                    if raw is None:
+                        break
+                line_no += 1
+                if line_no < first_line or not raw.strip("\r\n"):
+                    continue
+                fields = parse(raw)
+                used = 1
+                if fields is None:  # a quote still open at the end of the line
+                    record = raw
+                    for extra in range(1, MAX_LINES_PER_RECORD):
+                        if extra > len(pending):
+                            more = next(lines, None)
+                            if more is None:
+                                break
+                            pending.append(more)
+                        record += pending[extra - 1]
+                        fields = parse(record)
+                        if fields is not None:
+                            used = extra + 1
+                            break
+                    if fields is None or len(fields) != len(header):
+                        rejects.append(Reject(line_no, raw.rstrip("\r\n"),
+                                              "has a quote that is not closed on its line"))
+                        continue
+                    raw = record
+                    del pending[:used - 1]
+                if len(fields) != len(header):
+                    rejects.append(Reject(line_no, raw.rstrip("\r\n"),
+                                          f"has {len(fields)} fields where the header has "
+                                          f"{len(header)}"))
+                elif any(fields):
+                    for c, pos in zip(wanted, positions, strict=True):
+                        columns[c].append(fields[pos] or None)
+                    numbers.append(line_no)
+                    texts.append(raw.rstrip("\r\n"))
+                line_no += used - 1
+                if len(numbers) >= XLSX_CHUNK_ROWS:
+                    yield flush()
+        except UnicodeDecodeError as exc:
+            raise FileRejected(f"{path.name}: line {line_no + 1}: undecodable bytes for "
+                               f"encoding {spec.encoding} ({exc.reason})") from None
+    if numbers or rejects:
+        yield flush()
 
 
 def _all_null(table: pa.Table) -> pa.BooleanArray | None:
@@ -243,6 +413,74 @@ def _csv_row_text(table: pa.Table, delimiter: str) -> Callable[[int], str]:
             table.slice(i, 1).to_pylist()[0].values())
         return out.getvalue()
     return raw_text
+
+
+# ------------------------------------------------------------------- whitespace, fixed width
+def _read_text_columns(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    """Plain-text reports: ``text`` splits each line on runs of spaces and tabs (so a value
+    cannot hold a space); ``fixed_width`` cuts each line at the positions the spec gives."""
+    lines, head = _head_lines(path, spec, spec.format.replace("_", "-"))
+    fixed = spec.format == "fixed_width"
+    if fixed:
+        header = list(spec.fixed_width)
+    else:
+        header = _header_text(path, spec, lines).split()
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise FileRejected(f"{path.name}: line {spec.header_line}: column name(s) "
+                               f"{', '.join(repeated)} appear more than once in the header")
+        _check_columns(path, header, spec, "in the header")
+    if spec.header_line:
+        _check_has_rows(path, lines, head, spec)
+    wanted = [c for c in spec.source_columns if c in header]
+    slices = {c: slice(spec.fixed_width[c][0] - 1, spec.fixed_width[c][1]) for c in wanted} \
+        if fixed else {}
+    positions = {c: header.index(c) for c in wanted}
+    columns: dict[str, list] = {c: [] for c in wanted}
+    numbers: list[int] = []
+    texts: list[str] = []
+    rejects: list[Reject] = []
+
+    def flush() -> RawChunk:
+        nonlocal columns, numbers, texts, rejects
+        kept = texts
+        chunk = RawChunk(table=pa.table({c: pa.array(v, pa.string()) for c, v in columns.items()}),
+                         line_numbers=np.array(numbers, dtype=np.int64),
+                         raw_text=lambda i: kept[i], rejects=rejects)
+        columns, numbers, texts, rejects = {c: [] for c in wanted}, [], [], []
+        return chunk
+
+    line_no = 0
+    with _open_bytes(path) as fh:
+        stream = io.TextIOWrapper(fh, encoding=_text_encoding(spec), newline="")
+        try:
+            for raw in stream:
+                line_no += 1
+                line = raw.rstrip("\r\n")
+                if line_no <= spec.header_line or not line.strip():
+                    continue
+                if fixed:
+                    for c, cut in slices.items():
+                        columns[c].append(line[cut].strip() or None)
+                else:
+                    fields = line.split()
+                    if len(fields) != len(header):
+                        rejects.append(Reject(line_no, line, f"has {len(fields)} fields where "
+                                                             f"the header has {len(header)}"))
+                        continue
+                    for c, pos in positions.items():
+                        columns[c].append(fields[pos])
+                numbers.append(line_no)
+                texts.append(line)
+                if len(numbers) >= XLSX_CHUNK_ROWS:
+                    yield flush()
+        except UnicodeDecodeError as exc:
+            raise FileRejected(f"{path.name}: line {line_no + 1}: undecodable bytes for "
+                               f"encoding {spec.encoding} ({exc.reason})") from None
+    if numbers or rejects:
+        yield flush()
+    elif line_no <= spec.header_line:
+        raise FileRejected(f"{path.name}: empty file (no data lines)")
 
 
 # -------------------------------------------------------------------------------------- XLSX
@@ -267,37 +505,105 @@ def _read_xlsx(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:
         raise FileRejected(f"{path.name}: cannot be opened as XLSX ({exc})") from None
+    formulas_book = None
     try:
+        if spec.sheet and spec.sheet not in book.sheetnames:
+            raise FileRejected(f"{path.name}: has no sheet {spec.sheet!r} (sheets: "
+                               f"{', '.join(book.sheetnames)}); set xlsx.sheet in the spec")
         sheet = book[spec.sheet] if spec.sheet else book.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
+        # A formula saved without its computed value (written by a program, never opened in
+        # Excel) reads as empty: say so instead of "required field is empty". The formulas
+        # are read in step only when the sheet has any.
+        formulas = iter(())
+        if _sheet_has_formulas(path, sheet.title):
+            formulas_book = openpyxl.load_workbook(path, read_only=True, data_only=False)
+            formulas = formulas_book[sheet.title].iter_rows(values_only=True)
+        for _ in range(spec.header_line - 1):
+            next(rows, None)
+            next(formulas, None)
         header_row = next(rows, None)
+        next(formulas, None)
         if header_row is None:
-            raise FileRejected(f"{path.name}: empty workbook (no header row)")
+            raise FileRejected(f"{path.name}: empty workbook (no header row"
+                               + (f" at row {spec.header_line})" if spec.header_line > 1
+                                  else ")"))
         header = [str(h).strip() if h is not None else "" for h in header_row]
-        _check_columns(path, header, spec, f"in sheet {sheet.title!r}")
+        _check_columns(path, header, spec, f"in sheet {sheet.title!r} row {spec.header_line}")
         positions = {c: header.index(c) for c in spec.source_columns if c in header}
         buffer: list[tuple] = []
-        line = 1
+        rejects: list[Reject] = []
+        line = spec.header_line
         produced = False
         for values in rows:
             line += 1
+            formula_row = next(formulas, None)
             if values is None or all(v is None for v in values):
+                continue
+            unsaved = _unsaved_formula(values, formula_row, positions)
+            if unsaved:
+                name, formula = unsaved
+                rejects.append(Reject(line, "\t".join("" if c is None else str(c)
+                                                      for c in formula_row or values),
+                                      f"{name} is a formula ({formula}) saved without its "
+                                      "value: open and save the file in a spreadsheet "
+                                      "program, or export values", name))
                 continue
             buffer.append((line, values))
             if len(buffer) >= XLSX_CHUNK_ROWS:
-                yield _xlsx_chunk(buffer, positions, spec)
-                produced = True
+                yield _xlsx_chunk(buffer, positions, spec, rejects)
+                produced, rejects = True, []
                 buffer = []
-        if buffer:
-            yield _xlsx_chunk(buffer, positions, spec)
+        if buffer or rejects:
+            yield _xlsx_chunk(buffer, positions, spec, rejects)
             produced = True
         if not produced:
             raise FileRejected(f"{path.name}: empty workbook (a header and no rows)")
     finally:
         book.close()
+        if formulas_book is not None:
+            formulas_book.close()
 
 
-def _xlsx_chunk(buffer: list[tuple], positions: dict[str, int], spec: SourceSpec) -> RawChunk:
+def _sheet_has_formulas(path: Path, title: str) -> bool:
+    """Whether the sheet's XML holds any <f> element (one pass over its bytes)."""
+    import zipfile
+
+    from openpyxl.reader.excel import ExcelReader
+
+    reader = ExcelReader(str(path), read_only=True)
+    try:
+        reader.read_manifest()
+        reader.read_workbook()
+        target = next((rel.target for sheet, rel in reader.parser.find_sheets()
+                       if sheet.name == title), None)
+    finally:
+        reader.archive.close()
+    if target is None:
+        return False
+    with zipfile.ZipFile(path) as archive, archive.open(target.lstrip("/")) as xml:
+        tail = b""
+        while block := xml.read(1 << 20):
+            if b"<f>" in tail + block or b"<f " in tail + block:
+                return True
+            tail = block[-2:]
+    return False
+
+
+def _unsaved_formula(values: tuple, formulas: tuple | None, positions: dict[str, int]
+                     ) -> tuple[str, str] | None:
+    if formulas is None:
+        return None
+    for name, pos in positions.items():
+        value = values[pos] if pos < len(values) else None
+        formula = formulas[pos] if pos < len(formulas) else None
+        if value is None and isinstance(formula, str) and formula.startswith("="):
+            return name, formula
+    return None
+
+
+def _xlsx_chunk(buffer: list[tuple], positions: dict[str, int], spec: SourceSpec,
+                rejects: list[Reject]) -> RawChunk:
     columns = {
         name: pa.array([_cell_text(v[pos] if pos < len(v) else None, spec) for _, v in buffer],
                        type=pa.string())
@@ -309,6 +615,7 @@ def _xlsx_chunk(buffer: list[tuple], positions: dict[str, int], spec: SourceSpec
         table=table,
         line_numbers=np.array([ln for ln, _ in buffer], dtype=np.int64),
         raw_text=lambda i: "\t".join("" if c is None else str(c) for c in rows[i]),
+        rejects=rejects,
     )
 
 
@@ -357,7 +664,7 @@ def _wrong_id_type(order: dict, items: list, spec: SourceSpec, prefix: str
     return None
 
 
-def _json_encoding(spec: SourceSpec) -> str:
+def _text_encoding(spec: SourceSpec) -> str:
     """UTF-8 with or without a byte-order mark, as the CSV reader accepts."""
     return "utf-8-sig" if codecs.lookup(spec.encoding).name == "utf-8" else spec.encoding
 
@@ -428,7 +735,7 @@ def _read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         return chunk
 
     with _open_bytes(path) as fh:
-        text_stream = io.TextIOWrapper(fh, encoding=_json_encoding(spec))
+        text_stream = io.TextIOWrapper(fh, encoding=_text_encoding(spec))
         line_no = 0
         try:
             # One JSON array of orders (what many APIs export) or one order per line.

@@ -2,23 +2,28 @@
 
 A new POS format is a new spec file, never new code. Specs shipped with StorePulse live in
 ``ingestion/specs/``; a tenant can drop its own ``spec.yaml`` into ``landing/<tenant>/<source>/``,
-which wins over a shipped spec of the same source name.
+which wins over a shipped spec of the same source name. ``spec.schema.json`` beside this module
+is the published JSON Schema of a spec file; every spec is checked against it on load.
 
 Each canonical column is produced by one *mapping*:
 
-``{column: Name}``                      the source column (dotted paths for JSON: ``customer.id``)
+``Name`` or ``{column: Name}``          the source column (dotted paths for JSON: ``customer.id``)
 ``{constant: value}``                   the same value for every row
 ``{tenant: currency}``                  a field of the tenant's registration (or country_code)
 ``{column: X, equals: v}``              boolean: the source value equals ``v``
 ``{column: X, starts_with: p}``         boolean: the source value starts with ``p``
+``{column: T, divided_by: Q}``          number: ``T / Q`` (a unit price from a line total)
+``{join: [A, B], separator: "-"}``      text: several columns joined (an order id from two)
 ``{derive: position_in_order}``         line number = position of the row within its order
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +32,11 @@ import yaml
 from ingestion.contracts import CONTRACTS, Contract
 
 SHIPPED_SPECS_DIR = Path(__file__).parent / "specs"
-FORMATS = ("csv", "xlsx", "jsonl")
-EXTENSIONS = {"csv": (".csv", ".csv.gz", ".txt"), "xlsx": (".xlsx",),
+SCHEMA_PATH = Path(__file__).parent / "spec.schema.json"
+FORMATS = ("csv", "text", "fixed_width", "xlsx", "jsonl")
+_TEXT_EXTENSIONS = (".csv", ".csv.gz", ".txt", ".txt.gz", ".dat", ".prn")
+EXTENSIONS = {"csv": _TEXT_EXTENSIONS, "text": _TEXT_EXTENSIONS,
+              "fixed_width": _TEXT_EXTENSIONS, "xlsx": (".xlsx",),
               "jsonl": (".jsonl", ".ndjson", ".jsonl.gz", ".json")}
 
 
@@ -43,11 +51,15 @@ class Mapping:
     tenant: str | None = None
     equals: str | None = None
     starts_with: str | None = None
+    divided_by: str | None = None
+    join: tuple[str, ...] = ()
+    separator: str = "-"
     derive: str | None = None
 
     @property
     def source_columns(self) -> list[str]:
-        return [self.column] if self.column else []
+        return ([self.column] if self.column else []) + \
+            ([self.divided_by] if self.divided_by else []) + list(self.join)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,10 @@ class SourceSpec:
     description: str = ""
     delimiter: str = ","
     encoding: str = "utf-8"
+    header_line: int = 1  # the line (XLSX: row) of column names; lines above are skipped
+    fixed_width: dict[str, tuple[int, int]] = field(default_factory=dict)
+    decimal_mark: str = "."
+    thousands_mark: str = ""
     timestamp_format: str = "%Y-%m-%d %H:%M:%S"
     date_format: str = "%Y-%m-%d"
     timezone: str = "tenant"
@@ -89,7 +105,29 @@ class SourceSpec:
         return tenant_timezone if self.timezone == "tenant" else self.timezone
 
 
-_MAPPING_KEYS = {"column", "constant", "tenant", "equals", "starts_with", "derive"}
+@cache
+def spec_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _schema_problem(data: Any) -> str | None:
+    """The most relevant way ``data`` breaks the JSON Schema, as 'key.path: problem'."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(spec_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return None
+    where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    message = error.message
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        message += f" (allowed: {', '.join(allowed)})" if allowed else ""
+    elif error.validator == "oneOf" and where.startswith("columns."):
+        message = ("expected a source column name or a mapping with column (and optionally "
+                   "equals, starts_with or divided_by), constant, tenant, join or derive; "
+                   f"got {error.instance!r}")
+    return f"{where}: {message}"
 
 
 def parse_spec(data: dict[str, Any], origin: str = "<spec>") -> SourceSpec:
@@ -98,60 +136,72 @@ def parse_spec(data: dict[str, Any], origin: str = "<spec>") -> SourceSpec:
 
     if not isinstance(data, dict):
         raise fail("a spec must be a YAML mapping")
-    for key in ("name", "format", "columns"):
-        if key not in data:
-            raise fail(f"missing required field '{key}'")
-    fmt = data["format"]
-    if fmt not in FORMATS:
-        raise fail(f"format '{fmt}' is not one of {', '.join(FORMATS)}")
     target = data.get("target", "sales_lines")
-    if target not in CONTRACTS:
-        raise fail(f"target '{target}' is not one of {', '.join(CONTRACTS)}")
-    contract = CONTRACTS[target]
+    contract = CONTRACTS.get(target)
+    # Columns first: a misspelled canonical name is the commonest mistake, and the schema
+    # cannot know the contract's names.
+    if contract is not None and isinstance(data.get("columns"), dict):
+        for canonical in data["columns"]:
+            if canonical not in contract.names:
+                raise fail(f"columns.{canonical}: not a column of {contract.table} "
+                           f"(expected one of {', '.join(contract.names)})")
+    rules = data.get("rules")
+    if isinstance(rules, dict) and isinstance(rules.get("earliest"), date):
+        data = {**data, "rules": {**rules, "earliest": rules["earliest"].isoformat()}}
+    problem = _schema_problem(data)
+    if problem:
+        raise fail(problem)
+    fmt = data["format"]
+    options = data.get({"jsonl": "json"}.get(fmt, fmt)) or {}
     mappings: dict[str, Mapping] = {}
-    if not isinstance(data["columns"] or {}, dict):
-        raise fail("columns: expected a mapping of canonical column -> source column")
-    for key in ("rules", "csv", "json", "xlsx"):
-        if not isinstance(data.get(key) or {}, dict):
-            raise fail(f"{key}: expected a mapping")
-    for canonical, raw in (data["columns"] or {}).items():
-        if canonical not in contract.names:
-            raise fail(f"columns.{canonical}: not a column of {contract.table} "
-                       f"(expected one of {', '.join(contract.names)})")
+    for canonical, raw in data["columns"].items():
         if isinstance(raw, str):
             raw = {"column": raw}
-        if not isinstance(raw, dict) or not set(raw) <= _MAPPING_KEYS or not raw:
-            raise fail(f"columns.{canonical}: expected a mapping with one of "
-                       f"{', '.join(sorted(_MAPPING_KEYS))}")
-        if raw.get("derive") not in (None, "position_in_order"):
-            raise fail(f"columns.{canonical}.derive: only 'position_in_order' is supported")
-        if raw.get("tenant") not in (None, "currency", "country_code", "timezone"):
-            raise fail(f"columns.{canonical}.tenant: use currency, country_code or timezone")
-        mappings[canonical] = Mapping(**{k: (str(v) if k != "constant" or v is not None else v)
-                                         for k, v in raw.items()})
+        raw = {k: (tuple(str(c) for c in v) if k == "join" else
+                   v if k == "constant" and v is None else str(v)) for k, v in raw.items()}
+        mappings[canonical] = Mapping(**raw)
     missing = [c.name for c in contract.columns if c.required and c.name not in mappings]
     if missing:
         raise fail(f"columns: required canonical columns not mapped: {', '.join(missing)}")
-    rules = data.get("rules") or {}
-    csv_opts = data.get("csv") or {}
+    fixed = {name: (int(a), int(b)) for name, (a, b) in
+             (options.get("columns") or {}).items()} if fmt == "fixed_width" else {}
+    for name, (first, last) in fixed.items():
+        if last < first:
+            raise fail(f"fixed_width.columns.{name}: ends at {last}, before it starts ({first})")
+    if fmt == "fixed_width":
+        unknown = [c for m in mappings.values() for c in m.source_columns if c not in fixed]
+        if unknown:
+            raise fail(f"columns: {', '.join(unknown)} not defined in fixed_width.columns")
+    encoding = str(options.get("encoding") or (data.get("csv") or {}).get("encoding")
+                   or "utf-8")
     try:
-        codecs.lookup(str(csv_opts.get("encoding", "utf-8")))
+        codecs.lookup(encoding)
     except LookupError:
-        raise fail(f"csv.encoding: unknown encoding {csv_opts.get('encoding')!r} "
-                   "(e.g. utf-8, utf-16, cp1252)") from None
-    json_opts = data.get("json") or {}
+        raise fail(f"{({'jsonl': 'json'}.get(fmt, fmt))}.encoding: unknown encoding "
+                   f"{encoding!r} (e.g. utf-8, utf-16, cp1252)") from None
+    numbers = data.get("numbers") or {}
+    decimal_mark = str(numbers.get("decimal", "."))
+    thousands_mark = str(numbers.get("thousands", ""))
+    if decimal_mark == thousands_mark:
+        raise fail("numbers: the decimal mark and the thousands separator must differ")
+    rules = data.get("rules") or {}
+    header_line = options.get("header_row" if fmt == "xlsx" else "header_line", 1)
     return SourceSpec(
         name=str(data["name"]),
         description=str(data.get("description", "")),
         format=fmt,
         target=target,
         columns=mappings,
-        delimiter=str(csv_opts.get("delimiter", ",")),
-        encoding=str(csv_opts.get("encoding", "utf-8")),
+        delimiter=str((data.get("csv") or {}).get("delimiter", ",")),
+        encoding=encoding,
+        header_line=int(header_line),
+        fixed_width=fixed,
+        decimal_mark=decimal_mark,
+        thousands_mark=thousands_mark,
         timestamp_format=str(data.get("timestamp_format", "%Y-%m-%d %H:%M:%S")),
         date_format=str(data.get("date_format", "%Y-%m-%d")),
         timezone=str(data.get("timezone", "tenant")),
-        lines_field=str(json_opts.get("lines_field", "lines")),
+        lines_field=str((data.get("json") or {}).get("lines_field", "lines")),
         sheet=(data.get("xlsx") or {}).get("sheet"),
         earliest=date.fromisoformat(str(rules.get("earliest", "2000-01-01"))),
         max_days_ahead=int(rules.get("max_days_ahead", 2)),

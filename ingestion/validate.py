@@ -7,6 +7,7 @@ the checks are listed below, so the reason is stable.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -66,17 +67,29 @@ def new_file_state(spec: SourceSpec, tenant: TenantInfo, file_id: int,
 
 def _resolve(mapping: Mapping, chunk: RawChunk, state: FileState) -> pa.ChunkedArray:
     n = chunk.table.num_rows
+    if mapping.join:  # null when any part is missing: a key is never half made
+        return pc.binary_join_element_wise(*(chunk.table[c] for c in mapping.join),
+                                           mapping.separator)
     if mapping.column is None:
         value = state.tenant.field(mapping.tenant) if mapping.tenant else mapping.constant
-        return pa.chunked_array([pa.nulls(n, pa.string()) if value is None
-                                 else pa.array(np.full(n, str(value), dtype=object),
-                                               type=pa.string())])
+        return pa.chunked_array([_repeated(value, n)])
     source = chunk.table[mapping.column]  # readers deliver empty fields as null
     if mapping.equals is not None:
         return pc.fill_null(pc.equal(source, mapping.equals), False)
     if mapping.starts_with is not None:
         return pc.fill_null(pc.starts_with(source, pattern=mapping.starts_with), False)
     return source
+
+
+def _repeated(value: object, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(None if value is None else str(value), pa.string()), n)
+
+
+def _has_nul(arr: pa.ChunkedArray) -> bool:
+    """Whether any value holds a NUL: one memchr over the data buffers, so the per-row check
+    runs only on the rare column that has one."""
+    return any(chunk.buffers()[2] is not None and bytes(chunk.buffers()[2]).find(b"\x00") >= 0
+               for chunk in arr.chunks)
 
 
 def _order_positions(order_ids: pa.ChunkedArray, state: FileState) -> np.ndarray:
@@ -95,6 +108,73 @@ def _order_positions(order_ids: pa.ChunkedArray, state: FileState) -> np.ndarray
     for u, b, c in zip(uniques, base, counts, strict=True):
         state.order_positions[u] = int(b + c)
     return base[codes] + rank + 1
+
+
+def _numbers_as_text(arr: pa.ChunkedArray, column_type: str, spec: SourceSpec | None
+                     ) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """Numbers as plain text PostgreSQL reads (``1234.5``), null where the value is not a
+    number, and the mask of those values. A decimal comma and a thousands separator, when the
+    spec names them, are accepted only where they belong (``1.234,5``, never ``1.2.3``);
+    without a spec the text is already plain."""
+    if spec is not None and (spec.decimal_mark != "." or spec.thousands_mark):
+        grouped = rf"\d{{1,3}}(?:{re.escape(spec.thousands_mark)}\d{{3}})+|" \
+            if spec.thousands_mark else ""
+        fraction = "" if column_type == "integer" else \
+            rf"(?:{re.escape(spec.decimal_mark)}\d*)?([eE][-+]?\d+)?"
+        ok = pc.match_substring_regex(arr, rf"^\s*[-+]?(?:{grouped}\d+){fraction}\s*$")
+        text = pc.utf8_trim_whitespace(arr)
+        if spec.thousands_mark:
+            text = pc.replace_substring(text, spec.thousands_mark, "")
+        text = pc.replace_substring(text, spec.decimal_mark, ".")
+    else:
+        # Almost every file is clean: one cast checks a whole column, and the regex runs
+        # only on a column the cast refuses.
+        try:
+            number = pc.cast(arr, pa.float64())
+            if column_type == "integer":
+                pc.cast(arr, pa.int64())
+            if pc.all(pc.is_finite(number)).as_py() is not False:
+                return arr, np.zeros(len(arr), dtype=bool)
+        except pa.ArrowInvalid:
+            pass
+        ok = pc.match_substring_regex(arr, _INTEGER if column_type == "integer" else _NUMBER)
+        text = pc.utf8_trim_whitespace(arr)
+    bad = _mask(pc.invert(ok)) & _mask(pc.is_valid(arr))
+    return pc.if_else(ok, text, pa.scalar(None, pa.string())), bad
+
+
+def _quotient(mapping: Mapping, chunk: RawChunk, spec: SourceSpec, problems: _Problems,
+              name: str) -> pa.ChunkedArray:
+    """``column / divided_by`` as plain text (a unit price from a line total and its
+    quantity); the rows where either is not a number, or the divisor is zero, are problems
+    of ``name`` that quote both source values."""
+    assert mapping.column and mapping.divided_by
+    dividend, divisor = chunk.table[mapping.column], chunk.table[mapping.divided_by]
+    top_text, top_bad = _numbers_as_text(dividend, "numeric", spec)
+    bottom_text, bottom_bad = _numbers_as_text(divisor, "numeric", spec)
+    bottom = pc.cast(bottom_text, pa.float64())
+    zero = _mask(pc.equal(bottom, 0.0))
+    for mask, why in ((top_bad, f"{mapping.column} is not a number"),
+                      (bottom_bad, f"{mapping.divided_by} is not a number"),
+                      (zero, f"{mapping.divided_by} is zero")):
+        problems.add(mask, name, _DerivedReason(mapping, dividend, divisor, why))
+    quotient = pc.divide(pc.cast(top_text, pa.float64()),
+                         pc.if_else(pa.array(zero), pa.scalar(None, pa.float64()), bottom))
+    return pc.cast(pc.round(quotient, 6), pa.string())
+
+
+@dataclass
+class _DerivedReason:
+    """The reason a derived value could not be computed, quoting the row's source values."""
+
+    mapping: Mapping
+    dividend: pa.ChunkedArray
+    divisor: pa.ChunkedArray
+    why: str
+
+    def at(self, i: int) -> str:
+        return (f"cannot be derived as {self.mapping.column} / {self.mapping.divided_by} "
+                f"({self.dividend[i].as_py()!r} / {self.divisor[i].as_py()!r}): {self.why}")
 
 
 def _strict_strptime(arr: pa.ChunkedArray, fmt: str) -> pa.ChunkedArray:
@@ -153,14 +233,18 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
         elif mapping.derive == "position_in_order":
             order_ids = _resolve(spec.columns["order_id"], chunk, state)
             positions = _order_positions(pc.fill_null(order_ids, ""), state)
-            values[column.name] = pa.chunked_array([pa.array(positions.astype(str))])
+            values[column.name] = pa.chunked_array([pa.array(positions).cast(pa.string())])
         else:
             values[column.name] = _resolve(mapping, chunk, state)
     original = dict(values)  # as read, so reasons quote what the file said
     problems = _Problems(n)
+    for name, mapping in spec.columns.items():
+        if mapping.divided_by:
+            values[name] = _quotient(mapping, chunk, spec, problems, name)
+            original[name] = values[name]
 
     for column in contract.columns:
-        if pa.types.is_string(values[column.name].type):
+        if pa.types.is_string(values[column.name].type) and _has_nul(values[column.name]):
             problems.add(_mask(pc.match_substring(values[column.name], "\x00")), column.name,
                          "contains a NUL character, which PostgreSQL cannot store")
         if column.required and column.type != "boolean":
@@ -171,11 +255,14 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
     for column in contract.columns:
         arr = values[column.name]
         if column.type in ("numeric", "integer"):
-            pattern = _INTEGER if column.type == "integer" else _NUMBER
-            ok = pc.match_substring_regex(arr, pattern)
-            problems.add(_mask(pc.invert(ok)) & _mask(pc.is_valid(arr)), column.name,
-                         f"is not a{'n integer' if column.type == 'integer' else ' number'}")
-            clean = pc.if_else(ok, pc.utf8_trim_whitespace(arr), pa.scalar(None, pa.string()))
+            derived = column.name in spec.columns and spec.columns[column.name].divided_by
+            clean, bad = _numbers_as_text(arr, column.type, None if derived else spec)
+            kind = "an integer" if column.type == "integer" else "a number"
+            if not derived and (spec.decimal_mark != "." or spec.thousands_mark):
+                kind += (f" (decimal mark {spec.decimal_mark!r}"
+                         + (f", thousands {spec.thousands_mark!r})" if spec.thousands_mark
+                            else ")"))
+            problems.add(bad, column.name, f"is not {kind}")
             number = pc.cast(clean, pa.float64())
             # PostgreSQL would refuse an integer past int4 inside COPY, failing the whole
             # file; an absurd magnitude is a broken export, not a sale.
@@ -201,12 +288,11 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
 
     quarantined = _quarantine_rows(chunk, original, problems)
     keep = pa.array(~problems.bad)
-    out = {"tenant_id": pa.array(np.full(int((~problems.bad).sum()), state.tenant.tenant_id,
-                                         dtype=object), type=pa.string())}
+    kept = int((~problems.bad).sum())
+    out = {"tenant_id": _repeated(state.tenant.tenant_id, kept)}
     for column in contract.columns:
         out[column.name] = pc.filter(values[column.name], keep)
-    out["source_file_id"] = pa.array(np.full(len(out["tenant_id"]), state.file_id,
-                                             dtype=np.int64))
+    out["source_file_id"] = pa.repeat(pa.scalar(state.file_id, pa.int64()), kept)
     out["source_line"] = pa.array(chunk.line_numbers[~problems.bad])
     return ValidatedChunk(good=pa.table(out), quarantined=chunk.rejects + quarantined)
 
@@ -270,8 +356,9 @@ def _quarantine_rows(chunk: RawChunk, values: dict[str, pa.ChunkedArray], proble
         column = values.get(field_name)
         for i in np.flatnonzero(mask):
             shown = column[int(i)].as_py() if column is not None else None
-            detail = f"{field_name} {shown!r} {reason}" if shown not in (None, "") \
-                else f"{field_name} {reason}"
+            why = reason.at(int(i)) if isinstance(reason, _DerivedReason) else reason
+            detail = f"{field_name} {shown!r} {why}" if shown not in (None, "") \
+                else f"{field_name} {why}"
             rows[int(i)] = Reject(int(chunk.line_numbers[i]), chunk.raw_text(int(i)), detail,
                                   field_name)
     return [rows[i] for i in sorted(rows)]
