@@ -205,12 +205,8 @@ def _read_csv(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
 
 def _read_csv_blocks(path: Path, spec: SourceSpec, header: list[str]) -> Iterator[RawChunk]:
     invalid: list[Reject] = []
-    spans_lines: list[Reject] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
-        if "\n" in row.text.rstrip("\r\n") or "\r" in row.text.rstrip("\r\n"):
-            spans_lines.append(Reject(0, row.text, ""))
-            return "skip"
         trailing = (" (a delimiter at the end of the line?)"
                     if row.actual_columns == row.expected_columns + 1
                     and row.text.rstrip("\r\n").endswith(spec.delimiter) else "")
@@ -232,48 +228,107 @@ def _read_csv_blocks(path: Path, spec: SourceSpec, header: list[str]) -> Iterato
         null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True,
     )
     next_line = spec.header_line + 1
-    try:
-        compression = "gzip" if _is_gzip(path) else None
-        stream = pacsv.open_csv(pa.input_stream(str(path), compression=compression),
-                                read_options=reader_opts,
-                                parse_options=parse_opts, convert_options=convert_opts)
-        while True:
-            try:
-                batch = stream.read_next_batch()
-            except StopIteration:
-                break
-            table = pa.Table.from_batches([batch])
-            rejects, invalid[:] = list(invalid), []
-            # Rows pyarrow skipped shift the physical line numbers of those after them, and
-            # so does a quoted value holding a line break.
-            line_numbers = np.arange(next_line, next_line + table.num_rows, dtype=np.int64)
-            extra = _line_breaks_in_values(table)
-            if extra is not None:
-                line_numbers += np.concatenate(([0], np.cumsum(extra)[:-1]))
-            for rej in rejects:
-                line_numbers[line_numbers >= rej.line_number] += 1
-            if spans_lines:  # it swallowed the rest of the block: re-read from its start
+    with _QuoteWatch(_open_bytes(path)) as watch:
+        try:
+            stream = pacsv.open_csv(pa.PythonFile(watch, mode="r"), read_options=reader_opts,
+                                    parse_options=parse_opts, convert_options=convert_opts)
+            while True:
+                try:
+                    batch = stream.read_next_batch()
+                except StopIteration:
+                    break
+                if watch.odd_line_seen:
+                    # This batch or one read ahead of it has a quote open at a line's end:
+                    # pyarrow's lines are no longer records from here on.
+                    raise _QuotesBroke(next_line)
+                table = pa.Table.from_batches([batch])
+                rejects, invalid[:] = list(invalid), []
+                # Rows pyarrow skipped shift the physical line numbers of those after them.
+                line_numbers = np.arange(next_line, next_line + table.num_rows, dtype=np.int64)
+                for rej in rejects:
+                    line_numbers[line_numbers >= rej.line_number] += 1
+                next_line += table.num_rows + len(rejects)
                 yield from _csv_chunk(table, line_numbers, rejects, wanted, header, spec)
-                raise _QuotesBroke(next_line + table.num_rows + len(rejects)
-                                   + (int(extra.sum()) if extra is not None else 0))
-            next_line += table.num_rows + len(rejects) + \
-                (int(extra.sum()) if extra is not None else 0)
-            yield from _csv_chunk(table, line_numbers, rejects, wanted, header, spec)
-        if spans_lines:
-            raise _QuotesBroke(next_line)
-        if invalid:  # a last block with no valid row yields no batch: its rejects still count
-            yield RawChunk(table=_empty_table(wanted, header),
-                           line_numbers=np.array([], dtype=np.int64),
-                           raw_text=lambda i: "", rejects=list(invalid))
-    except pa.ArrowInvalid as exc:
-        message = str(exc).splitlines()[0]
-        if "out of sync" in message:  # a quote open across the end of a block
-            raise _QuotesBroke(next_line) from None
-        if "UTF8" in message or "decode" in message.lower():
-            raise FileRejected(f"{path.name}: undecodable bytes for encoding {spec.encoding} "
-                               f"near line {next_line}: {message}") from None
-        raise FileRejected(f"{path.name}: unreadable CSV near line {next_line}: {message}"
-                           ) from None
+            if invalid:  # a last block with no valid row yields no batch: its rejects count
+                yield RawChunk(table=_empty_table(wanted, header),
+                               line_numbers=np.array([], dtype=np.int64),
+                               raw_text=lambda i: "", rejects=list(invalid))
+        except pa.ArrowInvalid as exc:
+            message = str(exc).splitlines()[0]
+            if watch.odd_line_seen or "out of sync" in message:
+                raise _QuotesBroke(next_line) from None
+            if "UTF8" in message or "decode" in message.lower():
+                raise FileRejected(f"{path.name}: undecodable bytes for encoding "
+                                   f"{spec.encoding} near line {next_line}: {message}") from None
+            raise FileRejected(f"{path.name}: unreadable CSV near line {next_line}: {message}"
+                               ) from None
+        except (OSError, EOFError) as exc:  # a truncated or corrupt .gz
+            raise FileRejected(f"{path.name}: cannot be read past line {next_line} ({exc})"
+                               ) from None
+
+
+def _has_line_end(block: bytes, start: int, stop: int) -> bool:
+    return block.find(b"\n", start, stop) >= 0 or block.find(b"\r", start, stop) >= 0
+
+
+class _QuoteWatch(io.RawIOBase):
+    """The bytes pyarrow reads, watched for a line with an odd number of quote characters:
+    a quote still open at the line's end (unclosed, or a value going on to the next line),
+    which pyarrow's one-record-per-line reading cannot place. Quotes pair up; a line end
+    between the two of a pair is such a line. Most blocks have few quotes: a few finds per
+    pair; a block full of them is checked with numpy."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        self.raw = raw
+        self.odd_line_seen = False
+        self._open_quote = False  # a quote opened and not yet closed
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.raw.read(size)
+        if block and not self.odd_line_seen:
+            self._watch(block)
+        return block
+
+    def readinto(self, buffer) -> int:  # io.RawIOBase's protocol
+        block = self.read(len(buffer))
+        buffer[:len(block)] = block
+        return len(block)
+
+    def _watch(self, block: bytes) -> None:
+        if block.count(b'"') > len(block) // 64:  # quote-heavy (every field quoted)
+            self._watch_vectorised(block)
+            return
+        at = 0
+        while True:
+            if self._open_quote:  # opened earlier: the line must not end before it closes
+                close = block.find(b'"', at)
+                if _has_line_end(block, at, close if close >= 0 else len(block)):
+                    self.odd_line_seen = True
+                    return
+                if close < 0:
+                    return
+                at, self._open_quote = close + 1, False
+            opened = block.find(b'"', at)
+            if opened < 0:
+                return
+            at, self._open_quote = opened + 1, True
+
+    def _watch_vectorised(self, block: bytes) -> None:
+        data = np.frombuffer(block, np.uint8)
+        quotes = np.flatnonzero(data == 34)
+        ends = np.flatnonzero((data == 10) | (data == 13))
+        # quotes before each line end, counting one still open from an earlier block
+        so_far = np.searchsorted(quotes, ends) + int(self._open_quote)
+        if (so_far % 2).any():
+            self.odd_line_seen = True
+        self._open_quote = bool((len(quotes) + int(self._open_quote)) % 2)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 def _empty_table(wanted: list[str], header: list[str]) -> pa.Table:
@@ -290,22 +345,6 @@ def _csv_chunk(table: pa.Table, line_numbers: np.ndarray, rejects: list[Reject],
         yield RawChunk(table=table.select([c for c in wanted if c in header]),
                        line_numbers=line_numbers,
                        raw_text=_csv_row_text(table, spec.delimiter), rejects=rejects)
-
-
-def _line_breaks_in_values(table: pa.Table) -> np.ndarray | None:
-    """Line breaks inside (quoted) values, per row, or None when there are none: one memchr
-    per column finds the rare file that has any."""
-    counts = None
-    for column in table.columns:
-        if not any(chunk.buffers()[2] is not None
-                   and (b"\n" in bytes(chunk.buffers()[2]) or b"\r" in bytes(chunk.buffers()[2]))
-                   for chunk in column.chunks):
-            continue
-        found = pc.fill_null(pc.count_substring_regex(column, r"\r\n|\r|\n"), 0)
-        found = found.to_numpy() if isinstance(found, pa.Array) else \
-            found.combine_chunks().to_numpy()
-        counts = found if counts is None else counts + found
-    return counts
 
 
 MAX_LINES_PER_RECORD = 50
