@@ -97,7 +97,7 @@ def tenant_info(conn: sa.Connection, tenant_id: str) -> TenantInfo:
     return TenantInfo(*row)
 
 
-def _known_stores(conn: sa.Connection, tenant_id: str) -> set[str] | None:
+def known_stores(conn: sa.Connection, tenant_id: str) -> set[str] | None:
     rows = conn.execute(sa.text(
         "select distinct s.store_id from raw.stores s join raw.ingest_files f "
         "on f.file_id = s.source_file_id where s.tenant_id = :t and f.status = 'loaded'"),
@@ -168,7 +168,7 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
                  "p": str(path), "h": digest, "b": size, "v": version,
                  "batch": batch_id}).scalar_one()
             result.file_id, result.version = file_id, version
-            known = _known_stores(conn, tenant_id) if spec.target == "sales_lines" else None
+            known = known_stores(conn, tenant_id) if spec.target == "sales_lines" else None
             state = new_file_state(spec, tenant, file_id, known)
             # Naive local timestamps in the export are read in the source's time zone.
             conn.execute(sa.text("select set_config('TimeZone', :tz, true)"),

@@ -9,7 +9,7 @@ COMMANDS = [
     [], ["demo"], ["db"], ["db", "migrate"], ["db", "url"], ["tenants"], ["tenants", "add"],
     ["tenants", "list"], ["tenants", "remove"], ["tenants", "limits"],
     ["tenants", "native-sql"], ["ingest"], ["status"], ["forecast"], ["generate-sample"],
-    ["dbt"],
+    ["dbt"], ["specs"], ["specs", "check"], ["specs", "schema"],
     ["quality"], ["quality", "check"], ["quality", "holds"], ["quality", "release"],
     ["alerts"], ["alerts", "set"], ["alerts", "outbox"], ["dashboards"], ["dashboards", "sync"],
 ]
