@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from ingestion.loader import load_file
-from ingestion.spec import shipped_specs
+from ingestion.spec import parse_spec, shipped_specs
 from tests.ingestion_helpers import POS_HEADER, register, scalar
 
 FIELDS = POS_HEADER.split(",")
@@ -76,6 +76,10 @@ def csv_files(draw) -> bytes:
     lines = [_csv_line(header)] + [_csv_line([r.get(h, "") for h in header]) for r in rows]
     if draw(st.integers(0, 3)) == 0:  # hand-made damage: a broken line somewhere
         lines.insert(draw(st.integers(0, len(lines))), draw(st.text(max_size=40)))
+    if len(lines) > 1 and draw(st.integers(0, 3)) == 0:  # a quote opened and never closed
+        at = draw(st.integers(1, len(lines) - 1))
+        cut = draw(st.integers(0, len(lines[at])))
+        lines[at] = lines[at][:cut] + '"' + lines[at][cut:]
     end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     text = end.join(lines) + draw(st.sampled_from(["", end, end * 3]))
     data = text.encode("utf-8", errors="surrogatepass")
@@ -200,3 +204,57 @@ def test_any_xlsx_is_loaded_quarantined_or_rejected(shop, tmp_path, data):
     # the POS columns, read from a workbook: the same spec with format xlsx
     spec = dataclasses.replace(SPECS["generic_pos_csv"], name="generic_pos_xlsx", format="xlsx")
     _load_and_check(shop, tmp_path, content, ".xlsx", spec)
+
+
+# Other shapes a spec can read: whitespace-separated and fixed-width text, and a European
+# export (';', decimal comma, thousands '.', a title line, a joined key, a derived price).
+PLAIN_COLUMNS = {"store_id": "store", "order_id": "order", "line_number": "line",
+                 "ordered_at": "when", "product_id": "sku", "quantity": "qty",
+                 "unit_price": "price", "currency": {"tenant": "currency"},
+                 "is_return": {"constant": False}}
+TEXT_SPECS = {
+    "text": parse_spec({"name": "report", "format": "text", "columns": PLAIN_COLUMNS,
+                        "timestamp_format": "%Y-%m-%dT%H:%M", "rules": {"known_stores": "any"}}),
+    "fixed_width": parse_spec({
+        "name": "tape", "format": "fixed_width", "columns": PLAIN_COLUMNS,
+        "timestamp_format": "%Y-%m-%dT%H:%M", "rules": {"known_stores": "any"},
+        "fixed_width": {"header_line": 1, "columns": {
+            "store": [1, 3], "order": [4, 9], "line": [10, 11], "when": [12, 27],
+            "sku": [28, 31], "qty": [32, 36], "price": [37, 45]}}}),
+    "european": parse_spec({
+        "name": "kasse", "format": "csv", "csv": {"delimiter": ";", "header_line": 2},
+        "numbers": {"decimal": ",", "thousands": "."}, "timestamp_format": "%Y-%m-%dT%H:%M",
+        "rules": {"known_stores": "any"},
+        "columns": {**PLAIN_COLUMNS, "order_id": {"join": ["order", "when"]},
+                    "unit_price": {"column": "price", "divided_by": "qty"}}}),
+}
+TEXT_VALUE = st.one_of(st.sampled_from(["S1", "O1", "1", "2025-03-01T10:00", "P1", "2",
+                                        "1.234,5", "3.50", "1.2.3", "0", "-1", '"', ";"]),
+                       st.text(max_size=8))
+
+
+@st.composite
+def text_files(draw, kind: str) -> bytes:
+    names = ["store", "order", "line", "when", "sku", "qty", "price"]
+    if kind == "fixed_width":
+        header = "store order line when sku qty price"
+        body = ["".join(draw(TEXT_VALUE).ljust(width)[:width]
+                        for width in (3, 6, 2, 16, 4, 5, 9))
+                for _ in range(draw(st.integers(0, 15)))]
+    else:
+        sep = ";" if kind == "european" else draw(st.sampled_from([" ", "\t", "   "]))
+        header = sep.join(names)
+        body = [sep.join(draw(TEXT_VALUE) for _ in names)
+                for _ in range(draw(st.integers(0, 15)))]
+    lines = ([draw(st.text(max_size=20))] if kind == "european" else []) + [header, *body]
+    if draw(st.integers(0, 3)) == 0:
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.text(max_size=40)))
+    return draw(st.sampled_from(["\n", "\r\n", "\r"])).join(lines).encode(
+        "utf-8", errors="surrogatepass")
+
+
+@pytest.mark.parametrize("kind", sorted(TEXT_SPECS))
+@settings(FUZZ, max_examples=25)
+@given(data=st.data())
+def test_any_text_report_is_loaded_quarantined_or_rejected(shop, tmp_path, kind, data):
+    _load_and_check(shop, tmp_path, data.draw(text_files(kind)), ".txt", TEXT_SPECS[kind])
