@@ -8,6 +8,7 @@ import subprocess
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from ingestion.landing import ingest_tenant
 from storepulse.dbt_runtime import dbt_executable
@@ -54,7 +55,11 @@ def test_unit_tests_pass_in_ci_and_stay_out_of_daily_builds(built):
     assert any(node.startswith("test.") for node in ran)
     assert not any(node.startswith("unit_test.") for node in ran)
     done = run_dbt(url, "test", "--select", "test_type:unit")
-    assert "PASS=3 " in done.stdout and "ERROR=0" in done.stdout
+    declared = [test["name"] for path in (DBT_PATHS.project_dir / "models").rglob("*.yml")
+                for test in yaml.safe_load(path.read_text()).get("unit_tests") or []]
+    assert "rfm_retail_shaped_history" in declared
+    assert all(f"::{name} " in done.stdout for name in declared), done.stdout
+    assert f"PASS={len(declared)} " in done.stdout and "ERROR=0" in done.stdout
 
 
 def test_marts_are_tenant_scoped(built):

@@ -1,7 +1,8 @@
 -- Recency, frequency and monetary value per identified customer who bought at least once,
--- scored 1-5 within each tenant by cumulative distribution, so tied values share a score:
--- score = ceil(5 * cume_dist()). Recency is ordered so that the most recent buyers score 5.
--- Segments come from the documented R x F grid in the seed rfm_segment_map.
+-- scored 1-5 within each tenant by rank (rank_score: tied values take the lowest position of
+-- their group). Frequency suits retail, where most customers buy once: one order is F=1, and
+-- repeat buyers are ranked among themselves into F=2..5. Segments come from the documented
+-- R x F grid in the seed rfm_segment_map, every cell of which can occur.
 with customers as (
     select * from {{ ref('dim_customers') }}
     where orders > 0
@@ -30,12 +31,12 @@ measured as (
 scored as (
     select
         measured.*,
-        ceil(5 * cume_dist() over (
-            partition by tenant_id order by recency_days desc))::int as r_score,
-        ceil(5 * cume_dist() over (
-            partition by tenant_id order by frequency))::int as f_score,
-        ceil(5 * cume_dist() over (
-            partition by tenant_id order by monetary))::int as m_score
+        {{ rank_score(5, 'recency_days desc') }} as r_score,
+        case
+            when frequency = 1 then 1
+            else 1 + {{ rank_score(4, 'frequency', 'tenant_id, frequency = 1') }}
+        end as f_score,
+        {{ rank_score(5, 'monetary') }} as m_score
     from measured
 )
 
