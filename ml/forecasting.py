@@ -8,9 +8,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
-from ml.backtest import Champion, backtest, choose_champion
+from ml import intervals
+from ml.backtest import COMBINATION, COMBINED, Champion, choose_champion, combine, run_backtest
+from ml.metrics import mape_floor
 from ml.models import build_model, load_prophet, model_factories
 
 METRICS = ("net_revenue", "orders")
@@ -22,7 +25,9 @@ class ModelState:
 
     model_name: str
     model_version: str
-    params: dict
+    params: dict | None
+    # The champion's band, calibrated on its backtest errors (ml.intervals)
+    band_edges: dict[float, tuple[float, float]] | None = None
 
 
 @dataclass
@@ -36,6 +41,8 @@ class SeriesResult:
     # The champion's fitted parameters (None for the baselines): tomorrow's refit starts here.
     params: dict | None = None
     warm_started: bool = False
+    band_edges: dict[float, tuple[float, float]] | None = None
+    partial_day_dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,35 +87,82 @@ def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataF
     return out
 
 
+PARTIAL_DAY_SHARE = 0.5
+
+
+def drop_partial_last_day(history: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """The history without its last day when that day looks cut short: an export taken
+    during trading leaves the last day with part of its sales. Detected from the data: a last
+    trading day below half the median of the same weekday over the four weeks before. It is
+    then forecast like a future day instead of teaching the models a collapse."""
+    if len(history) < 29 or bool(history["closed"].iloc[-1]):
+        return history, False
+    y = history["y"].to_numpy(float)
+    closed = history["closed"].to_numpy(bool)
+    same_weekday = np.arange(len(y) - 8, len(y) - 29, -7)
+    reference = y[same_weekday][~closed[same_weekday]]
+    if len(reference) < 2 or np.median(reference) <= 0:
+        return history, False
+    if y[-1] < PARTIAL_DAY_SHARE * np.median(reference):
+        return history.iloc[:-1], True
+    return history, False
+
+
 def forecast_series(task: SeriesTask) -> SeriesResult:
     """Backtest (unless a recent champion is known), then fit the champion on the whole history
-    and forecast ``horizon`` days ahead.
+    and forecast ``horizon`` days ahead, with the band calibrated on its backtest errors.
 
     Warm starts never cross the backtest's cutoffs: folds start from the previous fold, and
     only the refit of a known champion starts from its stored state (fitted on yesterday's
     history, which the forecast is allowed to see).
     """
     factories = model_factories(task.country_code)
+    history, partial = drop_partial_last_day(task.history)
     warm: dict[str, dict] = {}
-    if task.champion is not None and task.champion.model_name in factories:
+    edges = None
+    if task.champion is not None and (task.champion.model_name in factories
+                                      or task.champion.model_name == COMBINATION):
         results, champion = pd.DataFrame(), task.champion
         state = task.state
-        version = f"{champion.model_name}:{factories[champion.model_name]().version}"
+        version = _version(champion.model_name, factories)
         if state and (state.model_name, state.model_version) == (champion.model_name, version):
-            warm[champion.model_name] = state.params
+            if state.params:
+                warm[champion.model_name] = state.params
+            edges = state.band_edges
     else:
-        results = backtest(task.history, factories, folds=task.folds, horizon=task.fold_days,
+        run = run_backtest(history, factories, folds=task.folds, horizon=task.fold_days,
                            warm_starts=warm)
+        results = run.scores
         champion = choose_champion(results)
-    init = warm.get(champion.model_name)
-    model = build_model(factories[champion.model_name], init)
-    model.fit(task.history)
-    last = pd.to_datetime(task.history["ds"]).max()
+        edges = run.band_edges(champion.model_name) if not results.empty else None
+    last = pd.to_datetime(history["ds"]).max()
     through = forecast_through(last.date(), task.horizon, task.today)
     future = pd.Series(pd.date_range(last + pd.Timedelta(days=1), through))
-    return SeriesResult(task.store_id, task.metric, model.predict(future), results, champion,
-                        f"{champion.model_name}:{model.version}", model.params,
-                        warm_started=task.champion is not None and init is not None)
+    members = [champion.model_name] if champion.model_name != COMBINATION else \
+        [name for name in COMBINED if name in factories]
+    init = warm.get(champion.model_name)
+    forecasts, params = [], None
+    for name in members:
+        model = build_model(factories[name], warm.get(name))
+        model.fit(history)
+        forecasts.append(model.predict(future))
+        params = model.params if len(members) == 1 else None
+    forecast = forecasts[0] if len(forecasts) == 1 else combine(forecasts)
+    if edges:
+        forecast = intervals.apply_band(forecast, edges, mape_floor(
+            history["y"].to_numpy(float), history["closed"].to_numpy(bool)))
+    return SeriesResult(task.store_id, task.metric, forecast, results, champion,
+                        _version(champion.model_name, factories), params,
+                        warm_started=task.champion is not None and init is not None,
+                        band_edges=edges, partial_day_dropped=partial)
+
+
+def _version(model_name: str, factories: dict) -> str:
+    if model_name == COMBINATION:
+        members = "+".join(f"{name}:{factories[name]().version}" for name in COMBINED
+                           if name in factories)
+        return f"{COMBINATION}({members})"
+    return f"{model_name}:{factories[model_name]().version}"
 
 
 def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon: int = 30,

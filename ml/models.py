@@ -349,13 +349,72 @@ def _clip_outliers(y: pd.Series, k: float = 4.0) -> np.ndarray:
     return y.clip(lower=lower, upper=upper).to_numpy(float)
 
 
-ModelFactory = Callable[..., "SeasonalNaive | ProphetModel"]
+class MSTLModel:
+    """statsforecast's MSTL on the trading-day series: the days a store trades, in order,
+    with the store's real week as the season (a shop that closes on Sundays has a 6-day
+    cycle once its closed days are dropped), and the trend carried by an AutoETS without
+    seasonality. Fits in a few tens of milliseconds. Its own bands are replaced by calibrated
+    ones (``ml.intervals``) wherever it is used."""
+
+    name = "mstl"
+    version = "statsforecast-mstl-ets-v1"
+    params = None
+
+    def fit(self, history: pd.DataFrame) -> MSTLModel:
+        from statsforecast.models import MSTL, AutoETS
+
+        self.rule = ClosedDayRule.learn(history)
+        self.last_day = pd.to_datetime(history["ds"]).max()
+        self.season = 7 - len(self.rule.weekdays)
+        # The clock skips only the weekdays the store never trades. A holiday or an outage
+        # on another weekday keeps its place (filled with the same day a cycle earlier):
+        # dropping it would shift the weekly pattern by a day from there on.
+        days = history[~self._off_weekday(history["ds"])].reset_index(drop=True)
+        y = days["y"].astype(float).where(~days["closed"].to_numpy(bool))
+        y = y.fillna(y.shift(self.season)).fillna(y.median()).fillna(0.0)
+        y = _clip_outliers(y)
+        self.flat = len(y) < 3 * self.season  # too short for a season: its mean, flat
+        if self.flat:
+            self.level = float(np.mean(y)) if len(y) else 0.0
+            return self
+        self.model = MSTL(season_length=self.season,
+                          trend_forecaster=AutoETS(model="ZZN")).fit(y)
+        return self
+
+    def _off_weekday(self, dates: pd.Series) -> np.ndarray:
+        return np.isin(pd.DatetimeIndex(dates).day_of_week.to_numpy(), list(self.rule.weekdays))
+
+    def predict(self, dates: pd.Series) -> pd.DataFrame:
+        frame = _empty_forecast(dates)
+        closed = self.rule.is_closed(frame["ds"])
+        # Steps ahead on the trading-day clock: every day but the weekdays never traded.
+        span = pd.date_range(self.last_day + pd.Timedelta(days=1), frame["ds"].max())
+        open_days = span[~self._off_weekday(pd.Series(span))]
+        steps = max(len(open_days), 1)
+        if self.flat:
+            path = {"mean": np.full(steps, self.level)}
+            path.update({key: path["mean"] for key in ("lo-95", "lo-80", "hi-80", "hi-95")})
+        else:
+            path = self.model.predict(h=steps, level=[80, 95])
+        position = {day: i for i, day in enumerate(open_days)}
+        index = np.array([position.get(day, -1) for day in frame["ds"]])
+        usable = index >= 0
+        for column, key in (("yhat", "mean"), ("yhat_lower_80", "lo-80"),
+                            ("yhat_upper_80", "hi-80"), ("yhat_lower_95", "lo-95"),
+                            ("yhat_upper_95", "hi-95")):
+            values = np.asarray(path[key], dtype=float)
+            frame[column] = np.where(usable, values[np.clip(index, 0, None)], 0.0)
+        return _finish(frame, closed | ~usable)
+
+
+ModelFactory = Callable[..., "SeasonalNaive | ProphetModel | MSTLModel"]
 
 
 def model_factories(country_code: str | None) -> dict[str, ModelFactory]:
     """Model name -> factory; a model that can be warm-started takes ``init``."""
     return {
         "prophet": lambda init=None: ProphetModel(country_code, init=init),
+        "mstl": MSTLModel,
         "seasonal_naive": SeasonalNaive,
         "seasonal_median_4w": SeasonalMedian,
     }

@@ -53,18 +53,24 @@ def recent_champions(conn: sa.Connection, tenant_id: str, max_age_days: int
 def model_states(conn: sa.Connection, tenant_id: str) -> dict[tuple[str, str], ModelState]:
     """Each series' champion as last fitted, to warm-start today's refit."""
     rows = conn.execute(sa.text(
-        "select store_id, metric, model_name, model_version, params from ml.model_states "
-        "where tenant_id = :t"), {"t": tenant_id}).all()
-    return {(r.store_id, r.metric): ModelState(r.model_name, r.model_version, r.params)
+        "select store_id, metric, model_name, model_version, params, band_edges "
+        "from ml.model_states where tenant_id = :t"), {"t": tenant_id}).all()
+    return {(r.store_id, r.metric): ModelState(r.model_name, r.model_version, r.params,
+                                               _edges(r.band_edges))
             for r in rows}
+
+
+def _edges(stored: dict | None) -> dict[float, tuple[float, float]] | None:
+    """JSON keeps the levels as text: back to {0.8: (low, high), ...}."""
+    return {float(level): tuple(edge) for level, edge in stored.items()} if stored else None
 
 
 _MODEL_STATE_INSERT = sa.text("""
     insert into ml.model_states (tenant_id, store_id, metric, model_name, model_version,
-                                 params, fitted_through, run_id)
-    values (:t, :store_id, :metric, :model_name, :model_version, :params, :fitted_through,
-            :run_id)
-""").bindparams(sa.bindparam("params", type_=JSONB))
+                                 params, band_edges, fitted_through, run_id)
+    values (:t, :store_id, :metric, :model_name, :model_version, :params, :band_edges,
+            :fitted_through, :run_id)
+""").bindparams(sa.bindparam("params", type_=JSONB), sa.bindparam("band_edges", type_=JSONB))
 
 
 def write_forecasts(engine: sa.Engine, tenant_id: str, results: list[SeriesResult],
@@ -97,8 +103,10 @@ def write_forecasts(engine: sa.Engine, tenant_id: str, results: list[SeriesResul
                      {"t": tenant_id})
         states = [{"t": tenant_id, "store_id": r.store_id, "metric": r.metric,
                    "model_name": r.champion.model_name, "model_version": r.model_version,
-                   "params": r.params, "fitted_through": _fitted_through(r), "run_id": run_id}
-                  for r in results if r.params]
+                   "params": r.params, "fitted_through": _fitted_through(r), "run_id": run_id,
+                   "band_edges": ({str(level): list(edge) for level, edge in r.band_edges.items()}
+                                  if r.band_edges else None)}
+                  for r in results if r.params or r.band_edges]
         if states:
             conn.execute(_MODEL_STATE_INSERT, states)
     return sum(len(f) for f in forecasts)

@@ -59,7 +59,8 @@ def test_forecast_and_anomaly_assets(warehouse):
     sundays = forecasts[__import__("pandas").to_datetime(forecasts.ds).dt.day_of_week == 6]
     assert len(sundays) > 0 and sundays.is_closed_day.all() and (sundays.yhat == 0).all()
     backtests = frame(engine, "select * from ml.forecast_backtests")
-    assert set(backtests.model_name) == {"prophet", "seasonal_naive", "seasonal_median_4w"}
+    assert set(backtests.model_name) == {"prophet", "mstl", "seasonal_naive",
+                                         "seasonal_median_4w", "combination_median"}
     assert backtests.groupby(["metric", "model_name"]).fold.nunique().min() >= 3
     meta = {e.materialization.asset_key: e.materialization.metadata
             for e in first.get_asset_materialization_events()}

@@ -1,0 +1,139 @@
+"""The forecast tournament's newer parts: MSTL on the trading-day clock, the median
+combination, bands calibrated on backtest errors, metrics that survive refunds, and a cut-short
+last day detected from the data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import intervals, metrics
+from ml.backtest import COMBINATION, Champion, run_backtest
+from ml.forecasting import ModelState, SeriesTask, drop_partial_last_day, forecast_series
+from ml.models import MSTLModel, SeasonalMedian, SeasonalNaive
+from tests.test_ml_models import weekly_series
+
+FAST = {"mstl": MSTLModel, "seasonal_naive": SeasonalNaive,
+        "seasonal_median_4w": SeasonalMedian}
+
+
+def test_mstl_uses_the_stores_real_week_and_forecasts_closed_days_as_zero():
+    history = weekly_series(days=420, closed_weekday=6)  # closed on Sundays: a 6-day cycle
+    train, test = history.iloc[:-28], history.iloc[-28:]
+    model = MSTLModel().fit(train)
+    assert model.season == 6
+    forecast = model.predict(test["ds"])
+    sundays = test["closed"].to_numpy(bool)
+    assert (forecast["yhat"].to_numpy()[sundays] == 0).all()
+    actual = test["y"].to_numpy(float)
+    naive = SeasonalNaive().fit(train).predict(test["ds"])
+    mstl_wape = metrics.wape(actual, forecast["yhat"].to_numpy(float))
+    assert mstl_wape < 0.15
+    assert mstl_wape < metrics.wape(actual, naive["yhat"].to_numpy(float))
+
+
+def test_combination_is_the_daily_median_of_its_members_and_is_scored_like_them():
+    history = weekly_series(days=300, closed_weekday=6, seed=3)
+    run = run_backtest(history, FAST, folds=3, horizon=28)
+    assert set(run.scores["model_name"]) == {*FAST, COMBINATION}
+    assert run.scores.groupby("model_name")["fold"].nunique().eq(3).all()
+    daily = run.daily.set_index(["model_name", "fold", "ds"])["yhat"]
+    members = np.column_stack([daily.loc[name].to_numpy()
+                               for name in ("mstl", "seasonal_median_4w")])
+    # two members: the median is their mean
+    assert np.allclose(daily.loc[COMBINATION].to_numpy(), members.mean(axis=1))
+
+
+def test_conformal_band_edges_follow_the_finite_sample_rule():
+    errors = np.arange(1, 100, dtype=float)  # 99 errors
+    edges = intervals.band_edges(errors)
+    # 95%: the ceil(100 * 0.975) = 98th smallest above, the floor(100 * 0.025) = 2nd below
+    assert edges[0.95] == (2.0, 98.0)
+    assert edges[0.80] == (10.0, 90.0)
+    assert intervals.band_edges(errors[:intervals.MIN_CALIBRATION_DAYS - 1]) is None
+
+
+def test_calibrated_bands_cover_what_they_promise_in_backtests():
+    """Over 30 series with noise the models do not know the size of, the 95% and 80% bands
+    calibrated on the other folds cover close to 95% and 80% of the held-out days."""
+    covered = []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        series = weekly_series(days=250, closed_weekday=[None, 6][seed % 2], seed=seed,
+                               level=float(rng.uniform(50, 5000)))
+        noise = rng.lognormal(0, rng.uniform(0.05, 0.35), len(series))
+        series["y"] = np.where(series["closed"], 0.0, series["y"] * noise)
+        scores = run_backtest(series, {"seasonal_median_4w": SeasonalMedian}, folds=4,
+                              horizon=28).scores
+        covered.append(scores[["coverage_80", "coverage_95"]].mean())
+    pooled = pd.DataFrame(covered).mean()
+    assert 0.93 <= pooled["coverage_95"] <= 0.97, pooled
+    assert 0.77 <= pooled["coverage_80"] <= 0.83, pooled
+
+
+def test_the_champions_forecast_carries_its_calibrated_band_and_a_refit_reuses_it():
+    history = weekly_series(days=300, closed_weekday=None, seed=7)
+    task = SeriesTask("s1", "net_revenue", history, None, horizon=14, folds=3, fold_days=28)
+    first = _forecast(task, FAST)
+    assert first.band_edges is not None
+    low, _ = first.band_edges[0.95]
+    floor = metrics.mape_floor(history["y"].to_numpy(float), history["closed"].to_numpy(bool))
+    yhat = first.forecast["yhat"].to_numpy(float)
+    expected = np.clip(yhat + low * np.maximum(yhat, floor), 0, None)
+    assert np.allclose(first.forecast["yhat_lower_95"].to_numpy(float), expected)
+    assert (first.forecast["yhat_upper_95"] >= first.forecast["yhat_upper_80"]).all()
+    # the daily refit skips the backtest: the band comes from the stored state
+    state = ModelState(first.champion.model_name, first.model_version, first.params,
+                       first.band_edges)
+    refit = _forecast(SeriesTask("s1", "net_revenue", history, None, horizon=14, folds=3,
+                                 fold_days=28, champion=first.champion, state=state), FAST)
+    assert refit.backtests.empty and refit.band_edges == first.band_edges
+    assert np.allclose(refit.forecast["yhat_lower_95"], first.forecast["yhat_lower_95"])
+
+
+def test_a_combination_champion_is_refitted_as_the_median_of_its_members():
+    history = weekly_series(days=300, closed_weekday=None, seed=11)
+    champion = Champion(COMBINATION, "chosen earlier")
+    result = _forecast(SeriesTask("s1", "orders", history, None, horizon=14, folds=3,
+                                  fold_days=28, champion=champion), FAST)
+    future = result.forecast["ds"]
+    members = [MSTLModel().fit(history).predict(future)["yhat"].to_numpy(),
+               SeasonalMedian().fit(history).predict(future)["yhat"].to_numpy()]
+    assert result.model_version.startswith(f"{COMBINATION}(")
+    assert np.allclose(result.forecast["yhat"].to_numpy(), np.median(members, axis=0))
+
+
+def test_mape_skips_days_below_the_floor_and_refund_days():
+    history = np.array([100.0, 120.0, 80.0, 0.0, 110.0])
+    closed = np.array([False, False, False, True, False])
+    assert metrics.mape_floor(history, closed) == pytest.approx(10.5)  # 10% of the median
+    actual = np.array([100.0, -40.0, 5.0, 200.0])  # a net refund day, a near-empty day
+    predicted = np.array([90.0, 100.0, 50.0, 220.0])
+    assert metrics.mape(actual, predicted, floor=10.5) == pytest.approx((0.1 + 0.1) / 2)
+    assert metrics.wape(actual, predicted) == pytest.approx((10 + 140 + 45 + 20) / 345)
+
+
+def test_a_cut_short_last_day_is_detected_from_the_data():
+    history = weekly_series(days=120, closed_weekday=None, seed=5)
+    same, dropped = drop_partial_last_day(history)
+    assert not dropped and len(same) == len(history)
+    cut = history.copy()
+    cut.loc[cut.index[-1], "y"] *= 0.3  # the export stopped at mid-morning
+    trimmed, dropped = drop_partial_last_day(cut)
+    assert dropped and len(trimmed) == len(history) - 1
+    # and the forecast then starts on the cut-short day
+    result = _forecast(SeriesTask("s1", "net_revenue", cut, None, horizon=7, folds=2,
+                                  fold_days=28), FAST)
+    assert result.partial_day_dropped
+    assert pd.Timestamp(result.forecast["ds"].iloc[0]) == pd.Timestamp(cut["ds"].iloc[-1])
+
+
+def _forecast(task: SeriesTask, factories: dict):
+    """forecast_series with a fixed set of models (the fast ones: no Prophet)."""
+    import ml.forecasting
+
+    original = ml.forecasting.model_factories
+    ml.forecasting.model_factories = lambda country_code: factories
+    try:
+        return forecast_series(task)
+    finally:
+        ml.forecasting.model_factories = original
