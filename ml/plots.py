@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import matplotlib
 
@@ -31,3 +32,14 @@ def forecast_plot(history: pd.DataFrame, forecast: pd.DataFrame, title: str,
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def save_forecast_plot(directory: Path, name: str, png: bytes, keep: int = 10) -> Path:
+    """Write the picture as ``directory/name.png`` and keep only the ``keep`` newest there:
+    asset metadata then carries a path, not the picture."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
+    path.write_bytes(png)
+    for old in sorted(directory.glob("*.png"), key=lambda p: p.stat().st_mtime)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path

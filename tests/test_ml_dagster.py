@@ -2,6 +2,7 @@
 
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -64,8 +65,16 @@ def test_forecast_and_anomaly_assets(warehouse):
     assert backtests.groupby(["metric", "model_name"]).fold.nunique().min() >= 3
     meta = {e.materialization.asset_key: e.materialization.metadata
             for e in first.get_asset_materialization_events()}
-    assert meta[AssetKey(["ml", "forecasts"])]["forecast_plot"].value.startswith(
-        "![forecast](data:image/png;base64,")
+    forecast_meta = meta[AssetKey(["ml", "forecasts"])]
+    plot = Path(forecast_meta["forecast_plot"].value)  # a path, not 100 KB of base64
+    assert plot.read_bytes().startswith(b"\x89PNG") and plot.parent.name == "northwind"
+    next_days = forecast_meta["next_days"].value  # a table shown as is
+    assert len(next_days.records) == 14
+    assert [c.name for c in next_days.schema.columns] == [
+        "day", "forecast", "80% band", "95% band", "closed"]
+    summary = forecast_meta["backtest_summary"].value
+    assert {r.data["model_name"] for r in summary.records} >= {"prophet", "mstl"}
+    assert sum(len(repr(v.value)) for v in forecast_meta.values()) < 20_000
     anomalies = frame(engine, "select anomaly_id from ml.anomalies")
     assert meta[AssetKey(["ml", "anomalies"])]["dagster/row_count"].value == len(anomalies)
 

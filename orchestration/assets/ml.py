@@ -1,6 +1,5 @@
 """Forecasts and anomalies per tenant, downstream of the daily store KPIs."""
 
-import base64
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,7 @@ from pydantic import Field
 
 from ml.anomalies import detect_tenant, plan_scan
 from ml.forecasting import forecast_tenant, store_histories
-from ml.plots import forecast_plot
+from ml.plots import forecast_plot, save_forecast_plot
 from ml.store import (
     last_anomaly_scan,
     model_states,
@@ -29,6 +28,7 @@ from ml.store import (
     write_anomalies,
     write_forecasts,
 )
+from ml.summary import backtest_summary, headline_series, next_days
 from orchestration.automation import (
     DAILY_KPIS,
     FORECAST_REFRESH,
@@ -37,8 +37,11 @@ from orchestration.automation import (
     TENANT_ML,
 )
 from orchestration.constants import DATA_SCIENCE
+from orchestration.metadata import table_metadata
 from orchestration.partitions import tenant_partitions
+from orchestration.progress import report
 from orchestration.resources import WarehouseResource
+from storepulse.settings import load_settings
 from storepulse.tenants import get_tenant
 
 # The models read the daily KPI mart; the tenant's raw sales are a dependency too so that
@@ -101,25 +104,35 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
                               workers=config.workers, known_champions=known,
                               model_states=states, today=_today(config, tenant.timezone))
     rows = write_forecasts(engine, tenant.tenant_id, results, context.run_id)
+    report(context, f"{tenant.tenant_id}: {len(results)} series forecast "
+                    f"({sum(not r.backtests.empty for r in results)} backtested)")
     backtests = pd.concat([r.backtests.assign(store_id=r.store_id, metric=r.metric)
                            for r in results if not r.backtests.empty] or [pd.DataFrame()])
     champions = pd.Series([r.champion.model_name for r in results]).value_counts()
-    summary = (backtests.groupby(["metric", "model_name"])[["wape", "mape", "coverage_95"]]
-               .mean().round(3).reset_index() if not backtests.empty else pd.DataFrame())
+    summary = backtest_summary(backtests)
     forecast_meta = {
         "series": MetadataValue.int(len(results)),
         "series_backtested": MetadataValue.int(sum(not r.backtests.empty for r in results)),
         "series_warm_started": MetadataValue.int(sum(r.warm_started for r in results)),
+        "series_partial_last_day": MetadataValue.int(sum(r.partial_day_dropped
+                                                         for r in results)),
         "dagster/row_count": MetadataValue.int(rows),
         "champions": MetadataValue.json(champions.to_dict()),
-        "backtest_summary": MetadataValue.md(summary.to_markdown(index=False)
-                                             if not summary.empty else
-                                             "no new backtests: champions of recent "
-                                             "backtests were refitted"),
+        "backtest_summary": (table_metadata(summary) if not summary.empty else
+                             MetadataValue.text("no new backtests: champions of recent "
+                                                "backtests were refitted")),
     }
-    plot = _largest_store_plot(kpis, results, tenant.tenant_id)
-    if plot:
-        forecast_meta["forecast_plot"] = MetadataValue.md(plot)
+    headline = headline_series(kpis, results)
+    if headline is not None:
+        forecast_meta["headline_series"] = MetadataValue.text(
+            f"{headline.store_id} net revenue, {headline.champion.model_name}")
+        forecast_meta["next_days"] = table_metadata(next_days(headline))
+        history = store_histories(kpis, "net_revenue")[headline.store_id]
+        png = forecast_plot(history, headline.forecast, f"{tenant.tenant_id} / "
+                            f"{headline.store_id}: net revenue, {headline.champion.model_name}")
+        plots = load_settings().home / "plots" / tenant.tenant_id
+        forecast_meta["forecast_plot"] = MetadataValue.path(
+            str(save_forecast_plot(plots, f"forecast-{context.run_id}", png)))
     yield MaterializeResult(asset_key=AssetKey(["ml", "forecasts"]), metadata=forecast_meta)
     yield MaterializeResult(asset_key=AssetKey(["ml", "forecast_backtests"]), metadata={
         "dagster/row_count": MetadataValue.int(len(backtests)),
@@ -127,20 +140,6 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
             backtests.groupby("model_name")["wape"].mean().round(4).to_dict()
             if not backtests.empty else {}),
     })
-
-
-def _largest_store_plot(kpis: pd.DataFrame, results, tenant_id: str) -> str | None:
-    if kpis.empty:
-        return None
-    largest = kpis.groupby("store_id")["net_revenue"].sum().idxmax()
-    result = next((r for r in results if r.store_id == largest and r.metric == "net_revenue"),
-                  None)
-    if result is None:
-        return None
-    history = store_histories(kpis, "net_revenue")[largest]
-    png = forecast_plot(history, result.forecast,
-                        f"{tenant_id} / {largest}: net revenue, {result.champion.model_name}")
-    return f"![forecast](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 @asset(
