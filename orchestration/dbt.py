@@ -7,7 +7,14 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MetadataValue, Output
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MetadataValue,
+    Output,
+)
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -20,6 +27,7 @@ from packaging import version
 
 from orchestration.automation import MARTS_FRESHNESS
 from orchestration.constants import ANALYTICS
+from orchestration.progress import NodeProgress
 from orchestration.project import DBT_PATHS, dbt_project
 from orchestration.resources import WarehouseResource
 from storepulse.dbt_runtime import keep_partial_parse, partial_parse_cache, run_target
@@ -110,10 +118,14 @@ def storepulse_dbt_models(context: AssetExecutionContext, dbt: StorePulseDbtCli,
     target = run_target(DBT_PATHS, context.run.run_id)
     build = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context,
                     target_path=target)
+    progress = NodeProgress(context, "dbt build")
     for event in build.stream():
         if isinstance(event, Output):
             key = context.asset_key_for_output(event.output_name)
             event = event.with_metadata({**event.metadata, **_row_count(engine, key)})
+            progress.node_done(key.to_user_string())
+        elif isinstance(event, AssetCheckResult):
+            progress.node_done(event.check_name)
         yield event
     keep_partial_parse(target, parse_state)
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, build_sensor_context
 
 from ingestion.generator import DEMO_TENANTS, generate_sample
+from orchestration.progress import PROGRESS
 from storepulse.errors import StorePulseError
 from storepulse.migrate import migrate
 from storepulse.settings import load_settings
@@ -111,6 +113,10 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
         for check in run.failed_checks:
             echo(f"    failed check: {check}", file=terminal)
 
+    # Long steps report as they go (orchestration/progress.py): dbt nodes, series forecast.
+    progress = _TerminalProgress(step)
+    PROGRESS.addHandler(progress)
+    PROGRESS.setLevel(logging.INFO)
     # The landing sensor requests each tenant's ingestion, dbt_after_ingestion the dbt build,
     # and the automation conditions each tenant's forecasts and anomalies and the dashboards.
     # dagster-dbt echoes every dbt event to stdout: keep the terminal readable.
@@ -119,6 +125,7 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
         runs = run_until_settled(defs, instance, run_config=QUIET, on_start=started_run,
                                  on_run=finished_run, op_config={"store_forecasts": {
                                      "today": (as_of + timedelta(days=1)).isoformat()}})
+    PROGRESS.removeHandler(progress)
     failed = [r for r in runs if not r.success]
 
     step(f"alerts: {_alert_once(instance)}")
@@ -138,6 +145,17 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
         raise StorePulseError(f"{len(failed)} run(s) failed: "
                               f"{', '.join(r.label for r in failed)} (see {log_path})")
     return counts
+
+
+class _TerminalProgress(logging.Handler):
+    """Progress lines of the runs, on the terminal while their other output goes to the log."""
+
+    def __init__(self, step: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.step = step
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.step(f"    {record.getMessage()}")
 
 
 def _alert_once(instance: DagsterInstance) -> str:

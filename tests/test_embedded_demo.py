@@ -9,6 +9,7 @@ Great Expectations, Dagster's resources) must accept it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "Traceback" not in done.stderr
         assert "StorePulse demo summary" in done.stdout
+        # long steps say how far they are: dbt nodes done of the total, series forecast
+        assert re.search(r"dbt build: (\d+)/\1 nodes done", done.stdout), done.stdout[-3000:]
+        assert re.search(r"\w+: \d+ series forecast \(\d+ backtested\)", done.stdout)
 
         monkeypatch.delenv("DATABASE_URL", raising=False)
         monkeypatch.setenv("STOREPULSE_HOME", str(home))
