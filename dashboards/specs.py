@@ -31,8 +31,8 @@ _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
 
 
-class SpecError(ValueError):
-    pass
+class DashboardSpecError(ValueError):
+    """A dashboard spec is invalid; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -96,32 +96,42 @@ class DashboardSpec:
 
 
 def load_specs(directory: Path = SPEC_DIR) -> list[DashboardSpec]:
-    specs = [_parse(path) for path in sorted(directory.glob("*.yaml"))]
+    paths = sorted(Path(directory).glob("*.yaml"))
+    if not paths:
+        raise DashboardSpecError(f"{directory}: no dashboard specs (*.yaml) there")
+    specs = [_parse(path) for path in paths]
     keys = [s.key for s in specs]
     if len(set(keys)) != len(keys):
-        raise SpecError(f"duplicate dashboard keys in {directory}")
+        raise DashboardSpecError(f"duplicate dashboard keys in {directory}")
     return specs
 
 
 def _parse(path: Path) -> DashboardSpec:
-    raw = yaml.safe_load(path.read_text())
     where = path.name
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DashboardSpecError(f"{where}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise DashboardSpecError(f"{where}: a dashboard spec must be a YAML mapping")
     try:
         filters = tuple(raw.get("filters", []))
         unknown = set(filters) - set(FILTERS)
         if unknown:
-            raise SpecError(f"{where}: unknown filters {sorted(unknown)}")
+            raise DashboardSpecError(f"{where}: unknown filters {sorted(unknown)}")
         if raw["audience"] not in ("tenant", "data_team"):
-            raise SpecError(f"{where}: audience must be tenant or data_team")
+            raise DashboardSpecError(f"{where}: audience must be tenant or data_team")
         cards = tuple(_card(where, c) for c in raw["cards"])
     except KeyError as exc:
-        raise SpecError(f"{where}: missing field {exc}") from exc
+        raise DashboardSpecError(f"{where}: missing field {exc}") from None
+    except (TypeError, AttributeError) as exc:  # a value of the wrong kind
+        raise DashboardSpecError(f"{where}: invalid value ({exc})") from None
     if len({c.key for c in cards}) != len(cards):
-        raise SpecError(f"{where}: duplicate card keys")
+        raise DashboardSpecError(f"{where}: duplicate card keys")
     for card in cards:
         extra = set(card.variables) - set(filters)
         if extra:
-            raise SpecError(f"{where}: card {card.key} uses filters {sorted(extra)} the "
+            raise DashboardSpecError(f"{where}: card {card.key} uses filters {sorted(extra)} the "
                             f"dashboard does not offer")
     return DashboardSpec(raw["key"], raw["name"], raw["audience"], raw.get("description", ""),
                          filters, cards)
@@ -135,12 +145,13 @@ def _card(where: str, raw: dict[str, Any]) -> CardSpec:
         metrics=tuple(raw.get("metrics", [])), scalar_field=raw.get("field"),
         columns=tuple(raw.get("columns", [])), settings=raw.get("settings", {}))
     if card.display not in DISPLAYS:
-        raise SpecError(f"{where}: card {card.key}: display {card.display!r} is not one of "
-                        f"{sorted(DISPLAYS)}")
+        raise DashboardSpecError(f"{where}: card {card.key}: display {card.display!r} is not "
+                                 f"one of {sorted(DISPLAYS)}")
     if card.position[1] + card.size[0] > GRID_WIDTH:
-        raise SpecError(f"{where}: card {card.key} is wider than the {GRID_WIDTH}-column grid")
+        raise DashboardSpecError(f"{where}: card {card.key} is wider than the "
+                                 f"{GRID_WIDTH}-column grid")
     if not card.visualized_columns:
-        raise SpecError(f"{where}: card {card.key} names no columns to show")
+        raise DashboardSpecError(f"{where}: card {card.key} names no columns to show")
     return card
 
 
@@ -155,6 +166,6 @@ def render_sql(sql: str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     text = _OPTIONAL.sub(optional, sql)
     missing = [n for n in _VARIABLE.findall(text) if values.get(n) is None]
     if missing:
-        raise SpecError(f"required filters without a value: {missing}")
+        raise DashboardSpecError(f"required filters without a value: {missing}")
     params = {n: values[n] for n in set(_VARIABLE.findall(text))}
     return _VARIABLE.sub(lambda m: f":{m.group(1)}", text), params

@@ -478,14 +478,21 @@ def dashboards() -> None:
 @click.option("--setup", is_flag=True,
               help="First wait for Metabase and complete its first-time setup (creates the "
                    "admin from METABASE_ADMIN_*) if nobody has yet.")
-def dashboards_sync(tenant_id: str | None, dry_run: bool, prune: bool, setup: bool) -> None:
+@click.option("--specs", "specs_dir", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of dashboard specs (default: the shipped dashboards/specs).")
+def dashboards_sync(tenant_id: str | None, dry_run: bool, prune: bool, setup: bool,
+                    specs_dir: Path | None) -> None:
     """Create or update each tenant's Metabase connection, collection, group, permissions and
     dashboards (and the data team's), idempotently. Needs METABASE_URL,
     METABASE_ADMIN_EMAIL, METABASE_ADMIN_PASSWORD and METABASE_TENANT_DB_SECRET."""
+    from dashboards.specs import SPEC_DIR, load_specs
     from storepulse.dashboards_sync import sync_dashboards
     from storepulse.settings import load_metabase_settings
     from storepulse.warehouse import resolve_database_url
 
+    specs_dir = specs_dir or SPEC_DIR
+    load_specs(specs_dir)  # a broken spec is reported before Metabase is even asked
     settings = load_metabase_settings()
     if settings is None:
         raise StorePulseError("METABASE_URL is not set: nothing to sync dashboards to")
@@ -496,7 +503,7 @@ def dashboards_sync(tenant_id: str | None, dry_run: bool, prune: bool, setup: bo
         if complete_setup(settings.url, settings.admin_email, settings.admin_password):
             click.echo(f"Metabase set up with admin {settings.admin_email}")
     report = sync_dashboards(_engine(), resolve_database_url(), settings, tenant_id,
-                             dry_run=dry_run, prune=prune)
+                             dry_run=dry_run, prune=prune, specs_dir=specs_dir)
     verb = "would " if dry_run else ""
     for action in report.actions:
         click.echo(f"{verb}{action}")
@@ -539,12 +546,13 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 
 def main() -> None:
     from dashboards.provision import MetabaseError
+    from dashboards.specs import DashboardSpecError
     from ingestion.loader import IngestError
     from ingestion.spec import SpecError
 
     try:
         cli(standalone_mode=True)
-    except (StorePulseError, IngestError, SpecError, MetabaseError) as exc:
+    except (StorePulseError, IngestError, SpecError, DashboardSpecError, MetabaseError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
     except Exception as exc:

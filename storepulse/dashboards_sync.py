@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from pathlib import Path
 
 from sqlalchemy.engine import URL, Engine
 
@@ -15,7 +16,7 @@ from dashboards.provision import (
     Space,
     SyncReport,
 )
-from dashboards.specs import load_specs
+from dashboards.specs import SPEC_DIR, load_specs
 from storepulse.errors import StorePulseError
 from storepulse.settings import MetabaseSettings
 from storepulse.tenants import (
@@ -33,7 +34,8 @@ def tenant_db_password(secret: str, tenant_id: str) -> str:
 
 def sync_dashboards(engine: Engine, warehouse: URL, settings: MetabaseSettings,
                     tenant_id: str | None = None, dry_run: bool = False,
-                    prune: bool = False) -> SyncReport:
+                    prune: bool = False, specs_dir: Path = SPEC_DIR) -> SyncReport:
+    specs = load_specs(specs_dir)  # a broken spec stops the sync before anything changes
     tenants = [t for t in list_tenants(engine) if tenant_id in (None, t.tenant_id)]
     if tenant_id and not tenants:
         raise StorePulseError(f"tenant '{tenant_id}' is not registered")
@@ -56,4 +58,4 @@ def sync_dashboards(engine: Engine, warehouse: URL, settings: MetabaseSettings,
         spaces.append(Space(DATA_TEAM_SPACE, "Data team", Connection(
             "StorePulse platform", host, port, warehouse.database, warehouse.username or "",
             warehouse.password or "")))
-    return Provisioner(api, load_specs()).sync(spaces, prune=prune)
+    return Provisioner(api, specs).sync(spaces, prune=prune)

@@ -198,6 +198,18 @@ def test_ordinary_mistakes_get_one_line_and_no_traceback(database_env, engine, a
     assert "Traceback" not in done.stderr
 
 
+def test_a_broken_dashboard_spec_is_one_line_before_metabase_is_asked(tmp_path):
+    (tmp_path / "sales.yaml").write_text("key: sales\nname: Sales\naudience: everyone\n"
+                                         "cards: []\n")
+    done = _storepulse("dashboards", "sync", "--specs", str(tmp_path), "--dry-run",
+                       env={"METABASE_URL": ""})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "error: sales.yaml: audience must be tenant or data_team"
+    (tmp_path / "sales.yaml").write_text("- not\n- a mapping\n")
+    done = _storepulse("dashboards", "sync", "--specs", str(tmp_path), "--dry-run")
+    assert done.stderr.strip() == "error: sales.yaml: a dashboard spec must be a YAML mapping"
+
+
 def test_a_warehouse_not_migrated_says_to_migrate(server_url):
     from tests.conftest import create_database, drop_database
 
