@@ -373,3 +373,61 @@ def _write_jsonl(path: Path, chunk: pd.DataFrame) -> None:
 
 def load_ground_truth(root: Path) -> pd.DataFrame:
     return pd.read_csv(Path(root) / "ground_truth.csv", parse_dates=["start", "end"])
+
+
+# ------------------------------------------------------------------ forecasting test series
+SERIES_SHAPES = ("steady", "trend_break", "six_day_week", "holidays", "promotions",
+                 "low_volume", "intermittent", "refund_days", "level_shift", "growth")
+
+
+def daily_store_series(count: int = 50, seed: int = 0, days: int = 730,
+                       end_date: date = END_DATE) -> list[tuple[str, pd.DataFrame]]:
+    """``count`` daily net-revenue series of stores of different shapes (cycling through
+    SERIES_SHAPES, each drawn with its own level, week and noise), deterministic for a seed:
+    what forecast defaults are chosen on besides real data (bench/forecast_tournament.py).
+    Each is (name, frame with ds, y, closed)."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(end=pd.Timestamp(end_date), periods=days, freq="D")
+    doy = ds.day_of_year.to_numpy()
+    t = np.arange(days)
+    out = []
+    for i in range(count):
+        shape = SERIES_SHAPES[i % len(SERIES_SHAPES)]
+        level = float(rng.lognormal(np.log(2000), 0.8))
+        weekly = rng.uniform(0.7, 1.5, 7)
+        yearly = 1 + rng.uniform(0.05, 0.3) * np.cos(2 * np.pi * (doy - rng.integers(300, 366))
+                                                     / 365.25)
+        trend = 1 + rng.uniform(-0.05, 0.15) * t / 365
+        noise = rng.lognormal(0, rng.uniform(0.05, 0.25), days)
+        closed = np.zeros(days, dtype=bool)
+        multiplier = np.ones(days)
+        if shape == "six_day_week" or (shape == "holidays" and i % 2):
+            closed |= ds.day_of_week.to_numpy() == int(rng.integers(0, 7))
+        if shape == "holidays":
+            closed |= np.isin(ds.strftime("%m-%d"), ["12-25", "12-26", "01-01"])
+            multiplier *= np.where(np.isin(ds.strftime("%m-%d"), ["12-23", "12-24"]), 1.8, 1.0)
+        if shape == "trend_break":
+            at = int(rng.integers(days // 3, 2 * days // 3))
+            trend = np.where(t < at, trend, trend[at] * (1 + rng.uniform(-0.6, 0.6)
+                                                         * (t - at) / 365))
+        if shape == "level_shift":
+            at = int(rng.integers(days // 2, days - 60))
+            multiplier *= np.where(t < at, 1.0, rng.uniform(0.5, 1.6))
+        if shape == "promotions":
+            starts = rng.choice(days - 7, size=12, replace=False)
+            for start in starts:
+                multiplier[start:start + int(rng.integers(2, 7))] *= rng.uniform(1.3, 2.2)
+        if shape == "growth":
+            trend = np.exp(rng.uniform(0.2, 0.7) * t / 365)
+        y = level * weekly[ds.day_of_week] * yearly * trend * noise * multiplier
+        if shape == "low_volume":
+            y = rng.poisson(np.maximum(y / level * rng.uniform(2, 8), 0)).astype(float) \
+                * rng.uniform(10, 40)
+        if shape == "intermittent":
+            y = np.where(rng.random(days) < 0.45, 0.0, y / 10)
+        if shape == "refund_days":
+            refunds = rng.random(days) < 0.02
+            y = np.where(refunds, -y * rng.uniform(0.1, 0.5, days), y)
+        y = np.where(closed, 0.0, np.round(y, 2))
+        out.append((f"{shape}_{i:02d}", pd.DataFrame({"ds": ds, "y": y, "closed": closed})))
+    return out

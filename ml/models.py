@@ -167,6 +167,8 @@ class ProphetModel:
 
     name = "prophet"
     version = PROPHET_VERSION
+    seasonality_mode = "multiplicative"
+    changepoint_prior_scale = 0.5
 
     def __init__(self, country_code: str | None = None, uncertainty_samples: int = 100,
                  seed: int = 0, init: dict[str, float | list[float]] | None = None) -> None:
@@ -190,8 +192,8 @@ class ProphetModel:
             weekly_seasonality=True,
             yearly_seasonality=span_days >= 700,
             daily_seasonality=False,
-            seasonality_mode="multiplicative",
-            changepoint_prior_scale=0.5,
+            seasonality_mode=self.seasonality_mode,
+            changepoint_prior_scale=self.changepoint_prior_scale,
             interval_width=0.95,
             uncertainty_samples=self.uncertainty_samples,
         )
@@ -349,20 +351,21 @@ def _clip_outliers(y: pd.Series, k: float = 4.0) -> np.ndarray:
     return y.clip(lower=lower, upper=upper).to_numpy(float)
 
 
-class MSTLModel:
-    """statsforecast's MSTL on the trading-day series: the days a store trades, in order,
+class TradingDayModel:
+    """A statsforecast model on the trading-day series: the days a store trades, in order,
     with the store's real week as the season (a shop that closes on Sundays has a 6-day
-    cycle once its closed days are dropped), and the trend carried by an AutoETS without
-    seasonality. Fits in a few tens of milliseconds. Its own bands are replaced by calibrated
-    ones (``ml.intervals``) wherever it is used."""
+    cycle once its closed days are dropped; keeping them as zeros hurts every such model).
+    Its own bands are replaced by calibrated ones (``ml.intervals``) wherever it is used.
+    Subclasses say which statsforecast model to fit."""
 
-    name = "mstl"
-    version = "statsforecast-mstl-ets-v1"
+    name = "trading_day"
+    version = "v1"
     params = None
 
-    def fit(self, history: pd.DataFrame) -> MSTLModel:
-        from statsforecast.models import MSTL, AutoETS
+    def _model(self, season: int):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
 
+    def fit(self, history: pd.DataFrame) -> TradingDayModel:
         self.rule = ClosedDayRule.learn(history)
         self.last_day = pd.to_datetime(history["ds"]).max()
         self.season = 7 - len(self.rule.weekdays)
@@ -377,8 +380,7 @@ class MSTLModel:
         if self.flat:
             self.level = float(np.mean(y)) if len(y) else 0.0
             return self
-        self.model = MSTL(season_length=self.season,
-                          trend_forecaster=AutoETS(model="ZZN")).fit(y)
+        self.model = self._model(self.season).fit(y)
         return self
 
     def _off_weekday(self, dates: pd.Series) -> np.ndarray:
@@ -402,12 +404,69 @@ class MSTLModel:
         for column, key in (("yhat", "mean"), ("yhat_lower_80", "lo-80"),
                             ("yhat_upper_80", "hi-80"), ("yhat_lower_95", "lo-95"),
                             ("yhat_upper_95", "hi-95")):
-            values = np.asarray(path[key], dtype=float)
+            values = np.asarray(path.get(key, path["mean"]), dtype=float)
             frame[column] = np.where(usable, values[np.clip(index, 0, None)], 0.0)
         return _finish(frame, closed | ~usable)
 
 
-ModelFactory = Callable[..., "SeasonalNaive | ProphetModel | MSTLModel"]
+class MSTLModel(TradingDayModel):
+    """MSTL: the week's pattern by STL, the trend by an AutoETS without seasonality.
+    A few tens of milliseconds per fit."""
+
+    name = "mstl"
+    version = "statsforecast-mstl-ets-v1"
+
+    def _model(self, season: int):
+        from statsforecast.models import MSTL, AutoETS
+
+        return MSTL(season_length=season, trend_forecaster=AutoETS(model="ZZN"))
+
+
+class AutoETSModel(TradingDayModel):
+    name = "autoets"
+    version = "statsforecast-autoets-v1"
+
+    def _model(self, season: int):
+        from statsforecast.models import AutoETS
+
+        return AutoETS(season_length=season)
+
+
+class AutoThetaModel(TradingDayModel):
+    name = "autotheta"
+    version = "statsforecast-autotheta-v1"
+
+    def _model(self, season: int):
+        from statsforecast.models import AutoTheta
+
+        return AutoTheta(season_length=season)
+
+
+class AutoARIMAModel(TradingDayModel):
+    """AutoARIMA with the stepwise search's usual bounds and the approximation on: the full
+    search took 3-8 s a fit."""
+
+    name = "autoarima"
+    version = "statsforecast-autoarima-approx-v1"
+
+    def _model(self, season: int):
+        from statsforecast.models import AutoARIMA
+
+        return AutoARIMA(season_length=season, approximation=True, max_p=3, max_q=3,
+                         max_P=1, max_Q=1)
+
+
+class DefaultProphetModel(ProphetModel):
+    """Prophet as it comes (additive seasonality, changepoint prior 0.05), for comparison
+    with the variant tuned on UCI."""
+
+    name = "prophet_default"
+    version = "prophet-default-v1"
+    seasonality_mode = "additive"
+    changepoint_prior_scale = 0.05
+
+
+ModelFactory = Callable[..., "SeasonalNaive | ProphetModel | TradingDayModel"]
 
 
 def model_factories(country_code: str | None) -> dict[str, ModelFactory]:
@@ -417,6 +476,19 @@ def model_factories(country_code: str | None) -> dict[str, ModelFactory]:
         "mstl": MSTLModel,
         "seasonal_naive": SeasonalNaive,
         "seasonal_median_4w": SeasonalMedian,
+    }
+
+
+def tournament_factories(country_code: str | None) -> dict[str, ModelFactory]:
+    """Every candidate, for the offline tournament that chose the defaults above
+    (bench/forecast_tournament.py): the production set plus the peers it was measured
+    against."""
+    return {
+        **model_factories(country_code),
+        "prophet_default": lambda init=None: DefaultProphetModel(country_code, init=init),
+        "autoets": AutoETSModel,
+        "autotheta": AutoThetaModel,
+        "autoarima": AutoARIMAModel,
     }
 
 

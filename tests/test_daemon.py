@@ -169,8 +169,10 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
             _wait_for("the good batch in the marts", lambda: scalar(
                 engine, "select max(day) from marts.mart_daily_store_kpis where "
                         "tenant_id = :t", t=tenant) == good_day, daemon, log, deadline)
+            # Five orders are far below a usual day: the platform takes the day as cut
+            # short (an export taken mid-day), leaves it out of fitting and forecasts it.
             _wait_for("forecasts refreshed from it", lambda: scalar(
                 engine, "select min(ds) from ml.forecasts where tenant_id = :t",
-                t=tenant) == good_day + timedelta(days=1), daemon, log, deadline)
+                t=tenant) == good_day, daemon, log, deadline)
         finally:
             stop_process_group(daemon)
