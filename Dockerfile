@@ -4,7 +4,7 @@ COPY . .
 # Everything StorePulse writes at run time lives here; the dbt manifest is parsed at build time
 # so no container parses it at start-up.
 ENV STOREPULSE_HOME=/opt/storepulse/home
-RUN pip install --no-cache-dir . && python -m storepulse.dbt_runtime
+RUN pip install --no-cache-dir '.[celery]' && python -m storepulse.dbt_runtime
 RUN mkdir -p /opt/dagster/dagster_home /opt/dagster/compute_logs /opt/storepulse/landing \
     && cp docker/dagster.yaml /opt/dagster/dagster_home/dagster.yaml \
     && useradd --system --uid 10001 --home-dir /opt/storepulse storepulse \

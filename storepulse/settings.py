@@ -99,9 +99,21 @@ class ExecutorSettings:
 
     kind: str = "in_process"
     max_concurrent: int | None = None  # multiprocess: processes per run (default: CPU count)
+    # celery: where steps are queued and results come back (RabbitMQ by default; a redis://
+    # URL works as well)
+    celery_broker: str = "pyamqp://guest@127.0.0.1:5672//"
+    celery_backend: str = "rpc://"
+    celery_queue: str = "dagster"  # the queue steps go to, and workers listen on (-q)
 
 
 def load_executor_settings() -> ExecutorSettings:
     concurrent = os.environ.get("STOREPULSE_MAX_CONCURRENT")
+    defaults = ExecutorSettings()
     return ExecutorSettings(kind=os.environ.get("STOREPULSE_EXECUTOR", "in_process"),
-                            max_concurrent=int(concurrent) if concurrent else None)
+                            max_concurrent=int(concurrent) if concurrent else None,
+                            celery_broker=os.environ.get("STOREPULSE_CELERY_BROKER",
+                                                         defaults.celery_broker),
+                            celery_backend=os.environ.get("STOREPULSE_CELERY_BACKEND",
+                                                          defaults.celery_backend),
+                            celery_queue=os.environ.get("STOREPULSE_CELERY_QUEUE",
+                                                        defaults.celery_queue))

@@ -119,3 +119,46 @@ def test_run_logs_are_on_a_volume_both_dagster_services_mount():
     compose = _compose()
     mounts = [m.split(":") for m in compose["x-storepulse"]["volumes"]]
     assert any(target == base_dir and volume in compose["volumes"] for volume, target in mounts)
+
+
+def test_compose_runs_steps_on_celery_workers_through_a_broker():
+    compose = _compose()
+    services, env = compose["services"], _env_example()
+    shared = compose["x-storepulse"]["environment"]
+    assert shared["STOREPULSE_EXECUTOR"] == "celery"
+    assert "@rabbitmq:5672" in shared["STOREPULSE_CELERY_BROKER"]
+    worker = services["celery-worker"]
+    assert worker["command"][:3] == ["dagster-celery", "worker", "start"]
+    config = worker["command"][worker["command"].index("-y") + 1]
+    assert (ROOT / config).is_file()  # the worker config the image ships
+    assert worker["restart"] == "unless-stopped" and worker["healthcheck"]["test"]
+    assert services["rabbitmq"]["healthcheck"]["test"] and "ports" not in services["rabbitmq"]
+    assert env["RABBITMQ_PASSWORD"].startswith("change-me")
+    assert "'.[celery]'" in (ROOT / "Dockerfile").read_text()  # the image has dagster-celery
+
+
+def test_the_worker_config_is_the_executors():
+    from orchestration.executors import CELERY_APP_SETTINGS
+
+    worker = yaml.safe_load((ROOT / "deploy" / "celery" / "worker.yaml").read_text())
+    config = worker["execution"]["config"]
+    assert config["broker"] == {"env": "STOREPULSE_CELERY_BROKER"}
+    assert config["config_source"] == CELERY_APP_SETTINGS
+
+
+def test_helm_values_wire_user_code_run_launcher_executor_and_tenant_limits():
+    values = yaml.safe_load((ROOT / "deploy" / "helm" / "values.yaml").read_text())
+    deployment, = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "orchestration.definitions"]
+    assert {"name": "STOREPULSE_EXECUTOR", "value": "celery"} in deployment["env"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    limits = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"][
+        "tagConcurrencyLimits"]
+    dagster_yaml = yaml.safe_load((ROOT / "docker" / "dagster.yaml").read_text())
+    compose_limits = dagster_yaml["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert {(l["key"], l["limit"]) for l in limits} == {  # noqa: E741
+        (l["key"], l["limit"]) for l in compose_limits}  # noqa: E741
+    worker, = [m for m in values["extraManifests"] if m["kind"] == "Deployment"]
+    container, = worker["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:3] == ["dagster-celery", "worker", "start"]
+    assert values["rabbitmq"]["enabled"] is True
