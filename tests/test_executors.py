@@ -1,9 +1,12 @@
 """The executor comes from configuration (STOREPULSE_EXECUTOR), not from code changes."""
 
+import re
+import sys
+
 import pytest
 from dagster import in_process_executor, multiprocess_executor
 
-from orchestration.executors import executor_for
+from orchestration.executors import celery_config, executor_for
 from storepulse.errors import StorePulseError
 from storepulse.settings import ExecutorSettings, load_executor_settings
 
@@ -23,12 +26,25 @@ def test_env_selects_and_configures(monkeypatch):
     assert executor_for(ExecutorSettings("in_process")) is in_process_executor
 
 
-def test_cluster_executors_name_their_extra_or_load(monkeypatch):
-    for kind, extra in (("celery", "storepulse[celery]"), ("k8s", "storepulse[k8s]")):
-        try:
-            assert executor_for(ExecutorSettings(kind)).name.startswith(kind)
-        except StorePulseError as exc:
-            assert extra in str(exc)
+def test_celery_executor_is_configured_from_the_environment(monkeypatch):
+    monkeypatch.setenv("STOREPULSE_EXECUTOR", "celery")
+    monkeypatch.setenv("STOREPULSE_CELERY_BROKER", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("STOREPULSE_CELERY_QUEUE", "storepulse")
+    executor = executor_for(load_executor_settings())
+    assert executor.name == "celery"  # dagster-celery is installed by the dev install
+    config = celery_config(load_executor_settings())
+    assert config["broker"] == "redis://127.0.0.1:6379/3"
+    assert config["config_source"]["task_default_queue"] == "storepulse"
+    assert config["config_source"]["task_acks_late"] is True
+    assert config["retries"] == {"disabled": {}}
+
+
+def test_a_missing_extra_is_named(monkeypatch):
+    for module, kind, extra in (("dagster_celery", "celery", "storepulse[celery]"),
+                                ("dagster_k8s", "k8s", "storepulse[k8s]")):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+        with pytest.raises(StorePulseError, match=re.escape(extra)):
+            executor_for(ExecutorSettings(kind))
 
 
 def test_unknown_executor_is_a_clear_error():
