@@ -384,8 +384,12 @@ def quality_check(tenant_id: str) -> None:
 def quality_holds(tenant_id: str | None) -> None:
     """List files held out of the marts by a failed blocking check."""
     from quality.gate import list_holds
+    from storepulse.tenants import get_tenant
 
-    holds = list_holds(_engine(), tenant_id)
+    engine = _engine()
+    if tenant_id:
+        get_tenant(engine, tenant_id)  # an unknown tenant is a mistake, not "no held files"
+    holds = list_holds(engine, tenant_id)
     if not holds:
         click.echo("no held files")
     for hold in holds:

@@ -189,6 +189,14 @@ def _storepulse(*args: str, env: dict | None = None):
     (["generate-sample", "/tmp/never", "--scale", "-1"], "-1.0 is not in the range x>0"),
     (["generate-sample", "/tmp/never", "--scale", "0"], "0.0 is not in the range x>0"),
     (["alerts", "set", "nosuch", "--email", "a@b.test"], "tenant 'nosuch' is not registered"),
+    (["tenants", "limits", "nosuch", "--max-unit-price", "5"], "'nosuch' is not registered"),
+    (["tenants", "native-sql", "nosuch", "--on"], "'nosuch' is not registered"),
+    (["tenants", "remove", "nosuch", "--yes"], "'nosuch' is not registered"),
+    (["tenants", "add", "Bad-Slug", "--name", "x", "--timezone", "UTC", "--currency", "EUR",
+      "--country", "GB"], "tenant slug 'Bad-Slug' must be lowercase"),
+    (["forecast", "nosuch"], "'nosuch' is not registered"),
+    (["quality", "holds", "--tenant", "nosuch"], "'nosuch' is not registered"),
+    (["ingest", "/nonexistent", "--tenant", "x"], "Path '/nonexistent' does not exist"),
     (["quality", "check", "nosuch"], "tenant 'nosuch' is not registered"),
 ])
 def test_ordinary_mistakes_get_one_line_and_no_traceback(database_env, engine, args, says):
