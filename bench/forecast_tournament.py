@@ -105,7 +105,7 @@ def main() -> None:
                 ["model", "mean WAPE", "median WAPE", "mean rank", "won", "MAPE>floor",
                  "cover 80%", "cover 95%", "s/fit"],
                 [[name, f"{r.mean_wape:.1%}", f"{r.median_wape:.1%}", f"{r.mean_rank:.2f}",
-                  f"{r.series_won}", f"{r.mape_above_floor:.1%}", f"{r.coverage_80:.1%}",
+                  f"{int(r.series_won)}", f"{r.mape_above_floor:.1%}", f"{r.coverage_80:.1%}",
                   f"{r.coverage_95:.1%}",
                   "-" if pd.isna(r.seconds_per_fit) else f"{r.seconds_per_fit:.2f}"]
                  for name, r in table.iterrows()])
