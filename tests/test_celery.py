@@ -51,6 +51,10 @@ def celery_env(database_env, tmp_path, small_sample, monkeypatch):
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(instance_yaml(database_env, dagster_home))
+    # Create the instance's tables once, here: workers starting together on a fresh instance
+    # would race to create them ("type secondary_indexes already exists").
+    with DagsterInstance.from_config(str(dagster_home)):
+        pass
     env = {"DAGSTER_HOME": str(dagster_home), "STOREPULSE_LANDING": str(landing),
            "STOREPULSE_HOME": str(tmp_path / "home"), "STOREPULSE_EXECUTOR": "celery",
            "STOREPULSE_CELERY_BROKER": BROKER,
