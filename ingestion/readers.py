@@ -347,6 +347,42 @@ def _csv_chunk(table: pa.Table, line_numbers: np.ndarray, rejects: list[Reject],
                        raw_text=_csv_row_text(table, spec.delimiter), rejects=rejects)
 
 
+class _Rows:
+    """Rows read one at a time by Python (not pyarrow), gathered into RawChunks."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.names = columns
+        self._empty()
+
+    def _empty(self) -> None:
+        self.columns: dict[str, list] = {c: [] for c in self.names}
+        self.numbers: list[int] = []
+        self.texts: list[str] = []
+        self.rejects: list[Reject] = []
+
+    def add(self, line_number: int, text: str, values: dict[str, str | None]) -> None:
+        for name in self.names:
+            self.columns[name].append(values[name])
+        self.numbers.append(line_number)
+        self.texts.append(text)
+
+    @property
+    def full(self) -> bool:
+        return len(self.numbers) >= XLSX_CHUNK_ROWS
+
+    def __bool__(self) -> bool:
+        return bool(self.numbers or self.rejects)
+
+    def flush(self) -> RawChunk:
+        texts = self.texts
+        chunk = RawChunk(table=pa.table({c: pa.array(v, pa.string())
+                                         for c, v in self.columns.items()}),
+                         line_numbers=np.array(self.numbers, dtype=np.int64),
+                         raw_text=lambda i: texts[i], rejects=self.rejects)
+        self._empty()
+        return chunk
+
+
 MAX_LINES_PER_RECORD = 50
 
 
@@ -358,19 +394,7 @@ def _read_csv_records(path: Path, spec: SourceSpec, header: list[str], first_lin
     alone and reading goes on at the next line."""
     wanted = [c for c in spec.source_columns if c in header]
     positions = [header.index(c) for c in wanted]
-    columns: dict[str, list] = {c: [] for c in wanted}
-    numbers: list[int] = []
-    texts: list[str] = []
-    rejects: list[Reject] = []
-
-    def flush() -> RawChunk:
-        nonlocal columns, numbers, texts, rejects
-        kept = texts
-        chunk = RawChunk(table=pa.table({c: pa.array(v, pa.string()) for c, v in columns.items()}),
-                         line_numbers=np.array(numbers, dtype=np.int64),
-                         raw_text=lambda i: kept[i], rejects=rejects)
-        columns, numbers, texts, rejects = {c: [] for c in wanted}, [], [], []
-        return chunk
+    rows = _Rows(wanted)
 
     def parse(text: str) -> list[str] | None:
         try:
@@ -410,28 +434,27 @@ def _read_csv_records(path: Path, spec: SourceSpec, header: list[str], first_lin
                             used = extra + 1
                             break
                     if fields is None or len(fields) != len(header):
-                        rejects.append(Reject(line_no, raw.rstrip("\r\n"),
-                                              "has a quote that is not closed on its line"))
+                        rows.rejects.append(Reject(line_no, raw.rstrip("\r\n"),
+                                                   "has a quote that is not closed on its line"))
                         continue
                     raw = record
                     del pending[:used - 1]
                 if len(fields) != len(header):
-                    rejects.append(Reject(line_no, raw.rstrip("\r\n"),
-                                          f"has {len(fields)} fields where the header has "
-                                          f"{len(header)}"))
+                    rows.rejects.append(Reject(line_no, raw.rstrip("\r\n"),
+                                               f"has {len(fields)} fields where the header has "
+                                               f"{len(header)}"))
                 elif any(fields):
-                    for c, pos in zip(wanted, positions, strict=True):
-                        columns[c].append(fields[pos] or None)
-                    numbers.append(line_no)
-                    texts.append(raw.rstrip("\r\n"))
+                    rows.add(line_no, raw.rstrip("\r\n"),
+                             {c: fields[pos] or None
+                              for c, pos in zip(wanted, positions, strict=True)})
                 line_no += used - 1
-                if len(numbers) >= XLSX_CHUNK_ROWS:
-                    yield flush()
+                if rows.full:
+                    yield rows.flush()
         except UnicodeDecodeError as exc:
             raise FileRejected(f"{path.name}: line {line_no + 1}: undecodable bytes for "
                                f"encoding {spec.encoding} ({exc.reason})") from None
-    if numbers or rejects:
-        yield flush()
+    if rows:
+        yield rows.flush()
 
 
 def _all_null(table: pa.Table) -> pa.BooleanArray | None:
@@ -475,19 +498,7 @@ def _read_text_columns(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     slices = {c: slice(spec.fixed_width[c][0] - 1, spec.fixed_width[c][1]) for c in wanted} \
         if fixed else {}
     positions = {c: header.index(c) for c in wanted}
-    columns: dict[str, list] = {c: [] for c in wanted}
-    numbers: list[int] = []
-    texts: list[str] = []
-    rejects: list[Reject] = []
-
-    def flush() -> RawChunk:
-        nonlocal columns, numbers, texts, rejects
-        kept = texts
-        chunk = RawChunk(table=pa.table({c: pa.array(v, pa.string()) for c, v in columns.items()}),
-                         line_numbers=np.array(numbers, dtype=np.int64),
-                         raw_text=lambda i: kept[i], rejects=rejects)
-        columns, numbers, texts, rejects = {c: [] for c in wanted}, [], [], []
-        return chunk
+    rows = _Rows(wanted)
 
     line_no = 0
     with _open_bytes(path) as fh:
@@ -499,25 +510,23 @@ def _read_text_columns(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                 if line_no <= spec.header_line or not line.strip():
                     continue
                 if fixed:
-                    for c, cut in slices.items():
-                        columns[c].append(line[cut].strip() or None)
+                    values = {c: line[cut].strip() or None for c, cut in slices.items()}
                 else:
                     fields = line.split()
                     if len(fields) != len(header):
-                        rejects.append(Reject(line_no, line, f"has {len(fields)} fields where "
-                                                             f"the header has {len(header)}"))
+                        rows.rejects.append(Reject(line_no, line, f"has {len(fields)} fields "
+                                                                  f"where the header has "
+                                                                  f"{len(header)}"))
                         continue
-                    for c, pos in positions.items():
-                        columns[c].append(fields[pos])
-                numbers.append(line_no)
-                texts.append(line)
-                if len(numbers) >= XLSX_CHUNK_ROWS:
-                    yield flush()
+                    values = {c: fields[pos] for c, pos in positions.items()}
+                rows.add(line_no, line, values)
+                if rows.full:
+                    yield rows.flush()
         except UnicodeDecodeError as exc:
             raise FileRejected(f"{path.name}: line {line_no + 1}: undecodable bytes for "
                                f"encoding {spec.encoding} ({exc.reason})") from None
-    if numbers or rejects:
-        yield flush()
+    if rows:
+        yield rows.flush()
     elif line_no <= spec.header_line:
         raise FileRejected(f"{path.name}: empty file (no data lines)")
 
