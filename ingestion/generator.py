@@ -51,7 +51,7 @@ class TenantProfile:
 class PlantedAnomaly:
     tenant_id: str
     store_id: str
-    kind: str  # outage | spike | decline
+    kind: str  # outage | spike | drop | decline
     start: date
     end: date
     factor: float
@@ -129,6 +129,35 @@ def _anomaly_multiplier(anomalies: list[PlantedAnomaly], store: str, days: pd.Da
                 if a.start <= d <= a.end:
                     mult[i] *= a.factor
     return mult
+
+
+def plant_into_daily_kpis(kpis: pd.DataFrame, anomalies: list[PlantedAnomaly]
+                          ) -> pd.DataFrame:
+    """Daily store KPIs (``mart_daily_store_kpis`` rows) with events planted, to score a
+    detector on a real history: an outage sells nothing; a spike multiplies the day's
+    quantities by ``factor`` (revenue and basket size, not the number of orders); a drop keeps
+    ``factor`` of the orders on each of its days; a decline slides to ``factor`` over its
+    first ten days and holds."""
+    planted = kpis.copy()
+    days = pd.to_datetime(planted["day"])
+    for store_id, rows in planted.groupby("store_id").groups.items():
+        store_days = pd.DatetimeIndex(days[rows])
+        events = [a for a in anomalies if a.store_id == store_id]
+        trading = ~planted.loc[rows, "is_closed_day"].astype(bool).to_numpy()
+        for event in events:
+            inside = (store_days.date >= event.start) & (store_days.date <= event.end) & trading
+            at = rows[inside]
+            if event.kind == "outage":
+                planted.loc[at, ["net_revenue", "orders", "returns_amount"]] = 0
+                planted.loc[at, "avg_order_value"] = np.nan
+                planted.loc[at, "is_closed_day"] = True
+            elif event.kind == "spike":
+                planted.loc[at, ["net_revenue", "avg_order_value"]] *= event.factor
+            else:
+                mult = _anomaly_multiplier([event], store_id, store_days)[inside]
+                planted.loc[at, "net_revenue"] *= mult
+                planted.loc[at, "orders"] = (planted.loc[at, "orders"] * mult).round()
+    return planted
 
 
 def _catalog(profile: TenantProfile, rng: np.random.Generator) -> pd.DataFrame:

@@ -144,5 +144,27 @@ def tenant_warehouse(server: URL, landing: Path, tenant_ids: tuple[str, ...], se
     return url, engine, roles
 
 
+@pytest.fixture(scope="session")
+def uci_marts(server_url: URL) -> Iterator[sa.Engine]:
+    """The UCI export loaded and built through dbt, once per session (two modules read it)."""
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+    from storepulse.tenants import Tenant, add_tenant
+    from tests.dbt_helpers import run_dbt
+    from tests.ingestion_helpers import publish
+
+    url = create_database(server_url)
+    engine = get_engine(url)
+    migrate(engine)
+    add_tenant(engine, Tenant("uci", "UCI Online Retail", "Europe/London", "GBP", "GB"))
+    load_file(engine, UCI_CSV, "uci", shipped_specs()["uci_online_retail_csv"])
+    publish(engine)
+    run_dbt(url, "build")
+    try:
+        yield engine
+    finally:
+        drop_database(url)
+
+
 def uci_available() -> bool:
     return UCI_CSV.exists()

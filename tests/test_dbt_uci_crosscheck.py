@@ -5,35 +5,12 @@ import math
 import pandas as pd
 import pytest
 
-from ingestion.loader import load_file
-from ingestion.spec import shipped_specs
-from storepulse.tenants import Tenant, add_tenant
 from tests.conftest import UCI_CSV
-from tests.dbt_helpers import DBT_PATHS, frame, run_dbt
-from tests.ingestion_helpers import publish
+from tests.dbt_helpers import DBT_PATHS, frame
 
 SEGMENT_MAP = DBT_PATHS.project_dir / "seeds" / "rfm_segment_map.csv"
 
 pytestmark = pytest.mark.skipif(not UCI_CSV.exists(), reason="shared UCI data not present")
-
-
-@pytest.fixture(scope="module")
-def uci_marts(server_url):
-    from storepulse.migrate import migrate
-    from storepulse.warehouse import get_engine
-    from tests.conftest import create_database, drop_database
-
-    url = create_database(server_url)
-    engine = get_engine(url)
-    migrate(engine)
-    add_tenant(engine, Tenant("uci", "UCI Online Retail", "Europe/London", "GBP", "GB"))
-    load_file(engine, UCI_CSV, "uci", shipped_specs()["uci_online_retail_csv"])
-    publish(engine)
-    run_dbt(url, "build")
-    try:
-        yield engine
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -122,3 +122,63 @@ def test_isolation_forest_flags_an_odd_mix_as_sklearn_would():
     again = detect_combinations(features, already={("S1", features.loc[700, "day"])},
                                 tenant_id="t1")
     assert features.loc[700, "day"] not in {row["day"] for row in again}
+
+
+def test_public_holidays_are_never_outages_but_other_closures_are():
+    frame = store_days(days=400, seed=3)  # 2025-01-06 .. 2026-02-09, Sundays closed
+    days = pd.to_datetime(frame["day"])
+    closures = pd.to_datetime(["2025-04-18", "2025-04-21", "2025-08-25",  # Good Friday,
+                               "2025-06-11"])  # Easter Monday, August bank holiday; a Wednesday
+    shut = days.isin(closures)
+    frame.loc[shut, ["net_revenue", "orders", "returns_amount"]] = 0
+    frame.loc[shut, "is_closed_day"] = True
+    without_calendar = detect_tenant(frame, "t1", "GBP")
+    flagged = set(pd.to_datetime(without_calendar["day"]))
+    assert set(closures) <= flagged  # no calendar: every closure reads as an outage
+    found = detect_tenant(frame, "t1", "GBP", country_code="GB")
+    by_day = found.assign(day=pd.to_datetime(found["day"]))
+    assert by_day[by_day["day"].isin(closures[:3])].empty
+    assert by_day.loc[by_day["day"] == closures[3], "severity"].tolist() == ["critical"]
+
+
+def test_a_sustained_drop_is_one_anomaly_naming_its_length_and_a_rise_is_low():
+    frame = store_days(days=300, seed=4)
+    days = pd.to_datetime(frame["day"])
+    drop = days.between("2025-06-02", "2025-06-08") & ~frame["is_closed_day"]  # Mon..Sat
+    frame.loc[drop, ["net_revenue", "orders"]] = (frame.loc[drop, ["net_revenue", "orders"]]
+                                                  * 0.4).round()
+    rise = days.between("2025-09-01", "2025-09-06")
+    frame.loc[rise, ["net_revenue", "orders"]] = (frame.loc[rise, ["net_revenue", "orders"]]
+                                                  * 1.7).round()
+    found = detect_tenant(frame, "t1", "GBP")
+    shifts = found[found["detector"] == "level_shift"].assign(day=lambda f: pd.to_datetime(
+        f["day"]))
+    assert len(shifts) == 2
+    down, up = shifts.sort_values("day").itertuples()
+    assert down.day == pd.Timestamp("2025-06-04")  # seen on the third trading day
+    assert "below normal for 6 trading days from Mon 2 Jun" in down.explanation
+    assert down.severity in ("medium", "high")
+    assert up.day == pd.Timestamp("2025-09-03") and "above normal" in up.explanation
+    assert up.severity == "low"
+
+
+def test_a_small_stores_quiet_days_are_no_level_shift():
+    frame = store_days(days=300, seed=6, orders_per_day=4.0)
+    days = pd.to_datetime(frame["day"])
+    quiet = days.between("2025-06-02", "2025-06-04")
+    frame.loc[quiet, ["net_revenue", "orders"]] = (frame.loc[quiet, ["net_revenue", "orders"]]
+                                                   * 0.5).round()
+    found = detect_tenant(frame, "t1", "GBP")
+    assert not found["detector"].eq("level_shift").any()
+    busy = store_days(days=300, seed=6, orders_per_day=60.0)
+    busy.loc[quiet, ["net_revenue", "orders"]] = (busy.loc[quiet, ["net_revenue", "orders"]]
+                                                  * 0.5).round()
+    assert detect_tenant(busy, "t1", "GBP")["detector"].eq("level_shift").any()
+
+
+@pytest.mark.parametrize(("returns", "usual_revenue", "level"), [
+    (2500, 2400, "critical"), (1300, 2400, "high"), (900, 2400, "medium"), (650, 2400, "low")])
+def test_returns_severity_follows_the_money_taken_back(returns, usual_revenue, level):
+    from ml.anomalies import returns_severity
+
+    assert returns_severity(returns, usual_revenue) == level

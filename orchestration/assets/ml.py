@@ -163,7 +163,7 @@ def store_anomalies(context: AssetExecutionContext, config: AnomalyConfig,
                          datetime.now(UTC), force_full=config.full_history)
         kpis = read_daily_kpis(conn, tenant.tenant_id, since=plan.kpis_from)
     anomalies = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
-                              report_from=plan.report_from)
+                              report_from=plan.report_from, country_code=tenant.country_code)
     written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id)
     if not kpis.empty:
         record_anomaly_scan(engine, tenant.tenant_id, max(kpis["day"]), plan.full)

@@ -1,0 +1,41 @@
+"""Public holidays of a tenant's country: days whose sales no weekday baseline describes."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+
+import holidays as holidays_lib
+from dateutil.easter import easter
+
+
+@lru_cache(maxsize=64)
+def public_holidays(country_code: str, years: tuple[int, ...]) -> dict[date, str]:
+    """The country's public holidays in those years, by date.
+
+    The national calendar, plus the days most of the country's regions observe (England, Wales
+    and Northern Ireland have Easter Monday and the August bank holiday; the national GB
+    calendar has neither), plus Easter Sunday wherever Good Friday or Easter Monday is a
+    holiday: shops that close for Easter close for the whole of it. An unknown country has
+    none, so every day is judged as usual.
+    """
+    try:
+        national = holidays_lib.country_holidays(country_code, years=list(years))
+    except NotImplementedError:
+        return {}
+    days: dict[date, str] = dict(national.items())
+    regions = national.subdivisions
+    if regions:
+        observed: dict[date, list[str]] = {}
+        for region in regions:
+            for day, name in holidays_lib.country_holidays(country_code, subdiv=region,
+                                                           years=list(years)).items():
+                observed.setdefault(day, []).append(name)
+        for day, names in observed.items():
+            if len(names) * 2 > len(regions):
+                days.setdefault(day, names[0])
+    for year in years:
+        sunday = easter(year)
+        if sunday - timedelta(days=2) in days or sunday + timedelta(days=1) in days:
+            days.setdefault(sunday, "Easter Sunday")
+    return days
