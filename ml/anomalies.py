@@ -79,7 +79,7 @@ SHIFT_DAYS = 3
 SHIFT_DEVIATION = 0.40
 SHIFT_CHANCE = 1e-4
 SHIFT_FORGOTTEN_DAYS = 20  # a drop up to four weeks long leaves the baselines
-MIN_SPREADS = 3.5
+BAND_HALF_WIDTH_SPREADS = 3.5  # the normal band shown beside a flagged value
 SPREAD_FLOOR = 0.10
 CURRENCY_SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥"}
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -410,8 +410,8 @@ def _anomaly(tenant_id: str, store_id: str, day: pd.Timestamp, kpi: str, actual:
         "anomaly_id": anomaly_id(tenant_id, store_id, day, kpi, "seasonal_baseline"),
         "store_id": store_id, "day": day.date(), "kpi": kpi, "detector": "seasonal_baseline",
         "actual": float(actual), "expected": float(expected),
-        "lower_bound": float(max(expected - MIN_SPREADS * spread, 0)),
-        "upper_bound": float(expected + MIN_SPREADS * spread),
+        "lower_bound": float(max(expected - BAND_HALF_WIDTH_SPREADS * spread, 0)),
+        "upper_bound": float(expected + BAND_HALF_WIDTH_SPREADS * spread),
         "score": float((actual - expected) / spread),
         "severity": severity(actual, expected, outage),
         "explanation": explain(kpi, actual, expected, day, currency, outage),

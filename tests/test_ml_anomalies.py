@@ -76,10 +76,17 @@ def test_planted_outage_spike_and_decline_are_found_with_stable_ids():
 
 def test_closed_days_are_not_outages_and_quiet_data_is_quiet():
     frame = store_days(seed=5)
+    quiet = detect_tenant(frame, "t1", "GBP")
+    assert len(quiet) <= 3  # 300 ordinary days: at most a handful of flags
+    # The same days with one Wednesday shut: that closure, and no Sunday, is an outage.
+    wednesday = pd.Timestamp("2025-08-13")
+    shut = pd.to_datetime(frame["day"]) == wednesday
+    frame.loc[shut, ["net_revenue", "orders", "returns_amount"]] = 0
+    frame.loc[shut, "is_closed_day"] = True
     found = detect_tenant(frame, "t1", "GBP")
-    sundays = pd.to_datetime(found["day"]).dt.day_of_week == 6
-    assert not sundays.any()
-    assert len(found) <= 3  # 300 ordinary days: at most a handful of flags
+    outages = found[found["explanation"].str.startswith("No sales")]
+    assert pd.to_datetime(outages["day"]).tolist() == [wednesday]
+    assert not (pd.to_datetime(found["day"]).dt.day_of_week == 6).any()
 
 
 def test_scan_plan_full_first_weekly_and_on_request_else_recent():
