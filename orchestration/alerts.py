@@ -112,8 +112,19 @@ def anomaly_alert_sensor(context: SensorEvaluationContext, warehouse: WarehouseR
     context.update_cursor(str(enqueued.cursor))
     for error in report.errors:
         context.log.warning(error)
-    return SkipReason(f"{enqueued.alerts} new anomalies, {enqueued.rows} deliveries queued; "
-                      f"{report.summary()}")
+    return _outcome(context, enqueued.rows, report,
+                    f"{enqueued.alerts} new anomalies, {enqueued.rows} deliveries queued")
+
+
+def _outcome(context: SensorEvaluationContext, queued: int, report,
+             what: str) -> SkipReason | None:
+    """A tick that queued or sent something logs what it did (it requested no run, but it was
+    not skipped); only an idle tick reports a skip reason."""
+    summary = f"{what}; {report.summary()}"
+    if queued or report.messages_sent or report.rows_retrying or report.rows_failed:
+        context.log.info(summary)
+        return None
+    return SkipReason(summary)
 
 
 def _data_team(alert_channels: AlertChannelsResource) -> list[tuple[str, str]]:
@@ -187,7 +198,7 @@ def stale_data_sensor(context: SensorEvaluationContext, warehouse: WarehouseReso
             engine, stale.tenant_id, "stale_data", stale.key, "high", recipients,
             {"title": f"{stale.tenant_id}: no new sales data", "body": stale.describe(now)})
     report = alert_channels.deliver(warehouse)
-    return SkipReason(f"{queued} stale-data deliveries queued; {report.summary()}")
+    return _outcome(context, queued, report, f"{queued} stale-data deliveries queued")
 
 
 ALERT_SENSORS = [anomaly_alert_sensor, run_failure_alert_sensor, failed_check_alert_sensor,

@@ -108,7 +108,7 @@ def test_critical_anomaly_one_email_per_recipient_one_sms_and_never_again(
         engine, shop, resources, smtp, twilio):
     add_anomaly(engine, "a1")
     tick = Ticks(anomaly_alert_sensor, resources)
-    tick()
+    assert tick() is None  # it sent mail: not a skipped tick
     assert sorted(m["To"] for m in smtp.messages) == sorted(MANAGERS)
     email = smtp.messages[0]
     assert "shop" in email["Subject"] and "critical" in email["Subject"]
@@ -123,7 +123,8 @@ def test_critical_anomaly_one_email_per_recipient_one_sms_and_never_again(
     assert {d.status for d in deliveries(engine)} == {"sent"} and len(deliveries(engine)) == 3
 
     tick()
-    tick()
+    idle = tick()
+    assert idle.skip_message.startswith("0 new anomalies, 0 deliveries queued; 0 messages sent")
     assert len(smtp.messages) == 2 and len(twilio.state.messages) == 1
     assert len(deliveries(engine)) == 3
 
