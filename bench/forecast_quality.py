@@ -6,7 +6,9 @@
    trading days and a WAPE at least 10% below seasonal naive's. The same models are also scored
    on three rolling folds *before* the holdout: the evidence the configuration was chosen on.
 2. The generated sample (seed 42, the demo's): planted anomalies recalled >= 90% with
-   precision >= 85%, scored against the generator's ground truth.
+   precision >= 85%, scored against the generator's ground truth; a flag in one of the
+   generator's promotion weeks (a real sustained rise it made on purpose) counts neither
+   way.
    UCI with four events planted into its daily KPIs (outage, tripled quantities, a week with
    60% of the orders gone, a slide to a third), scored by what the planting changed; and UCI
    as it is: anomalies per store per month at each severity, none on a UK public holiday.
@@ -34,6 +36,7 @@ from ingestion.generator import (
     PlantedAnomaly,
     generate_sample,
     load_ground_truth,
+    load_promotions,
     plant_into_daily_kpis,
 )
 from ingestion.landing import ingest_tenant
@@ -124,7 +127,9 @@ def generated() -> tuple[dict, pd.DataFrame]:
                 tenant_id=p.tenant_id))
             for result in forecast_tenant(kpis, p.country_code, metrics=("net_revenue",)):
                 backtests.append(result.backtests)
-        return score_against_truth(pd.concat(found), truth), pd.concat(backtests)
+        explained = load_promotions(landing)
+        return (score_against_truth(pd.concat(found), truth, explained),
+                pd.concat(backtests))
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ The same seed gives byte-identical files. What it models, and why:
 * customers who join over time and come back (skewed loyalty), plus guests with no id;
 * returns a few days after the sale, with negative quantities;
 * planted anomalies (store outage, one-day spike, slow decline) written to ``ground_truth.csv``
-  so that detectors can be scored;
+  so that detectors can be scored, and the promotion weeks to ``promotions.csv`` (a rise a
+  detector may see there is explained, not false);
 * a handful of deliberately broken rows, so the demo shows quarantine at work.
 """
 
@@ -67,6 +68,7 @@ DEMO_TENANTS: tuple[TenantProfile, ...] = (
                   (0.9, 0.9, 1.0, 1.0, 1.15, 1.5, 0.8), "json_orders", 1.8),
 )
 
+PROMOTION_DAYS = 7
 THEMES = ("kitchen", "garden", "stationery", "toys", "apparel", "lighting", "snacks", "gifts")
 
 
@@ -201,12 +203,16 @@ def generate_sample(root: Path, seed: int = 42, scale: float = 1.0,
     root = Path(root)
     days = pd.date_range(end=pd.Timestamp(end_date), periods=history_days, freq="D")
     sample = GeneratedSample(root=root, tenants=tenants)
-    truth_rows = []
+    truth_rows, promotion_rows = [], []
     for profile in tenants:
         t_rng = np.random.default_rng([seed, sum(map(ord, profile.tenant_id))])
         anomalies = plant_anomalies(profile, days, t_rng) if len(days) >= 400 else []
         sample.anomalies.extend(anomalies)
-        lines = _tenant_lines(profile, days, anomalies, t_rng, scale, order_offset)
+        starts = _promotion_starts(days, t_rng)
+        promotion_rows.extend(
+            {"tenant_id": profile.tenant_id, "start": days[i].date(),
+             "end": days[min(i + PROMOTION_DAYS, len(days)) - 1].date()} for i in starts)
+        lines = _tenant_lines(profile, days, anomalies, t_rng, scale, order_offset, starts)
         if broken_rows and profile.source == "generic_pos_csv":
             lines = _with_broken_rows(lines, t_rng)
             sample.broken_rows += 3
@@ -215,13 +221,22 @@ def generate_sample(root: Path, seed: int = 42, scale: float = 1.0,
         truth_rows.extend(a.__dict__ for a in anomalies)
     truth = pd.DataFrame(truth_rows)
     truth.to_csv(root / "ground_truth.csv", index=False)
+    pd.DataFrame(promotion_rows, columns=["tenant_id", "start", "end"]).to_csv(
+        root / "promotions.csv", index=False)
     (root / "tenants.json").write_text(json.dumps([p.__dict__ for p in tenants], indent=2))
     return sample
 
 
+def _promotion_starts(days: pd.DatetimeIndex, rng: np.random.Generator) -> list[int]:
+    """Six week-long promotions a tenant runs in its history (a one-day batch has none)."""
+    if len(days) <= 60:
+        return []
+    return [int(start) for start in rng.choice(len(days) - 10, size=6, replace=False)]
+
+
 def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
                   anomalies: list[PlantedAnomaly], rng: np.random.Generator, scale: float,
-                  order_offset: int = 0) -> pd.DataFrame:
+                  order_offset: int = 0, promotion_starts: list[int] = ()) -> pd.DataFrame:
     years = sorted({d.year for d in days})
     country_holidays = holidays_lib.country_holidays(profile.country_code, years=years)
     day_dates = days.date
@@ -229,9 +244,8 @@ def _tenant_lines(profile: TenantProfile, days: pd.DatetimeIndex,
                        for d in day_dates]) | (np.array(profile.weekly)[days.day_of_week] == 0)
     holiday = np.array([d in country_holidays for d in day_dates])
     promo = np.zeros(len(days), dtype=bool)
-    if len(days) > 60:  # a one-day batch has no promotion calendar of its own
-        for start in rng.choice(len(days) - 10, size=6, replace=False):
-            promo[start:start + 7] = True
+    for start in promotion_starts:
+        promo[start:start + PROMOTION_DAYS] = True
     catalog = _catalog(profile, rng)
     theme_weights = rng.dirichlet(np.ones(len(THEMES)) * 2)
     # Anchor pairs: buying the first product often brings the second along.
@@ -402,6 +416,12 @@ def _write_jsonl(path: Path, chunk: pd.DataFrame) -> None:
 
 def load_ground_truth(root: Path) -> pd.DataFrame:
     return pd.read_csv(Path(root) / "ground_truth.csv", parse_dates=["start", "end"])
+
+
+def load_promotions(root: Path) -> pd.DataFrame:
+    """The promotion weeks the generator ran (every store of the tenant): real sustained rises
+    it caused on purpose, which a detector may flag without being wrong."""
+    return pd.read_csv(Path(root) / "promotions.csv", parse_dates=["start", "end"])
 
 
 # ------------------------------------------------------------------ forecasting test series

@@ -18,12 +18,13 @@ Three detectors:
   outage. Public holidays of the tenant's country (``ml.calendar``) are not judged at all: a
   weekday's usual level says nothing about Easter Monday, and a closed holiday is no outage.
 * **level shift**: a run of trading days whose every 3 consecutive days total 40% or more
-  below (or above) normal on revenue and on orders, with those orders beyond what chance
-  gives once in 10,000 windows (exact Poisson tail; a small store's noise is not a shift).
-  The run ends on its last day whose orders are themselves that far off. The
-  surrounding-week adjustment does not apply, as a shift moves the whole week. One anomaly
-  per run, on the day it is first seen. A drop of up to four weeks then leaves the weekday
-  baselines, so the weeks after it are judged against the store's normal, not the drop.
+  below (or above) normal on revenue and on orders, with those orders at least 4 times the
+  noise of 3 such days (the store's own spread, at least Poisson plus 15% overdispersion, so
+  a small store's noise is not a shift). The run ends on its last day whose orders are
+  themselves that far off. The surrounding-week adjustment does not apply, as a shift moves
+  the whole week. Each day of the run from its third is flagged, saying how long it has
+  lasted. A drop of up to four weeks then leaves the weekday baselines, so the weeks after
+  it are judged against the store's normal, not against the drop.
 * **isolation forest** over the vector of log ratios (actual / expected) of revenue, orders,
   average order value and returns, per tenant (contamination 0.1%), for days odd in
   combination that no single KPI flagged and where revenue or orders moved at least 25%.
@@ -55,7 +56,6 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.stats import poisson
 
 from ml.calendar import public_holidays
 from ml.models import ClosedDayRule
@@ -77,7 +77,7 @@ BUSY_STORE_ORDERS = 20
 OVERDISPERSION = 0.15
 SHIFT_DAYS = 3
 SHIFT_DEVIATION = 0.40
-SHIFT_CHANCE = 1e-4
+SHIFT_Z = 4.0  # a run's orders this many of the store's own deviations off
 SHIFT_FORGOTTEN_DAYS = 20  # a drop up to four weeks long leaves the baselines
 BAND_HALF_WIDTH_SPREADS = 3.5  # the normal band shown beside a flagged value
 SPREAD_FLOOR = 0.10
@@ -210,22 +210,24 @@ def _local_level(deviation: np.ndarray, usable: np.ndarray, half_window: int = 3
 
 
 def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
-                 usable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """On the day each run of shifted trading days is first seen, how far revenue ran from
-    normal over the whole run, the run's length in trading days and the position of its first
-    day (NaN, 0 and -1 elsewhere).
+                 spread_orders: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For each day of a run of shifted trading days, from the one it is first seen on: how
+    far revenue has run from normal since the run began, the run's length so far in trading
+    days and the position of its first day (NaN, 0 and -1 elsewhere); and the days of drops
+    short enough to leave the baselines.
 
     A window of ``SHIFT_DAYS`` trading days is off when its total revenue and total orders
     are both ``SHIFT_DEVIATION`` or more from their expected totals in one direction, and
-    its orders at least ``SHIFT_SIGMA`` deviations off. Totals, because a wholesaler's
+    its orders at least ``SHIFT_Z`` times their noise. Totals, because a wholesaler's
     revenue jumps with single large orders from day to day even while a decline holds.
     """
     level = np.full(len(usable), np.nan)
     run_days = np.zeros(len(usable), dtype=int)
     run_start = np.full(len(usable), -1)
+    forgotten = np.zeros(len(usable), dtype=bool)
     index = np.flatnonzero(usable)
     if len(index) < SHIFT_DAYS:
-        return level, run_days, run_start
+        return level, run_days, run_start, forgotten
 
     def cumulative(values: np.ndarray) -> np.ndarray:
         return np.r_[0.0, np.cumsum(np.nan_to_num(values[index]))]
@@ -241,24 +243,25 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
     with np.errstate(divide="ignore", invalid="ignore"):
         off = {kpi: total("actual", kpi, first, last) / total("expected", kpi, first, last) - 1
                for kpi in ("revenue", "orders")}
-    expected_orders = total("expected", "orders", first, last)
-    # At a busy store 40% is many times the day-to-day noise; at a small one chance alone
-    # must not explain the run, in any of the year's few hundred windows (exact Poisson tails).
-    actual_orders = total("actual", "orders", first, last)
-    expected_orders = np.maximum(expected_orders, 1e-9)
-    chance = np.where(actual_orders < expected_orders,
-                      poisson.cdf(actual_orders, expected_orders),
-                      poisson.sf(actual_orders - 1, expected_orders))
+    # How far a run of days can wander by chance: each day's spread of orders in its recent
+    # weeks, but never less than counting noise (Poisson plus overdispersion; eight weeks
+    # give a median absolute deviation that is often too small); days taken as independent.
+    daily = np.nan_to_num(expected["orders"][index])
+    counting = daily + (OVERDISPERSION * daily) ** 2
+    variance = np.r_[0.0, np.cumsum(np.maximum(np.nan_to_num(spread_orders[index]) ** 2,
+                                               counting))]
+    noise = np.sqrt(variance[last + 1] - variance[first])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (total("actual", "orders", first, last) - total("expected", "orders", first, last)
+             ) / noise
     revenue, orders = np.nan_to_num(off["revenue"]), np.nan_to_num(off["orders"])
     with np.errstate(divide="ignore", invalid="ignore"):
         own_orders = actual["orders"][index] / expected["orders"][index] - 1
-    significant = chance <= SHIFT_CHANCE
+    significant = np.abs(np.nan_to_num(z)) >= SHIFT_Z
     for direction in (np.sign(revenue) < 0, np.sign(revenue) > 0):
         shifted = direction & (np.abs(revenue) >= SHIFT_DEVIATION) & (
             np.abs(orders) >= SHIFT_DEVIATION) & (np.sign(orders) == np.sign(revenue)) \
             & significant
-        # One anomaly per run, on the day it is first seen, describing the whole run: a
-        # shift is one event, not one alert per day it lasts.
         edges = np.diff(np.r_[0, shifted.astype(int), 0])
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         for w_first, w_end in zip(starts, ends, strict=True):
@@ -268,11 +271,16 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
             own = np.flatnonzero(np.sign(revenue[w_first]) * np.nan_to_num(
                 own_orders[begin:end + 1]) >= SHIFT_DEVIATION)
             end = max(begin + own[-1], last[w_first]) if len(own) else end
-            level[index[last[w_first]]] = total("actual", "revenue", begin, end) / total(
-                "expected", "revenue", begin, end) - 1
-            run_days[index[last[w_first]]] = end - begin + 1
-            run_start[index[last[w_first]]] = index[begin]
-    return level, run_days, run_start
+            # Each day of the run from the one it is first seen on, saying how long it has
+            # lasted so far.
+            for k in range(last[w_first], end + 1):
+                level[index[k]] = total("actual", "revenue", begin, k) / total(
+                    "expected", "revenue", begin, k) - 1
+                run_days[index[k]] = k - begin + 1
+                run_start[index[k]] = index[begin]
+            if revenue[w_first] < 0 and end - begin + 1 <= SHIFT_FORGOTTEN_DAYS:
+                forgotten[index[begin:end + 1]] = True
+    return level, run_days, run_start, forgotten
 
 
 def _baselines(store: pd.DataFrame, days: pd.Series, sources: np.ndarray, judged: np.ndarray
@@ -308,18 +316,15 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
     outage = judged & (store["orders"].to_numpy(float) == 0)
     actual, expected, spread, deviation = _baselines(store, days, trading, judged)
     usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~outage
-    shift, shift_days, shift_start = _level_shift(actual, expected, usable)
+    shift, shift_days, shift_start, dropped = _level_shift(actual, expected, spread["orders"],
+                                                           usable)
     # A drop the store recovered from must not become its normal: its days leave the weekday
     # baselines, or the weeks after it read as a rise. A longer one is the new normal.
-    dropped = np.zeros(len(days), dtype=bool)
-    index = np.flatnonzero(usable)
-    for i in np.flatnonzero((np.nan_to_num(shift) < 0) & (shift_days <= SHIFT_FORGOTTEN_DAYS)):
-        first = np.searchsorted(index, shift_start[i])
-        dropped[index[first:first + shift_days[i]]] = True
     if dropped.any():
         actual, expected, spread, deviation = _baselines(store, days, trading & ~dropped, judged)
         usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~outage
-        shift, shift_days, shift_start = _level_shift(actual, expected, usable)
+        shift, shift_days, shift_start, _ = _level_shift(actual, expected, spread["orders"],
+                                                         usable)
     has_baseline = np.nan_to_num(expected["revenue"]) > 0
 
     # Point anomalies: the day against its own week (so a promotion week is not a spike).
@@ -506,10 +511,18 @@ def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str,
     return result.reset_index(drop=True)
 
 
-def score_against_truth(anomalies: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+def score_against_truth(anomalies: pd.DataFrame, truth: pd.DataFrame,
+                        explained: pd.DataFrame | None = None) -> dict[str, float]:
     """Event recall (an event counts when any of its days is flagged) and day precision (a
-    flagged store-day counts when it falls inside a planted event)."""
+    flagged store-day counts when it falls inside a planted event). Flags inside ``explained``
+    windows (tenant-wide, e.g. a promotion week) count neither way."""
     flagged = {(a.tenant_id, a.store_id, pd.Timestamp(a.day)) for a in anomalies.itertuples()}
+    if explained is not None:
+        known = {(e.tenant_id, d) for e in explained.itertuples()
+                 for d in pd.date_range(e.start, e.end)}
+        planted = {(e.tenant_id, e.store_id, d) for e in truth.itertuples()
+                   for d in pd.date_range(e.start, e.end)}
+        flagged = {f for f in flagged if f in planted or (f[0], f[2]) not in known}
     hit_events = 0
     true_days = set()
     for event in truth.itertuples():

@@ -5,7 +5,13 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from ingestion.generator import DEMO_TENANTS, generate_sample, load_ground_truth, store_ids
+from ingestion.generator import (
+    DEMO_TENANTS,
+    generate_sample,
+    load_ground_truth,
+    load_promotions,
+    store_ids,
+)
 
 
 def _digest(root):
@@ -119,3 +125,17 @@ def test_planted_anomalies_are_in_the_data(tmp_path):
         else:
             held = window[window.index >= row.start + timedelta(days=10)]
             assert held.mean() < 0.5 * daily[daily.index < row.start].tail(28).mean()
+
+
+def test_promotion_weeks_are_written_and_sell_more(sample):
+    promotions = load_promotions(sample.root)
+    assert promotions.groupby("tenant_id").size().to_dict() == {
+        p.tenant_id: 6 for p in DEMO_TENANTS}
+    assert ((promotions["end"] - promotions["start"]).dt.days == 6).all()
+    lines = _lines(sample, "northwind")
+    ordered_on = pd.to_datetime(lines["ordered_at"], errors="coerce").dt.date  # broken rows: NaT
+    orders = lines.groupby(ordered_on)["order_id"].nunique()
+    days = pd.to_datetime(pd.Series(orders.index))
+    weeks = promotions[promotions["tenant_id"] == "northwind"]
+    inside = days.apply(lambda d: ((weeks["start"] <= d) & (d <= weeks["end"])).any())
+    assert orders[inside.to_numpy()].mean() > 1.2 * orders[~inside.to_numpy()].mean()

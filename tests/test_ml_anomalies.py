@@ -148,10 +148,11 @@ def test_public_holidays_are_never_outages_but_other_closures_are():
     assert by_day.loc[by_day["day"] == closures[3], "severity"].tolist() == ["critical"]
 
 
-def test_a_sustained_drop_is_one_anomaly_naming_its_length_and_a_rise_is_low():
+def test_a_sustained_drop_is_flagged_daily_naming_its_length_and_a_rise_is_low():
     frame = store_days(days=300, seed=4)
     days = pd.to_datetime(frame["day"])
-    drop = days.between("2025-06-02", "2025-06-08") & ~frame["is_closed_day"]  # Mon..Sat
+    drop_end = pd.Timestamp("2025-06-08")
+    drop = days.between("2025-06-02", drop_end) & ~frame["is_closed_day"]  # Mon..Sat
     frame.loc[drop, ["net_revenue", "orders"]] = (frame.loc[drop, ["net_revenue", "orders"]]
                                                   * 0.4).round()
     rise = days.between("2025-09-01", "2025-09-06")
@@ -159,14 +160,20 @@ def test_a_sustained_drop_is_one_anomaly_naming_its_length_and_a_rise_is_low():
                                                   * 1.7).round()
     found = detect_tenant(frame, "t1", "GBP")
     shifts = found[found["detector"] == "level_shift"].assign(day=lambda f: pd.to_datetime(
-        f["day"]))
-    assert len(shifts) == 2
-    down, up = shifts.sort_values("day").itertuples()
-    assert down.day == pd.Timestamp("2025-06-04")  # seen on the third trading day
-    assert "below normal for 6 trading days from Mon 2 Jun" in down.explanation
-    assert down.severity in ("medium", "high")
-    assert up.day == pd.Timestamp("2025-09-03") and "above normal" in up.explanation
-    assert up.severity == "low"
+        f["day"])).sort_values("day")
+    # Every day of each run from its third trading day on, saying how long it has lasted.
+    down = shifts[shifts["day"] <= drop_end]
+    assert down["day"].tolist() == list(pd.to_datetime(
+        ["2025-06-04", "2025-06-05", "2025-06-06", "2025-06-07"]))
+    assert [e.split(" normal ")[1] for e in down["explanation"]] == [
+        f"for {n} trading days from Mon 2 Jun (orders too)." for n in (3, 4, 5, 6)]
+    assert down["explanation"].str.contains("below normal").all()
+    assert down["severity"].isin(["medium", "high"]).all()
+    up = shifts[shifts["day"] > drop_end]
+    assert up["day"].tolist() == list(pd.to_datetime(["2025-09-03", "2025-09-04",
+                                                      "2025-09-05", "2025-09-06"]))
+    assert up["explanation"].str.contains("above normal").all()
+    assert up["severity"].eq("low").all()
 
 
 def test_a_small_stores_quiet_days_are_no_level_shift():
@@ -189,3 +196,17 @@ def test_returns_severity_follows_the_money_taken_back(returns, usual_revenue, l
     from ml.anomalies import returns_severity
 
     assert returns_severity(returns, usual_revenue) == level
+
+
+def test_flags_in_explained_windows_count_neither_way():
+    flags = pd.DataFrame({"tenant_id": "t1", "store_id": ["S1", "S1", "S2"],
+                          "day": pd.to_datetime(["2025-03-03", "2025-05-06", "2025-05-07"])})
+    truth = pd.DataFrame({"tenant_id": ["t1"], "store_id": ["S1"],
+                          "start": pd.to_datetime(["2025-03-01"]),
+                          "end": pd.to_datetime(["2025-03-05"])})
+    promotions = pd.DataFrame({"tenant_id": ["t1"], "start": pd.to_datetime(["2025-05-05"]),
+                               "end": pd.to_datetime(["2025-05-11"])})
+    assert score_against_truth(flags, truth)["precision"] == pytest.approx(1 / 3)
+    explained = score_against_truth(flags, truth, promotions)
+    assert explained["precision"] == 1.0 and explained["recall"] == 1.0
+    assert explained["flagged_days"] == 1
