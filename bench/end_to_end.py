@@ -12,6 +12,15 @@ Between the full run and the extra day the database is vacuumed and analyzed (se
 Target: the incremental day costs under 10% of the full run at the largest size.
 
     python bench/end_to_end.py [--sizes 10,50,200] [--scale 0.35] [--workers 2]
+
+With ``--executor celery`` the steps run on real ``dagster-celery worker`` processes
+(RabbitMQ on 127.0.0.1:5672, or STOREPULSE_CELERY_BROKER) instead, once per worker count in
+``--workers`` (e.g. ``1,2``), at the first size; the JSON line holds
+``celery_parallel_speedup``, the fewest workers' time over the most workers' time on the
+stages that run in parallel (per-tenant ingestion with its checks, forecasts with anomalies).
+See bench/celery_stages.py.
+
+    python bench/end_to_end.py --executor celery --workers 1,2 --sizes 50
 """
 
 from __future__ import annotations
@@ -200,13 +209,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,50,200", help="store counts, comma-separated")
     parser.add_argument("--scale", type=float, default=0.35, help="order volume per store")
-    parser.add_argument("--workers", type=int, default=2, help="forecast worker processes")
+    parser.add_argument("--workers", default="2",
+                        help="forecast worker processes; with --executor celery, Celery "
+                             "worker counts, comma-separated")
+    parser.add_argument("--executor", choices=("in_process", "celery"), default="in_process")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     facts = machine()
     print(f"machine: {facts}")
+    if args.executor == "celery":
+        celery_main(sizes[0], args.scale, [int(w) for w in args.workers.split(",")], facts)
+        return
     started = time.perf_counter()
-    results = [bench_size(n, args.scale, args.workers, incremental=(n == sizes[-1]))
+    results = [bench_size(n, args.scale, int(args.workers), incremental=(n == sizes[-1]))
                for n in sizes]
 
     rows = []
@@ -258,6 +273,42 @@ def main() -> None:
         "incremental": {s: round(largest["incremental"][s]["seconds"], 2) for s in ALL_STAGES},
         "incremental_ratio": round(inc_total / full_total, 4),
         "maintenance_s": round(largest["maintenance_s"], 2),
+    })
+
+
+def celery_main(stores: int, scale: float, counts: list[int], facts: dict) -> None:
+    from bench.celery_stages import PARALLEL_STAGES, run_on_workers
+
+    profiles = tenant_profiles(stores)
+    by_count = {}
+    for count in counts:
+        print(f"\n{stores} stores over {len(profiles)} tenants, {count} Celery worker(s):",
+              flush=True)
+        by_count[count] = run_on_workers(profiles, scale, count)
+    fewest, most = min(counts), max(counts)
+    rows = []
+    for stage in by_count[fewest]:
+        base = by_count[fewest][stage]["steps_s"]
+        rows.extend([stage, count, f"{figures['steps_s']:.1f}", f"{figures['busy_s']:.1f}",
+                     f"{figures['wall_s']:.1f}", f"{base / figures['steps_s']:.2f}x",
+                     ", ".join(figures["workers"])]
+                    for count, figures in ((c, by_count[c][stage]) for c in counts))
+
+    def parallel(count: int) -> float:
+        return sum(by_count[count][stage]["steps_s"] for stage in PARALLEL_STAGES)
+
+    speedup = parallel(fewest) / parallel(most)
+    print_table(f"The pipeline on Celery workers, {stores} stores (scale {scale}); steps = first "
+                "step start to last step end, busy = the steps' own seconds added up",
+                ["stage", "workers", "steps s", "busy s", "with runs' start-up s", "speed-up",
+                 "steps ran on"], rows)
+    print(f"\nparallel stages ({', '.join(PARALLEL_STAGES)}): {parallel(fewest):.1f} s on "
+          f"{fewest} worker(s), {parallel(most):.1f} s on {most}: {speedup:.2f}x (target 1.5x)")
+    emit_json({
+        "machine": facts, "scale": scale, "stores": stores, "executor": "celery",
+        "stages": {str(c): {stage: round(f["steps_s"], 2) for stage, f in by_count[c].items()}
+                   for c in counts},
+        "celery_parallel_speedup": round(speedup, 3),
     })
 
 

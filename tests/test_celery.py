@@ -23,11 +23,11 @@ from dagster import DagsterInstance
 from storepulse.migrate import migrate
 from storepulse.tenants import set_gate_limits
 from storepulse.warehouse import get_engine
+from tests.celery_runs import start_worker, wait_ready
 from tests.conftest import UCI_CSV, create_database, drop_database, register_demo_tenants
 from tests.test_daemon import ROOT, instance_yaml, stop_process_group
 
 BROKER = "pyamqp://guest@127.0.0.1:5672//"
-WORKER = Path(sys.executable).parent / "dagster-celery"
 DAGSTER = Path(sys.executable).parent / "dagster"
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
 
@@ -62,29 +62,6 @@ def celery_env(database_env, tmp_path, small_sample, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env, tmp_path
-
-
-def _start_worker(name: str, env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [str(WORKER), "worker", "start", "-A", "dagster_celery.app",
-             "-y", str(ROOT / "deploy" / "celery" / "worker.yaml"), "-n", name,
-             "-q", env["STOREPULSE_CELERY_QUEUE"], "--", "--concurrency=1"],
-            cwd=ROOT, env={**os.environ, **env,
-                           # the worker CLI starts `celery` from PATH
-                           "PATH": f"{WORKER.parent}{os.pathsep}{os.environ['PATH']}"},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_ready(log: Path, worker: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if " ready." in log.read_text():
-            return
-        if worker.poll() is not None:
-            pytest.fail(f"the worker exited: {log.read_text()[-2000:]}")
-        time.sleep(0.5)
-    pytest.fail(f"the worker never became ready: {log.read_text()[-2000:]}")
 
 
 def _runs(*jobs: str, env: dict | None = None) -> list[dict]:
@@ -126,11 +103,11 @@ def test_tenants_pipeline_runs_on_celery_workers_like_on_multiprocess(celery_env
                                                                        server_url):
     env, tmp_path = celery_env
     tenants = register_demo_tenants(engine)
-    workers = [_start_worker(f"w{i}", env, tmp_path / f"w{i}.log")
+    workers = [start_worker(f"w{i}", env, tmp_path / f"w{i}.log")
                for i in (1, 2)]
     try:
         for i, worker in enumerate(workers, start=1):
-            _wait_ready(tmp_path / f"w{i}.log", worker)
+            wait_ready(tmp_path / f"w{i}.log", worker)
         used = _pipeline(tenants)
     finally:
         for worker in workers:
@@ -166,8 +143,8 @@ def test_a_worker_killed_mid_step_hands_the_step_to_another_and_nothing_is_parti
     big = Path(env["STOREPULSE_LANDING"]) / tenant / "uci_online_retail_csv"
     big.mkdir(parents=True)
     shutil.copy(UCI_CSV, big / UCI_CSV.name)
-    victim = _start_worker("victim", env, tmp_path / "victim.log")
-    _wait_ready(tmp_path / "victim.log", victim)
+    victim = start_worker("victim", env, tmp_path / "victim.log")
+    wait_ready(tmp_path / "victim.log", victim)
     rescuer = None
     outcome: dict = {}
     run = threading.Thread(target=lambda: outcome.update(run=_runs(f"ingest_job:{tenant}")))
@@ -177,7 +154,7 @@ def test_a_worker_killed_mid_step_hands_the_step_to_another_and_nothing_is_parti
         run.start()
         assert killer.wait(timeout=240) == 0, "the worker was never seen copying"
         assert victim.wait(timeout=30) is not None
-        rescuer = _start_worker("rescuer", env, tmp_path / "rescuer.log")
+        rescuer = start_worker("rescuer", env, tmp_path / "rescuer.log")
         run.join(timeout=400)
         assert not run.is_alive(), "the run never finished"
     finally:
@@ -236,11 +213,11 @@ def test_the_run_queue_runs_tenants_side_by_side_and_never_one_tenant_twice(cele
     tenants = register_demo_tenants(engine)[:2]
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("tenants", tenants)
-    workers = [_start_worker(f"q{i}", env, tmp_path / f"q{i}.log") for i in (1, 2)]
+    workers = [start_worker(f"q{i}", env, tmp_path / f"q{i}.log") for i in (1, 2)]
     daemon = None
     try:
         for i, worker in enumerate(workers, start=1):
-            _wait_ready(tmp_path / f"q{i}.log", worker)
+            wait_ready(tmp_path / f"q{i}.log", worker)
         # Queued before the daemon starts, so all four wait for its first dequeue together.
         launched = []
         for _ in range(2):
