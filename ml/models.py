@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 PROPHET_VERSION = "prophet-mult-cps0.5-v2"
-# L-BFGS memory: Prophet's posterior is badly conditioned (Laplace-prior changepoints), and
-# the default of 5 took thousands of iterations; 50 reaches an equal or better optimum in
-# about a third fewer (bench/forecast_speed.py).
+# L-BFGS memory: Prophet's posterior is badly conditioned (Laplace-prior changepoints), so
+# the default of 5 needs thousands of iterations; 50 reaches an equal or better optimum in
+# fewer (BENCHMARKS.md, "Forecast speed").
 LBFGS_HISTORY_SIZE = 50
 PROPHET_PARAMS = ("k", "m", "delta", "beta", "sigma_obs")
 INTERVAL_QUANTILES = (0.025, 0.10, 0.90, 0.975)  # for the empirical baselines
@@ -237,7 +237,7 @@ class ProphetModel:
 
 def load_prophet() -> None:
     """Import Prophet now, in this process: worker processes forked afterwards inherit it
-    instead of each paying the import (a third of a second) again."""
+    instead of each paying the import again."""
     _prophet_class()
 
 
@@ -247,14 +247,14 @@ def _prophet_class() -> type:
     (tests/test_ml_models.py compares forecasts with plain Prophet's).
 
     - ``predict`` built a frame's seasonality and holiday features twice (for the components,
-      then again for the uncertainty samples): 40% of a 28-day prediction. Here once.
+      then again for the uncertainty samples). Here once.
     - ``fit`` handed cmdstanpy nested Python lists, which stanio then walks element by
-      element to write Stan's JSON input (20 ms for two years); numpy arrays take its
-      vectorized path (6 ms).
+      element to write Stan's JSON input; numpy arrays take its vectorized path.
     - The component matrix (which feature column belongs to which component) depends only on
       the feature names, not on the dates, yet Prophet rebuilt it with a crosstab in every
-      fit and predict (a third of a warm-started refit). It is built once per process for
-      each set of names.
+      fit and predict. It is built once per process for each set of names.
+
+    What each saved is in BENCHMARKS.md ("Forecast speed" and "End to end").
 
     Prophet is imported on first use: that takes seconds, and the baselines do not need it.
     """
@@ -410,8 +410,7 @@ class TradingDayModel:
 
 
 class MSTLModel(TradingDayModel):
-    """MSTL: the week's pattern by STL, the trend by an AutoETS without seasonality.
-    A few tens of milliseconds per fit."""
+    """MSTL: the week's pattern by STL, the trend by an AutoETS without seasonality."""
 
     name = "mstl"
     version = "statsforecast-mstl-ets-v1"
@@ -444,7 +443,7 @@ class AutoThetaModel(TradingDayModel):
 
 class AutoARIMAModel(TradingDayModel):
     """AutoARIMA with the stepwise search's usual bounds and the approximation on: the full
-    search took 3-8 s a fit."""
+    search is too slow for a tournament over many series."""
 
     name = "autoarima"
     version = "statsforecast-autoarima-approx-v1"

@@ -72,13 +72,13 @@ class StorePulseDbtTranslator(DagsterDbtTranslator):
 
 
 class StorePulseDbtCli(DbtCliResource):
-    """dagster-dbt's resource without two start-up costs it pays on every run (4.4 s of a
-    daily dbt step at 200 stores, measured with cProfile):
+    """dagster-dbt's resource without two start-up costs it pays on every run (most of a
+    daily dbt step's fixed cost; BENCHMARKS.md, "End to end"):
 
-    - it runs ``dbt --version`` in a subprocess (2.1 s) to tell dbt Core from the Fusion
-      engine; we install dbt-core, whose version the package itself states;
-    - it loads the project and profile into an in-process adapter (2.3 s), used only to
-      fetch column metadata and row counts; we fetch neither that way (see _row_count).
+    - it runs ``dbt --version`` in a subprocess to tell dbt Core from the Fusion engine; we
+      install dbt-core, whose version the package itself states;
+    - it loads the project and profile into an in-process adapter, used only to fetch column
+      metadata and row counts; we fetch neither that way (see _row_count).
 
     Both are private hooks of dagster-dbt 0.29 (pinned); tests/test_definitions.py fails if
     an upgrade renames them.

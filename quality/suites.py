@@ -55,7 +55,7 @@ class BatchContext:
 
     def file_list(self) -> str:
         # ids are integers from the ledger: safe to inline, and literals let the planner use
-        # the BRIN index on source_file_id (a subquery made one GE run take minutes).
+        # the BRIN index on source_file_id (with a subquery the planner scanned the table).
         return ", ".join(str(int(i)) for i in self.file_ids) or "null"
 
     def tenant_literal(self) -> str:
