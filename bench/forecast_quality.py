@@ -29,6 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.anomaly_scoring import score_against_truth, score_planted
 from bench.common import UCI_CSV, emit_json, machine, print_table, scratch_database
 from bench.dbt_build import dbt_build
 from ingestion.generator import (
@@ -43,7 +44,7 @@ from ingestion.landing import ingest_tenant
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
 from ml import metrics
-from ml.anomalies import detect_tenant, score_against_truth, score_planted
+from ml.anomalies import detect_tenant
 from ml.backtest import backtest
 from ml.calendar import public_holidays
 from ml.forecasting import forecast_tenant, store_histories

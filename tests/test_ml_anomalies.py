@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.anomalies import detect_tenant, explain, score_against_truth, severity
+from bench.anomaly_scoring import score_against_truth
+from ml.anomalies import detect_tenant, explain, severity
 
 
 @pytest.mark.parametrize(("actual", "expected", "outage", "level"), [

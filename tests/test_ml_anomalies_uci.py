@@ -1,15 +1,16 @@
 """The anomaly detector on a real history: UCI's year as it is, and with events planted in it.
 
 UCI's own anomalies are unknown, so planted events are scored by what the planting changed
-(``ml.anomalies.score_planted``)."""
+(``bench.anomaly_scoring.score_planted``)."""
 
 from datetime import date
 
 import pandas as pd
 import pytest
 
+from bench.anomaly_scoring import score_planted
 from ingestion.generator import PlantedAnomaly, plant_into_daily_kpis
-from ml.anomalies import detect_tenant, score_planted
+from ml.anomalies import detect_tenant
 from ml.calendar import public_holidays
 from ml.store import read_daily_kpis
 from tests.conftest import UCI_CSV
