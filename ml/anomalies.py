@@ -44,7 +44,8 @@ are near zero on most days, so any refund looks huge): critical when they reach 
 day's revenue, high at half of it, medium at 35%, low from the 25% at which they flag.
 
 Each anomaly has a stable id (tenant, store, day, KPI, detector), so reruns update rather than
-duplicate it.
+duplicate it. Every detection threshold above is a field of ``Thresholds`` (``detect_tenant``
+takes one); the severity rules are fixed, as documented.
 """
 
 from __future__ import annotations
@@ -67,20 +68,36 @@ KPIS = {
     "returns": ("returns_amount", "Returns"),
 }
 MONEY_KPIS = {"revenue", "avg_order_value", "returns"}
-WEEKS = 8
-JOINT_DEVIATION = 0.40
-SOLO_DEVIATION = 1.00
-JOINT_SIGMA = 4.0
-SOLO_SIGMA = 5.0
-REVENUE_ALONE = 2.0  # three times the usual revenue
-BUSY_STORE_ORDERS = 20
-OVERDISPERSION = 0.15
-SHIFT_DAYS = 3
-SHIFT_DEVIATION = 0.40
-SHIFT_Z = 4.0  # a run's orders this many of the store's own deviations off
-SHIFT_FORGOTTEN_DAYS = 20  # a drop up to four weeks long leaves the baselines
-BAND_HALF_WIDTH_SPREADS = 3.5  # the normal band shown beside a flagged value
-SPREAD_FLOOR = 0.10
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every number the detectors judge by, as the module's docstring states them."""
+
+    weeks: int = 8  # same-weekday trading weeks behind a baseline
+    spread_floor: float = 0.10  # a spread is at least this share of the expected value
+    week_level: tuple[float, float] = (-0.15, 0.60)  # how far a day's own week moves its bar
+    joint_deviation: float = 0.40  # revenue and orders both this far off, the same way ...
+    joint_sigma: float = 4.0  # ... with orders this many deviations off
+    solo_deviation: float = 1.00  # orders alone this far off ...
+    solo_sigma: float = 5.0  # ... and this many deviations
+    overdispersion: float = 0.15  # daily demand's variation beyond Poisson
+    revenue_alone: float = 2.0  # revenue alone this far above (three times usual) ...
+    revenue_alone_spreads: float = 6.0  # ... and this many spreads ...
+    busy_store_orders: float = 20  # ... at a store expecting this many orders a day
+    order_value_above: float = 1.0  # average order value this far above ...
+    order_value_below: float = -0.6  # ... or below usual ...
+    order_value_spreads: float = 6.0  # ... and this many spreads
+    returns_times_usual: float = 5.0  # returns this many times their usual level ...
+    returns_share_of_revenue: float = 0.25  # ... and this share of the day's usual revenue
+    shift_days: int = 3  # a level shift's window of trading days ...
+    shift_deviation: float = 0.40  # ... totalling this far off on revenue and orders ...
+    shift_z: float = 4.0  # ... with orders this many times their noise
+    shift_forgotten_days: int = 20  # a drop up to this long leaves the baselines
+    band_half_width_spreads: float = 3.5  # the normal band shown beside a flagged value
+
+
+THRESHOLDS = Thresholds()
 CURRENCY_SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥"}
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ANOMALY_COLUMNS = ["anomaly_id", "store_id", "day", "kpi", "detector", "actual", "expected",
@@ -148,7 +165,8 @@ def explain(kpi: str, actual: float, expected: float, day: pd.Timestamp, currenc
 
 
 def seasonal_baseline(values: pd.Series, weekdays: pd.Series, trading: pd.Series,
-                      judged: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      judged: np.ndarray | None = None, thresholds: Thresholds = THRESHOLDS
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Expected value and spread per day from the same weekday's previous trading weeks.
 
     Baselines are drawn from trading days only; they are computed for every ``judged`` day
@@ -160,24 +178,26 @@ def seasonal_baseline(values: pd.Series, weekdays: pd.Series, trading: pd.Series
     w = weekdays.to_numpy()
     t = trading.to_numpy(bool)
     j = t if judged is None else judged
+    weeks = thresholds.weeks
     for weekday in range(7):
         sources = np.flatnonzero((w == weekday) & t)
         positions = np.flatnonzero((w == weekday) & j)
-        if len(sources) < WEEKS or len(positions) == 0:
+        if len(sources) < weeks or len(positions) == 0:
             continue
-        # Row k of the windows holds the WEEKS source values before sources[k + WEEKS].
-        windows = sliding_window_view(v[sources], WEEKS)
+        # Row k of the windows holds the `weeks` source values before sources[k + weeks].
+        windows = sliding_window_view(v[sources], weeks)
         earlier = np.searchsorted(sources, positions)  # sources strictly before each day
-        positions, rows = positions[earlier >= WEEKS], earlier[earlier >= WEEKS] - WEEKS
+        positions, rows = positions[earlier >= weeks], earlier[earlier >= weeks] - weeks
         window = windows[rows]
-        enough = (~np.isnan(window)).sum(axis=1) >= WEEKS // 2
+        enough = (~np.isnan(window)).sum(axis=1) >= weeks // 2
         positions, window = positions[enough], window[enough]
         if len(positions) == 0:
             continue
         median = _rowwise_nanmedian(window)
         mad = _rowwise_nanmedian(np.abs(window - median[:, None])) * 1.4826
         expected[positions] = median
-        spread[positions] = np.maximum(np.maximum(mad, SPREAD_FLOOR * np.abs(median)), 1e-9)
+        spread[positions] = np.maximum(
+            np.maximum(mad, thresholds.spread_floor * np.abs(median)), 1e-9)
     return expected, spread
 
 
@@ -210,15 +230,16 @@ def _local_level(deviation: np.ndarray, usable: np.ndarray, half_window: int = 3
 
 
 def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
-                 spread_orders: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, ...]:
+                 spread_orders: np.ndarray, usable: np.ndarray, t: Thresholds
+                 ) -> tuple[np.ndarray, ...]:
     """For each day of a run of shifted trading days, from the one it is first seen on: how
     far revenue has run from normal since the run began, the run's length so far in trading
     days and the position of its first day (NaN, 0 and -1 elsewhere); and the days of drops
     short enough to leave the baselines.
 
-    A window of ``SHIFT_DAYS`` trading days is off when its total revenue and total orders
-    are both ``SHIFT_DEVIATION`` or more from their expected totals in one direction, and
-    its orders at least ``SHIFT_Z`` times their noise. Totals, because a wholesaler's
+    A window of ``shift_days`` trading days is off when its total revenue and total orders
+    are both ``shift_deviation`` or more from their expected totals in one direction, and
+    its orders at least ``shift_z`` times their noise. Totals, because a wholesaler's
     revenue jumps with single large orders from day to day even while a decline holds.
     """
     level = np.full(len(usable), np.nan)
@@ -226,7 +247,7 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
     run_start = np.full(len(usable), -1)
     forgotten = np.zeros(len(usable), dtype=bool)
     index = np.flatnonzero(usable)
-    if len(index) < SHIFT_DAYS:
+    if len(index) < t.shift_days:
         return level, run_days, run_start, forgotten
 
     def cumulative(values: np.ndarray) -> np.ndarray:
@@ -238,8 +259,8 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
     def total(kind: str, kpi: str, first: np.ndarray | int, last: np.ndarray | int):
         return sums[kind, kpi][np.asarray(last) + 1] - sums[kind, kpi][np.asarray(first)]
 
-    last = np.arange(SHIFT_DAYS - 1, len(index))
-    first = last - SHIFT_DAYS + 1
+    last = np.arange(t.shift_days - 1, len(index))
+    first = last - t.shift_days + 1
     with np.errstate(divide="ignore", invalid="ignore"):
         off = {kpi: total("actual", kpi, first, last) / total("expected", kpi, first, last) - 1
                for kpi in ("revenue", "orders")}
@@ -247,7 +268,7 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
     # weeks, but never less than counting noise (Poisson plus overdispersion; eight weeks
     # give a median absolute deviation that is often too small); days taken as independent.
     daily = np.nan_to_num(expected["orders"][index])
-    counting = daily + (OVERDISPERSION * daily) ** 2
+    counting = daily + (t.overdispersion * daily) ** 2
     variance = np.r_[0.0, np.cumsum(np.maximum(np.nan_to_num(spread_orders[index]) ** 2,
                                                counting))]
     noise = np.sqrt(variance[last + 1] - variance[first])
@@ -257,10 +278,10 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
     revenue, orders = np.nan_to_num(off["revenue"]), np.nan_to_num(off["orders"])
     with np.errstate(divide="ignore", invalid="ignore"):
         own_orders = actual["orders"][index] / expected["orders"][index] - 1
-    significant = np.abs(np.nan_to_num(z)) >= SHIFT_Z
+    significant = np.abs(np.nan_to_num(z)) >= t.shift_z
     for direction in (np.sign(revenue) < 0, np.sign(revenue) > 0):
-        shifted = direction & (np.abs(revenue) >= SHIFT_DEVIATION) & (
-            np.abs(orders) >= SHIFT_DEVIATION) & (np.sign(orders) == np.sign(revenue)) \
+        shifted = direction & (np.abs(revenue) >= t.shift_deviation) & (
+            np.abs(orders) >= t.shift_deviation) & (np.sign(orders) == np.sign(revenue)) \
             & significant
         edges = np.diff(np.r_[0, shifted.astype(int), 0])
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
@@ -269,7 +290,7 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
             # A window's total can stay off a day or two after the run: end on its last day
             # that is itself off.
             own = np.flatnonzero(np.sign(revenue[w_first]) * np.nan_to_num(
-                own_orders[begin:end + 1]) >= SHIFT_DEVIATION)
+                own_orders[begin:end + 1]) >= t.shift_deviation)
             end = max(begin + own[-1], last[w_first]) if len(own) else end
             # Each day of the run from the one it is first seen on, saying how long it has
             # lasted so far.
@@ -278,27 +299,28 @@ def _level_shift(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray],
                     "expected", "revenue", begin, k) - 1
                 run_days[index[k]] = k - begin + 1
                 run_start[index[k]] = index[begin]
-            if revenue[w_first] < 0 and end - begin + 1 <= SHIFT_FORGOTTEN_DAYS:
+            if revenue[w_first] < 0 and end - begin + 1 <= t.shift_forgotten_days:
                 forgotten[index[begin:end + 1]] = True
     return level, run_days, run_start, forgotten
 
 
-def _baselines(store: pd.DataFrame, days: pd.Series, sources: np.ndarray, judged: np.ndarray
-               ) -> tuple[dict[str, np.ndarray], ...]:
+def _baselines(store: pd.DataFrame, days: pd.Series, sources: np.ndarray, judged: np.ndarray,
+               t: Thresholds) -> tuple[dict[str, np.ndarray], ...]:
     """Actual, expected, spread and relative deviation of every KPI, per day."""
     actual, expected, spread, deviation = {}, {}, {}, {}
     for kpi, (column, _) in KPIS.items():
         actual[kpi] = store[column].astype(float).fillna(0).to_numpy()
         expected[kpi], spread[kpi] = seasonal_baseline(store[column].astype(float),
                                                        days.dt.day_of_week, pd.Series(sources),
-                                                       judged)
+                                                       judged, t)
         with np.errstate(divide="ignore", invalid="ignore"):
             deviation[kpi] = np.where(expected[kpi] > 0, actual[kpi] / expected[kpi] - 1, np.nan)
     return actual, expected, spread, deviation
 
 
 def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
-                 country_code: str | None = None) -> tuple[list[dict], pd.DataFrame]:
+                 country_code: str | None = None, t: Thresholds = THRESHOLDS
+                 ) -> tuple[list[dict], pd.DataFrame]:
     """Anomalies for one store, and its feature rows for the isolation forest."""
     store = store.sort_values("day").reset_index(drop=True)
     store_id = store["store_id"].iloc[0]
@@ -314,17 +336,18 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
     judged = ~rule.is_closed(days) & ~holiday  # days the store normally trades
     trading = judged & ~is_closed
     outage = judged & (store["orders"].to_numpy(float) == 0)
-    actual, expected, spread, deviation = _baselines(store, days, trading, judged)
+    actual, expected, spread, deviation = _baselines(store, days, trading, judged, t)
     usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~outage
     shift, shift_days, shift_start, dropped = _level_shift(actual, expected, spread["orders"],
-                                                           usable)
+                                                           usable, t)
     # A drop the store recovered from must not become its normal: its days leave the weekday
     # baselines, or the weeks after it read as a rise. A longer one is the new normal.
     if dropped.any():
-        actual, expected, spread, deviation = _baselines(store, days, trading & ~dropped, judged)
+        actual, expected, spread, deviation = _baselines(store, days, trading & ~dropped, judged,
+                                                         t)
         usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~outage
         shift, shift_days, shift_start, _ = _level_shift(actual, expected, spread["orders"],
-                                                         usable)
+                                                         usable, t)
     has_baseline = np.nan_to_num(expected["revenue"]) > 0
 
     # Point anomalies: the day against its own week (so a promotion week is not a spike).
@@ -332,37 +355,40 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
     for kpi in ("revenue", "orders"):
         # Promotions and holidays move a week by tens of percent; bigger moves are level
         # shifts, judged separately, and must not excuse (or inflate) a single day.
-        level = np.clip(_local_level(deviation[kpi], usable), -0.15, 0.60)
+        level = np.clip(_local_level(deviation[kpi], usable), *t.week_level)
         point[kpi] = (1 + deviation[kpi]) / (1 + level) - 1
         adjusted[kpi] = expected[kpi] * (1 + level)
     # Orders are counts: judge them by significance, not by percentages alone. Daily demand
     # varies more than Poisson (weather, events), hence the overdispersion term.
     mean_orders = np.maximum(np.nan_to_num(adjusted["orders"]), 1)
     orders_sigma = np.nan_to_num((actual["orders"] - adjusted["orders"]) / np.sqrt(
-        mean_orders + (OVERDISPERSION * mean_orders) ** 2))
+        mean_orders + (t.overdispersion * mean_orders) ** 2))
     same_direction = np.sign(np.nan_to_num(point["revenue"])) == np.sign(
         np.nan_to_num(point["orders"]))
 
     def off(values: np.ndarray, at_least: float) -> np.ndarray:
         return np.nan_to_num(np.abs(values), nan=0) >= at_least
 
-    joint = off(point["revenue"], JOINT_DEVIATION) & off(point["orders"], JOINT_DEVIATION) \
-        & same_direction & (np.abs(orders_sigma) >= JOINT_SIGMA)
+    joint = off(point["revenue"], t.joint_deviation) & off(point["orders"], t.joint_deviation) \
+        & same_direction & (np.abs(orders_sigma) >= t.joint_sigma)
     # Revenue alone swings with basket size at small stores; there it flags only with orders.
     # At a busy store no single basket triples a day (a bulk order or a price error does).
-    revenue_alone = (np.nan_to_num(deviation["revenue"]) >= REVENUE_ALONE) \
-        & (np.nan_to_num(adjusted["orders"]) >= BUSY_STORE_ORDERS) \
-        & (np.nan_to_num((actual["revenue"] - adjusted["revenue"]) / spread["revenue"]) >= 6)
+    revenue_alone = (np.nan_to_num(deviation["revenue"]) >= t.revenue_alone) \
+        & (np.nan_to_num(adjusted["orders"]) >= t.busy_store_orders) \
+        & (np.nan_to_num((actual["revenue"] - adjusted["revenue"]) / spread["revenue"])
+           >= t.revenue_alone_spreads)
     flags = {
         "revenue": joint | revenue_alone,
-        "orders": joint | (off(point["orders"], SOLO_DEVIATION)
-                           & (np.abs(orders_sigma) >= SOLO_SIGMA)),
-        "avg_order_value": ((np.nan_to_num(deviation["avg_order_value"]) >= 1.0)
-                            | (np.nan_to_num(deviation["avg_order_value"]) <= -0.6))
+        "orders": joint | (off(point["orders"], t.solo_deviation)
+                           & (np.abs(orders_sigma) >= t.solo_sigma)),
+        "avg_order_value": ((np.nan_to_num(deviation["avg_order_value"]) >= t.order_value_above)
+                            | (np.nan_to_num(deviation["avg_order_value"])
+                               <= t.order_value_below))
         & (np.nan_to_num(np.abs((actual["avg_order_value"] - expected["avg_order_value"])
-                                / spread["avg_order_value"])) >= 6),
+                                / spread["avg_order_value"])) >= t.order_value_spreads),
         "returns": (np.nan_to_num(actual["returns"] / np.maximum(expected["returns"], 1e-9))
-                    >= 5) & (actual["returns"] >= 0.25 * np.nan_to_num(expected["revenue"])),
+                    >= t.returns_times_usual)
+        & (actual["returns"] >= t.returns_share_of_revenue * np.nan_to_num(expected["revenue"])),
     }
 
     found: list[dict] = []
@@ -370,12 +396,13 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
         if outage[i]:
             found.append(_anomaly(tenant_id, store_id, days[i], "revenue", actual["revenue"][i],
                                   expected["revenue"][i], spread["revenue"][i], currency,
-                                  outage=True))
+                                  t.band_half_width_spreads, outage=True))
             continue
         for kpi, flagged in flags.items():
             if flagged[i] and usable[i] and expected[kpi][i] > 0:
                 anomaly = _anomaly(tenant_id, store_id, days[i], kpi, actual[kpi][i],
-                                   expected[kpi][i], spread[kpi][i], currency)
+                                   expected[kpi][i], spread[kpi][i], currency,
+                                   t.band_half_width_spreads)
                 if kpi == "returns":
                     anomaly["severity"] = returns_severity(actual[kpi][i],
                                                            expected["revenue"][i])
@@ -410,13 +437,14 @@ def _shift_anomaly(tenant_id: str, store_id: str, day: pd.Timestamp, started: pd
 
 
 def _anomaly(tenant_id: str, store_id: str, day: pd.Timestamp, kpi: str, actual: float,
-             expected: float, spread: float, currency: str, outage: bool = False) -> dict:
+             expected: float, spread: float, currency: str, band_spreads: float,
+             outage: bool = False) -> dict:
     return {
         "anomaly_id": anomaly_id(tenant_id, store_id, day, kpi, "seasonal_baseline"),
         "store_id": store_id, "day": day.date(), "kpi": kpi, "detector": "seasonal_baseline",
         "actual": float(actual), "expected": float(expected),
-        "lower_bound": float(max(expected - BAND_HALF_WIDTH_SPREADS * spread, 0)),
-        "upper_bound": float(expected + BAND_HALF_WIDTH_SPREADS * spread),
+        "lower_bound": float(max(expected - band_spreads * spread, 0)),
+        "upper_bound": float(expected + band_spreads * spread),
         "score": float((actual - expected) / spread),
         "severity": severity(actual, expected, outage),
         "explanation": explain(kpi, actual, expected, day, currency, outage),
@@ -490,15 +518,16 @@ def plan_scan(last_scanned_through: date | None, last_full_scan: datetime | None
 
 
 def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str,
-                  report_from: date | None = None, country_code: str | None = None
-                  ) -> pd.DataFrame:
+                  report_from: date | None = None, country_code: str | None = None,
+                  thresholds: Thresholds = THRESHOLDS) -> pd.DataFrame:
     """All anomalies of one tenant's mart_daily_store_kpis rows (from ``report_from`` on, when
     given: earlier rows then only serve as history); the public holidays of ``country_code``
     are not judged."""
     found: list[dict] = []
     feature_frames = []
     for _, store in daily_kpis.groupby("store_id"):
-        store_found, features = detect_store(store, tenant_id, currency, country_code)
+        store_found, features = detect_store(store, tenant_id, currency, country_code,
+                                             thresholds)
         found.extend(store_found)
         feature_frames.append(features)
     if feature_frames:
