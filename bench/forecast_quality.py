@@ -49,7 +49,7 @@ from ml.backtest import backtest
 from ml.calendar import public_holidays
 from ml.forecasting import forecast_tenant, store_histories
 from ml.models import model_factories
-from ml.store import read_daily_kpis
+from ml.tables import read_daily_kpis
 from storepulse.tenants import Tenant, add_tenant
 
 HOLDOUT = 28

@@ -13,7 +13,7 @@ from dashboards.specs import load_specs, render_sql
 from ingestion.generator import DEMO_TENANTS
 from ml.anomalies import detect_tenant
 from ml.forecasting import forecast_tenant
-from ml.store import read_daily_kpis, write_anomalies, write_forecasts
+from ml.tables import read_daily_kpis, write_anomalies, write_forecasts
 from quality.gate import validate_batch
 from quality.suites import RAW_SALES_LINES
 from storepulse.tenants import remove_tenant

@@ -12,7 +12,7 @@ from bench.anomaly_scoring import score_planted
 from ingestion.generator import PlantedAnomaly, plant_into_daily_kpis
 from ml.anomalies import detect_tenant
 from ml.calendar import public_holidays
-from ml.store import read_daily_kpis
+from ml.tables import read_daily_kpis
 from tests.conftest import UCI_CSV
 
 pytestmark = pytest.mark.skipif(not UCI_CSV.exists(), reason="shared UCI data not present")

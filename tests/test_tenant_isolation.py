@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ingestion.generator import DEMO_TENANTS
 from ml.anomalies import detect_tenant
-from ml.store import read_daily_kpis, write_anomalies
+from ml.tables import read_daily_kpis, write_anomalies
 from storepulse.tenants import remove_tenant
 from tests.conftest import drop_database, embedded_server, tenant_warehouse
 from tests.dbt_helpers import run_dbt

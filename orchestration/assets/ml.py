@@ -19,7 +19,8 @@ from pydantic import Field
 from ml.anomalies import detect_tenant, plan_scan
 from ml.forecasting import forecast_tenant, store_histories
 from ml.plots import forecast_plot, save_forecast_plot
-from ml.store import (
+from ml.summary import backtest_summary, headline_series, next_days
+from ml.tables import (
     last_anomaly_scan,
     model_states,
     read_daily_kpis,
@@ -28,7 +29,6 @@ from ml.store import (
     write_anomalies,
     write_forecasts,
 )
-from ml.summary import backtest_summary, headline_series, next_days
 from orchestration.automation import (
     DAILY_KPIS,
     FORECAST_REFRESH,
