@@ -14,7 +14,7 @@ from orchestration.constants import DATA_ENGINEERING
 from orchestration.dbt import StorePulseDbtCli, storepulse_dbt_models
 from orchestration.executors import executor_from_env
 from orchestration.project import dbt_project
-from orchestration.resources import WarehouseResource
+from orchestration.resources import LandingResource, WarehouseResource
 from orchestration.sensors import (
     dbt_after_ingestion,
     dbt_build_job,
@@ -38,6 +38,7 @@ ALL_CHECKS = QUALITY_CHECKS
 
 RESOURCES = {
     "warehouse": WarehouseResource(),
+    "landing": LandingResource(),
     "dbt": StorePulseDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
     "alert_channels": alert_channels_from_env(),
 }

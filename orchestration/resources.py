@@ -13,7 +13,7 @@ from storepulse.warehouse import get_engine, parse_database_url, resolve_databas
 
 
 class WarehouseResource(ConfigurableResource):
-    """The platform's PostgreSQL and landing folder.
+    """The platform's PostgreSQL.
 
     With no ``database_url`` configured, StorePulse's own settings decide: ``DATABASE_URL`` when
     set, else the embedded server under ``STOREPULSE_HOME``.
@@ -21,8 +21,6 @@ class WarehouseResource(ConfigurableResource):
 
     database_url: str | None = Field(
         default=None, description="Overrides DATABASE_URL (tests point this at their database)")
-    landing_dir: str | None = Field(
-        default=None, description="Overrides STOREPULSE_LANDING / $STOREPULSE_HOME/landing")
 
     def url(self) -> URL:
         if self.database_url:
@@ -32,5 +30,13 @@ class WarehouseResource(ConfigurableResource):
     def engine(self) -> Engine:
         return get_engine(self.url())
 
-    def landing_path(self) -> Path:
+
+
+class LandingResource(ConfigurableResource):
+    """The landing folder: ``landing/<tenant>/<source>/`` where POS exports arrive."""
+
+    landing_dir: str | None = Field(
+        default=None, description="Overrides STOREPULSE_LANDING / $STOREPULSE_HOME/landing")
+
+    def path(self) -> Path:
         return Path(self.landing_dir) if self.landing_dir else load_settings().landing_dir

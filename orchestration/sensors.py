@@ -27,7 +27,7 @@ from orchestration.assets.ingestion import ingest_landing_files
 from orchestration.constants import EVERY_DAEMON_LOOP
 from orchestration.dbt import storepulse_dbt_models
 from orchestration.partitions import tenant_partitions
-from orchestration.resources import WarehouseResource
+from orchestration.resources import LandingResource, WarehouseResource
 
 ingest_job = define_asset_job(
     "ingest_job",
@@ -52,19 +52,20 @@ RAW_DATA = [AssetKey(["raw", table]) for table in ("sales_lines", "stores", "pro
         description="Requests an ingestion run for a tenant when landing/<tenant>/ holds files "
                     "the ledger (raw.ingest_files) has not seen as they are now; registers "
                     "partitions for newly onboarded tenants.")
-def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource,
+                   landing: LandingResource):
     engine = warehouse.engine()
     with engine.connect() as conn:
         registered = conn.execute(sa.text("select tenant_id from ops.tenants")).scalars().all()
     known_partitions = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     new_tenants = sorted(set(registered) - known_partitions)
-    landing = warehouse.landing_path()
+    landing_dir = landing.path()
     run_requests = []
     waiting: dict[str, int] = {}
     for tenant_id in sorted(registered):
         # The ledger is the memory: files loaded by any run, the CLI or the demo are not
         # requested again, and no cursor can drift from what was really loaded.
-        pending = pending_files(engine, landing, tenant_id)
+        pending = pending_files(engine, landing_dir, tenant_id)
         if not pending:
             continue
         waiting[tenant_id] = len(pending)

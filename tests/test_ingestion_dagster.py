@@ -8,7 +8,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_context, materialize
 
 from orchestration.assets.ingestion import ingest_landing_files
-from orchestration.resources import WarehouseResource
+from orchestration.resources import LandingResource, WarehouseResource
 from orchestration.sensors import landing_sensor
 from tests.ingestion_helpers import good_row, pos_csv, register, scalar
 
@@ -19,9 +19,10 @@ def instance():
         yield inst
 
 
-def _warehouse(database_url, landing):
-    return WarehouseResource(database_url=database_url.render_as_string(hide_password=False),
-                             landing_dir=str(landing))
+def _resources(database_url, landing) -> dict:
+    return {"warehouse": WarehouseResource(
+                database_url=database_url.render_as_string(hide_password=False)),
+            "landing": LandingResource(landing_dir=str(landing))}
 
 
 def test_asset_loads_a_tenant_partition_once(engine, database_url, tmp_path, instance,
@@ -30,7 +31,7 @@ def test_asset_loads_a_tenant_partition_once(engine, database_url, tmp_path, ins
     shutil.copytree(small_sample.root / "northwind", landing / "northwind")
     register(engine, "northwind")
     instance.add_dynamic_partitions("tenants", ["northwind"])
-    resources = {"warehouse": _warehouse(database_url, landing)}
+    resources = _resources(database_url, landing)
 
     first = materialize([ingest_landing_files], partition_key="northwind", instance=instance,
                         resources=resources)
@@ -60,7 +61,7 @@ def test_rejected_file_is_reported_in_dagster(engine, database_url, tmp_path, in
     (landing / "shop" / "generic_pos_csv" / "bad.csv").write_text("")
     instance.add_dynamic_partitions("tenants", ["shop"])
     result = materialize([ingest_landing_files], partition_key="shop", instance=instance,
-                         resources={"warehouse": _warehouse(database_url, landing)})
+                         resources=_resources(database_url, landing))
     meta = next(m for m in result.asset_materializations_for_node("ingest_landing_files")
                 if m.asset_key == AssetKey(["raw", "sales_lines"])).metadata
     assert meta["files_rejected"].value == 1
@@ -79,7 +80,7 @@ def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tm
     register(engine, "shop")
     pos_csv(landing / "shop" / "generic_pos_csv" / "a.csv", [good_row()])
     pos_csv(landing / "stranger" / "generic_pos_csv" / "a.csv", [good_row()])  # not registered
-    resources = {"warehouse": _warehouse(database_url, landing)}
+    resources = _resources(database_url, landing)
 
     def tick():
         return landing_sensor(build_sensor_context(instance=instance, resources=resources))

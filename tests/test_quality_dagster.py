@@ -12,7 +12,7 @@ from orchestration.assets.ingestion import ingest_landing_files
 from orchestration.checks import stg_sales_lines_quality
 from orchestration.dbt import storepulse_dbt_models
 from orchestration.definitions import RESOURCES, defs
-from orchestration.resources import WarehouseResource
+from orchestration.resources import LandingResource, WarehouseResource
 from quality.gate import list_holds
 from tests.ingestion_helpers import good_row, pos_csv, register, scalar
 from tests.quality_helpers import HISTORY_START, history_rows
@@ -37,8 +37,8 @@ class TenantRun:
 def run_tenant(database_url, tmp_path):
     landing = tmp_path / "landing"
     resources = {**RESOURCES, "warehouse": WarehouseResource(
-        database_url=database_url.render_as_string(hide_password=False),
-        landing_dir=str(landing))}
+        database_url=database_url.render_as_string(hide_password=False)),
+        "landing": LandingResource(landing_dir=str(landing))}
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("tenants", ["shop"])
 

@@ -25,7 +25,7 @@ from orchestration.automation import RAW_SALES_FRESHNESS
 from orchestration.checks import RAW_SALES_LINES_KEY, check_specs, tenant_check_results
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.partitions import tenant_partitions
-from orchestration.resources import WarehouseResource
+from orchestration.resources import LandingResource, WarehouseResource
 from quality.gate import validate_batch
 from quality.suites import RAW_SALES_LINES
 
@@ -56,7 +56,8 @@ RAW_TABLES = {
     partitions_def=tenant_partitions,
     can_subset=True,
 )
-def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseResource
+def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseResource,
+                         landing: LandingResource
                          ) -> Iterator[MaterializeResult | AssetCheckResult]:
     tenant_id = context.partition_key
     engine = warehouse.engine()
@@ -66,7 +67,7 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
         log(result.message)
 
     # The run id names the batch, so the gate validates exactly what this run loaded.
-    results = (ingest_tenant(engine, warehouse.landing_path(), tenant_id, on_file=report,
+    results = (ingest_tenant(engine, landing.path(), tenant_id, on_file=report,
                              batch_id=context.run_id)
                if context.selected_asset_keys else [])
     new_sales = any(r.status == "loaded" and r.target == "sales_lines" for r in results)
