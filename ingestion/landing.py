@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ingestion.loader import LoadResult, ProgressFn, load_file, reject_file
-from ingestion.spec import SourceSpec, SpecError, spec_for_source
+from ingestion.spec import SourceSpec, SpecError, detect_spec, spec_for_source
 
 _TARGET_ORDER = {"stores": 0, "products": 1, "sales_lines": 2}
 
@@ -75,6 +75,25 @@ def discover(landing_dir: Path, tenant_id: str) -> list[LandingFile]:
                 found.append(LandingFile(tenant_id, source_dir.name, path, spec,
                                          problem and f"{path.name}: {problem}"))
     return sorted(found, key=lambda f: f.sort_key)
+
+
+def given_files(path: Path, tenant_id: str, source: str | None = None) -> list[LandingFile]:
+    """The files of ``storepulse ingest PATH`` (the file, or a folder's files but its
+    spec.yaml), in name order, each with its spec: the named source's, else the one whose
+    columns fit the file. Outside the landing layout no folder names a source; a file no
+    spec fits comes with its problem, like a landing file with no usable spec."""
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.name != "spec.yaml") \
+        if path.is_dir() else [path]
+    found = []
+    for file in files:
+        try:
+            spec = spec_for_source(source, file.parent) if source else detect_spec(file)
+        except SpecError as exc:
+            found.append(LandingFile(tenant_id, source or file.parent.name, file, None,
+                                     str(exc)))
+        else:
+            found.append(LandingFile(tenant_id, source or spec.name, file, spec))
+    return found
 
 
 def ingest_tenant(engine: Engine, landing_dir: Path, tenant_id: str,

@@ -191,36 +191,34 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
     reaches the marts once `storepulse quality check TENANT` has passed it."""
     from tqdm import tqdm
 
+    from ingestion.landing import given_files
     from ingestion.loader import load_file, reject_file
-    from ingestion.spec import SpecError, detect_spec, spec_for_source
     from storepulse.tenants import record_manual_ingest
 
     engine = _engine()
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.name != "spec.yaml") \
-        if path.is_dir() else [path]
+    files = given_files(path, tenant_id, source)
     batch_id = f"cli-{uuid.uuid4().hex[:12]}"  # what `storepulse quality check` validates
     failed = 0
-    total_bytes = sum(f.stat().st_size for f in files)
+    total_bytes = sum(f.path.stat().st_size for f in files)
     with tqdm(total=total_bytes, desc=f"{len(files)} file(s)", unit="B", unit_scale=True,
               disable=not sys.stderr.isatty()) as overall:
-        for file in files:
-            try:
-                spec = spec_for_source(source, file.parent) if source else detect_spec(file)
-            except SpecError as exc:  # that file is rejected, with why; the others go on
-                result = reject_file(engine, file, tenant_id, source or file.parent.name,
-                                     "sales_lines", file.name, str(exc), batch_id)
+        for item in files:
+            if item.problem:  # that file is rejected, with why; the others go on
+                result = reject_file(engine, item.path, tenant_id, item.source, item.target,
+                                     item.path.name, item.problem, batch_id)
             else:
                 if not source:
-                    click.echo(f"{file.name}: spec '{spec.name}' (its columns fit the file)")
-                with tqdm(desc=file.name, unit=" rows", unit_scale=True, leave=False,
+                    click.echo(f"{item.path.name}: spec '{item.spec.name}' (its columns fit "
+                               "the file)")
+                with tqdm(desc=item.path.name, unit=" rows", unit_scale=True, leave=False,
                           disable=not sys.stderr.isatty()) as bar:
                     def progress(read: int, _quarantined: int, bar=bar) -> None:
                         bar.update(read - bar.n)
 
-                    result = load_file(engine, file, tenant_id, spec,
-                                       source=source or spec.name, progress=progress,
+                    result = load_file(engine, item.path, tenant_id, item.spec,
+                                       source=item.source, progress=progress,
                                        batch_id=batch_id)
-            overall.update(file.stat().st_size)
+            overall.update(item.path.stat().st_size)
             click.echo(result.message)
             record_manual_ingest(engine, result)
             # a file of which nothing loaded is a failure, whether rejected or all quarantined
