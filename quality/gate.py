@@ -14,6 +14,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
@@ -133,46 +134,67 @@ def run_suite(engine: Engine, suite: Suite, batch: BatchContext) -> list[RuleOut
     """Validate ``batch`` with Great Expectations over a SQL datasource on ``engine``'s
     database; one GE batch per distinct query (the rows, or a rule's own query)."""
     gx = great_expectations()
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    datasource = _sql_datasource(context, engine)
-    groups: dict[str, list[Rule]] = {}
-    for rule in suite.rules:
-        query = rule.query(batch) if rule.query else suite.batch_query(batch)
-        groups.setdefault(query, []).append(rule)
-
-    outcomes: dict[str, RuleOutcome] = {}
-    for index, (query, rules) in enumerate(groups.items()):
+    datasource = _sql_datasource(_quiet_context(gx), engine)
+    outcomes = {rule.name: RuleOutcome(suite.name, rule.name, rule.description, rule.severity,
+                                       True) for rule in suite.rules}
+    for index, (query, rules) in enumerate(_rules_by_query(suite, batch).items()):
+        name = f"{suite.name}_{index}"
         # GE accepts only queries that start with SELECT; CTEs go inside.
-        asset = datasource.add_query_asset(
-            f"{suite.name}_{index}", query=f"select * from ({query.strip()}) as batch_rows")
-        gx_batch = asset.add_batch_definition_whole_table("batch").get_batch()
-        expectations: list[tuple[Rule, Any]] = []
-        gx_suite = gx.ExpectationSuite(f"{suite.name}_{index}")
-        for rule in rules:
-            for expectation in rule.expectations(batch):
-                expectation.severity = "critical" if rule.severity == "error" else "warning"
-                expectations.append((rule, gx_suite.add_expectation(expectation)))
-        # Results are matched to expectations by their configuration (type and kwargs): the
-        # ids of an unsaved suite are not reliable.
+        gx_batch = datasource.add_query_asset(
+            name, query=f"select * from ({query.strip()}) as batch_rows"
+        ).add_batch_definition_whole_table("batch").get_batch()
+        gx_suite, expectations = _expectation_suite(gx, name, rules, batch)
         results = _validate(gx_batch, gx_suite, {"result_format": "BASIC"})
         failing = [e for _, e in expectations if not results[_config_key(e)].success]
         index_columns = sorted({c for r in rules for c in r.sample_columns})
         if failing and index_columns:
-            # Sample rows cost a query per expectation: fetch them only for what failed.
-            retry = gx.ExpectationSuite(f"{suite.name}_{index}_samples")
-            for expectation in failing:
-                retry.add_expectation(expectation.copy(update={"id": None}))
-            results.update(_validate(gx_batch, retry, {
-                "result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS,
-                "unexpected_index_column_names": index_columns}))
+            results.update(_sample_failures(gx, gx_batch, name, failing, index_columns))
         for rule, expectation in expectations:
-            outcome = outcomes.setdefault(rule.name, RuleOutcome(
-                suite.name, rule.name, rule.description, rule.severity, True))
-            _merge(outcome, results[_config_key(expectation)])
-    return [outcomes[r.name] for r in suite.rules]
+            _merge(outcomes[rule.name], results[_config_key(expectation)])
+    return list(outcomes.values())
+
+
+def _quiet_context(gx: ModuleType) -> Any:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _rules_by_query(suite: Suite, batch: BatchContext) -> dict[str, list[Rule]]:
+    """Rules grouped by the query whose rows they judge: one GE batch per query."""
+    groups: dict[str, list[Rule]] = {}
+    for rule in suite.rules:
+        query = rule.query(batch) if rule.query else suite.batch_query(batch)
+        groups.setdefault(query, []).append(rule)
+    return groups
+
+
+def _expectation_suite(gx: ModuleType, name: str, rules: list[Rule], batch: BatchContext
+                       ) -> tuple[Any, list[tuple[Rule, Any]]]:
+    """The rules' expectations in one GE suite, each with the rule it belongs to. Results are
+    matched to expectations by their configuration (type and kwargs): the ids of an unsaved
+    suite are not reliable."""
+    gx_suite = gx.ExpectationSuite(name)
+    expectations: list[tuple[Rule, Any]] = []
+    for rule in rules:
+        for expectation in rule.expectations(batch):
+            expectation.severity = "critical" if rule.severity == "error" else "warning"
+            expectations.append((rule, gx_suite.add_expectation(expectation)))
+    return gx_suite, expectations
+
+
+def _sample_failures(gx: ModuleType, gx_batch: Any, name: str, failing: list[Any],
+                     index_columns: list[str]) -> dict[str, Any]:
+    """The failing expectations again, with sample rows: a query per expectation, so only
+    for what failed."""
+    retry = gx.ExpectationSuite(f"{name}_samples")
+    for expectation in failing:
+        retry.add_expectation(expectation.copy(update={"id": None}))
+    return _validate(gx_batch, retry, {
+        "result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS,
+        "unexpected_index_column_names": index_columns})
 
 
 def _sql_datasource(context: Any, engine: Engine) -> Any:
