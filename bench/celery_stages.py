@@ -86,12 +86,13 @@ def run_on_workers(profiles: tuple[TenantProfile, ...], scale: float, workers: i
         (home / "dagster.yaml").write_text(instance_yaml(url, home))
         with DagsterInstance.from_config(str(home)):
             pass  # its tables, before workers race to create them
+        run_tag = uuid.uuid4().hex[:8]  # queue and worker names no other run shares
         env = {"DATABASE_URL": url.render_as_string(hide_password=False),
                "DAGSTER_HOME": str(home), "STOREPULSE_LANDING": str(landing),
                "STOREPULSE_HOME": str(tmp_path / "home"), "STOREPULSE_EXECUTOR": "celery",
                "STOREPULSE_CELERY_BROKER": BROKER,
-               "STOREPULSE_CELERY_QUEUE": f"storepulse-bench-{uuid.uuid4().hex[:8]}"}
-        started = [start_worker(f"bench{i}", env, tmp_path / f"bench{i}.log")
+               "STOREPULSE_CELERY_QUEUE": f"storepulse-bench-{run_tag}"}
+        started = [start_worker(f"bench{i}-{run_tag}", env, tmp_path / f"bench{i}.log")
                    for i in range(workers)]
         stages: dict[str, dict] = {}
         try:
@@ -106,8 +107,8 @@ def run_on_workers(profiles: tuple[TenantProfile, ...], scale: float, workers: i
                 outcomes = _launch(specs, env)
                 stages[stage] = {"wall_s": time.perf_counter() - began,
                                  "run_ids": [o["run_id"] for o in outcomes],
-                                 "workers": sorted({w.split("@")[0] for o in outcomes
-                                                    for w in o["workers"]})}
+                                 "workers": sorted({w.split("@")[0].split("-")[0]
+                                                    for o in outcomes for w in o["workers"]})}
         finally:
             for worker in started:
                 stop_process_group(worker)
