@@ -1,7 +1,6 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['tenant_id', 'customer_id'],
         on_schema_change='append_new_columns',
         post_hook=[
@@ -18,6 +17,8 @@
 -- customers in file versions replaced since (their old rows stay in raw, so a customer whose
 -- order vanished from the new version is recomputed too; one left with no order is deleted).
 -- A day's customers are few: inline_small_set lets the planner see that and use the index.
+-- watermark(this) compiles to a literal, `'2026-10-31 08:00:00+00'::timestamptz`, looked
+-- up when the model runs; inline_small_set to literal rows, `('tenant', ...), ...`.
 {% if is_incremental() %}
 {% set touched_customers_query %}
     select distinct tenant_id, customer_id

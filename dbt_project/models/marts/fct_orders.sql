@@ -1,9 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['tenant_id', 'store_id', 'order_id'],
-        on_schema_change='fail',
         post_hook=[
             "analyze {{ this }}",
             "{{ delete_orders_without_lines() }}",
@@ -18,6 +16,8 @@
 -- One row per order (sale or return). Incremental: orders touched by lines that arrived in
 -- fct_sales_lines since this table last ran are recomputed from all of their lines (a day's
 -- orders are few: inline_small_set lets the planner see that and use the key index).
+-- watermark(this) compiles to a literal, `'2026-10-31 08:00:00+00'::timestamptz`, looked
+-- up when the model runs; inline_small_set to literal rows, `('tenant', ...), ...`.
 {% if is_incremental() %}
 {% set touched_orders_query %}
     select distinct tenant_id, store_id, order_id

@@ -1,9 +1,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
         unique_key=['tenant_id', 'store_id', 'order_id', 'line_number'],
-        on_schema_change='fail',
         post_hook=[
             "analyze {{ this }}",
             "delete from {{ this }} where source_file_id in (select file_id from {{ source('raw', 'ingest_files') }} where status = 'superseded')",
