@@ -26,9 +26,13 @@ from pydantic import Field
 
 from alerting.channels import SmtpEmailChannel, TwilioSmsChannel
 from alerting.delivery import DeliveryReport, deliver_due
-from alerting.freshness import stale_tenants
-from alerting.outbox import PLATFORM_TENANT, enqueue_anomalies, enqueue_event
-from alerting.rules import load_rules
+from alerting.outbox import enqueue_anomalies
+from alerting.platform_events import (
+    RunFacts,
+    enqueue_failed_checks,
+    enqueue_run_failure,
+    enqueue_stale_data,
+)
 from orchestration.constants import EVERY_DAEMON_LOOP
 from orchestration.resources import WarehouseResource
 
@@ -127,9 +131,11 @@ def _outcome(context: SensorEvaluationContext, queued: int, report,
     return SkipReason(summary)
 
 
-def _data_team(alert_channels: AlertChannelsResource) -> list[tuple[str, str]]:
-    return [("email", alert_channels.data_team_email)] if alert_channels.data_team_email \
-        else []
+def _run_facts(context: RunStatusSensorContext, alert_channels: AlertChannelsResource
+               ) -> RunFacts:
+    run = context.dagster_run
+    return RunFacts(run.run_id, run.job_name, run.tags.get("dagster/partition"),
+                    f"{alert_channels.dagster_url.rstrip('/')}/runs/{run.run_id}")
 
 
 def _failed_checks(context: RunStatusSensorContext) -> list[str]:
@@ -148,16 +154,9 @@ def _failed_checks(context: RunStatusSensorContext) -> list[str]:
                                 "the run link, the error and any failed blocking checks.")
 def run_failure_alert_sensor(context: RunFailureSensorContext, warehouse: WarehouseResource,
                              alert_channels: AlertChannelsResource):
-    run = context.dagster_run
-    failed_checks = _failed_checks(context)
-    body = context.failure_event.message or "run failed"
-    if failed_checks:
-        body += "\nFailed blocking checks:\n" + "\n".join(f"- {c}" for c in failed_checks)
-    enqueue_event(
-        warehouse.engine(), run.tags.get("dagster/partition") or PLATFORM_TENANT,
-        "run_failure", f"run:{run.run_id}", "high", _data_team(alert_channels),
-        {"title": f"Run {run.run_id[:8]} of {run.job_name} failed", "body": body,
-         "link": f"{alert_channels.dagster_url.rstrip('/')}/runs/{run.run_id}"})
+    enqueue_run_failure(warehouse.engine(), _run_facts(context, alert_channels),
+                        context.failure_event.message, _failed_checks(context),
+                        alert_channels.data_team_email)
     alert_channels.deliver(warehouse)
 
 
@@ -171,13 +170,8 @@ def failed_check_alert_sensor(context: RunStatusSensorContext, warehouse: Wareho
     failed = _failed_checks(context)
     if not failed:
         return
-    run = context.dagster_run
-    enqueue_event(
-        warehouse.engine(), run.tags.get("dagster/partition") or PLATFORM_TENANT,
-        "check_failure", f"checks:{run.run_id}", "high", _data_team(alert_channels),
-        {"title": f"{len(failed)} failed check(s) in run {run.run_id[:8]} of {run.job_name}",
-         "body": "\n".join(failed),
-         "link": f"{alert_channels.dagster_url.rstrip('/')}/runs/{run.run_id}"})
+    enqueue_failed_checks(warehouse.engine(), _run_facts(context, alert_channels), failed,
+                          alert_channels.data_team_email)
     alert_channels.deliver(warehouse)
 
 
@@ -186,17 +180,8 @@ def failed_check_alert_sensor(context: RunStatusSensorContext, warehouse: Wareho
                     "file arrived for longer than the tenant's stale_after (ops.alert_rules).")
 def stale_data_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource,
                       alert_channels: AlertChannelsResource):
-    engine = warehouse.engine()
-    now = datetime.now(UTC)
-    queued = 0
-    for stale in stale_tenants(engine, now):
-        with engine.connect() as conn:
-            rules = load_rules(conn, stale.tenant_id)
-        recipients = [("email", r) for r in (rules.email_recipients if rules else ())]
-        recipients += _data_team(alert_channels)
-        queued += enqueue_event(
-            engine, stale.tenant_id, "stale_data", stale.key, "high", recipients,
-            {"title": f"{stale.tenant_id}: no new sales data", "body": stale.describe(now)})
+    queued = enqueue_stale_data(warehouse.engine(), datetime.now(UTC),
+                                alert_channels.data_team_email)
     report = alert_channels.deliver(warehouse)
     return _outcome(context, queued, report, f"{queued} stale-data deliveries queued")
 
