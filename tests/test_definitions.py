@@ -60,7 +60,18 @@ def test_dbt_tests_are_asset_checks():
     # Singular business-rule tests sit on the asset they guard.
     assert (("marts", "mart_daily_store_kpis"), "assert_revenue_reconciles_to_raw") in checks
     assert (("marts", "mart_customer_rfm"), "assert_every_customer_has_one_segment") in checks
-    assert len(checks) >= 60
+    # Exactly one check per dbt data test in the manifest and per Great Expectations rule.
+    import json
+
+    from orchestration.project import dbt_project
+    from quality.suites import RAW_SALES_LINES, STG_SALES_LINES
+
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    dbt_tests = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test"}
+    ge_rules = {f"ge_{rule.name}" for suite in (RAW_SALES_LINES, STG_SALES_LINES)
+                for rule in suite.rules}
+    assert len(checks) == len(dbt_tests) + len(ge_rules)
+    assert {name for _, name in checks} == dbt_tests | ge_rules
 
 
 def test_dbt_resource_skips_dagster_dbts_start_up_without_changing_what_it_learns():
