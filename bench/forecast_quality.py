@@ -1,10 +1,10 @@
 """Forecast and anomaly quality, measured honestly.
 
 1. UCI Online Retail through the platform (load, dbt): daily net revenue of its one store.
-   The export stops at midday on 2011-12-09, so that day is dropped; the last 28 complete days
-   are held out. Models are fitted on the days before only. Prophet must reach MAPE < 20% on
-   trading days and a WAPE at least 10% below seasonal naive's. The same models are also scored
-   on three rolling folds *before* the holdout: the evidence the configuration was chosen on.
+   The partial last day is dropped (detected from the data) and the last 28 complete days are
+   held out. The champion is chosen on three rolling folds before them, as the platform
+   chooses it; every model and the champion are fitted on the days before only. Targets (#20):
+   the champion's MAPE (days above the revenue floor) under 15% and WAPE under 16%.
 2. The generated sample (seed 42, the demo's): planted anomalies recalled >= 90% with
    precision >= 85%, scored against the generator's ground truth; a flag in one of the
    generator's promotion weeks (a real sustained rise it made on purpose) counts neither
@@ -12,7 +12,9 @@
    UCI with four events planted into its daily KPIs (outage, tripled quantities, a week with
    60% of the orders gone, a slide to a third), scored by what the planting changed; and UCI
    as it is: anomalies per store per month at each severity, none on a UK public holiday.
-3. 95% interval coverage of Prophet in the backtests of every series of both datasets.
+3. The champion on the last 28 days of 50 generated store series of ten shapes, against the
+   best single model of each series (``generated_worst_gap_to_best``).
+4. Calibrated band coverage of every model in the backtests of every series of both datasets.
 
     python bench/forecast_quality.py
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from bench.dbt_build import dbt_build
 from ingestion.generator import (
     DEMO_TENANTS,
     PlantedAnomaly,
+    daily_store_series,
     generate_sample,
     load_ground_truth,
     load_promotions,
@@ -43,12 +47,12 @@ from ingestion.generator import (
 from ingestion.landing import ingest_tenant
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
-from ml import metrics
+from ml import intervals, metrics
 from ml.anomalies import detect_tenant
-from ml.backtest import backtest
+from ml.backtest import COMBINATION, COMBINED, backtest, choose_champion, combine, run_backtest
 from ml.calendar import public_holidays
-from ml.forecasting import forecast_tenant, store_histories
-from ml.models import model_factories
+from ml.forecasting import drop_partial_last_day, forecast_tenant, store_histories
+from ml.models import build_model, load_prophet, model_factories
 from ml.tables import read_daily_kpis
 from storepulse.tenants import Tenant, add_tenant
 
@@ -73,25 +77,13 @@ def uci_daily() -> pd.DataFrame:
             return read_daily_kpis(conn, "uci")
 
 
-def uci_holdout(kpis: pd.DataFrame) -> tuple[list[list], dict, pd.DataFrame]:
+def uci_holdout(kpis: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The holdout of every model and the champion, and the folds before it (model choice)."""
     history = store_histories(kpis, "net_revenue")["online"]
-    history = history[history["ds"] < pd.Timestamp("2011-12-09")]  # partial last day
-    train, test = history.iloc[:-HOLDOUT], history.iloc[-HOLDOUT:]
-    actual = test["y"].to_numpy(float)
-    trading = ~test["closed"].to_numpy(bool)
-    rows, scores = [], {}
-    for name, factory in model_factories("GB").items():
-        forecast = factory().fit(train).predict(test["ds"])
-        predicted = forecast["yhat"].to_numpy(float)
-        scores[name] = {
-            "mape": metrics.mape(actual[trading], predicted[trading]),
-            "wape": metrics.wape(actual, predicted),
-            "coverage_95": metrics.coverage(actual, forecast["yhat_lower_95"].to_numpy(float),
-                                            forecast["yhat_upper_95"].to_numpy(float))}
-        rows.append([name, f"{scores[name]['mape']:.1%}", f"{scores[name]['wape']:.1%}",
-                     f"{scores[name]['coverage_95']:.0%}"])
-    before = backtest(train, model_factories("GB"), folds=3, horizon=28)
-    return rows, scores, before
+    scores = holdout(("uci_online_retail", history, "GB"))
+    trimmed, _ = drop_partial_last_day(history)
+    before = backtest(trimmed.iloc[:-HOLDOUT], model_factories("GB"), folds=3, horizon=HOLDOUT)
+    return scores, before
 
 
 def uci_anomalies(kpis: pd.DataFrame) -> tuple[dict, dict]:
@@ -107,6 +99,63 @@ def uci_anomalies(kpis: pd.DataFrame) -> tuple[dict, dict]:
     calendar = public_holidays("GB", (2010, 2011))
     per_month["on_holidays"] = int(untouched["day"].isin(calendar).sum())
     return scores, per_month
+
+
+def holdout(item: tuple[str, pd.DataFrame, str | None]) -> pd.DataFrame:
+    """One series as the platform treats it: the champion chosen on 3 rolling folds before
+    the last HOLDOUT days, then every production model, the combination and the champion
+    fitted on those earlier days and scored on the held-out ones, with bands calibrated on
+    their own backtest errors. One row per model, and one for the champion."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    name, history, country = item
+    history, _ = drop_partial_last_day(history)
+    train, test = history.iloc[:-HOLDOUT], history.iloc[-HOLDOUT:]
+    factories = model_factories(country)
+    run = run_backtest(train, factories, folds=3, horizon=HOLDOUT)
+    champion = choose_champion(run.scores).model_name
+    forecasts = {model: build_model(factory).fit(train).predict(test["ds"])
+                 for model, factory in factories.items()}
+    forecasts[COMBINATION] = combine([forecasts[m] for m in COMBINED if m in forecasts])
+    actual = test["y"].to_numpy(float)
+    rows = []
+    for model, forecast in forecasts.items():
+        edges = run.band_edges(model)
+        if edges:
+            forecast = intervals.apply_band(forecast, edges, run.floor)
+        rows.append({"series": name, "model_name": model,
+                     "mape": metrics.mape(actual, forecast["yhat"].to_numpy(float), run.floor),
+                     "wape": metrics.wape(actual, forecast["yhat"].to_numpy(float)),
+                     **{f"coverage_{level}": metrics.coverage(
+                         actual, forecast[f"yhat_lower_{level}"].to_numpy(float),
+                         forecast[f"yhat_upper_{level}"].to_numpy(float))
+                        for level in (80, 95)}})
+    rows.append({**next(r for r in rows if r["model_name"] == champion),
+                 "model_name": "champion", "champion": champion})
+    return pd.DataFrame(rows)
+
+
+def holdout_table(frame: pd.DataFrame) -> list[list]:
+    summary = frame.groupby("model_name")[["mape", "wape", "coverage_80", "coverage_95"]].mean()
+    return [[model, f"{r.mape:.1%}", f"{r.wape:.1%}", f"{r.coverage_80:.0%}",
+             f"{r.coverage_95:.0%}"] for model, r in summary.sort_values("wape").iterrows()]
+
+
+def champion_gaps(frame: pd.DataFrame) -> pd.Series:
+    """Per series, how much worse (relative WAPE) the champion did than the best single
+    model on the held-out days."""
+    singles = frame[~frame["model_name"].isin(["champion", COMBINATION])]
+    best = singles.groupby("series")["wape"].min()
+    champion = frame[frame["model_name"] == "champion"].set_index("series")["wape"]
+    return (champion / best - 1).fillna(0.0)
+
+
+def generated_holdouts(series: int = 50, workers: int = 2) -> pd.DataFrame:
+    items = [(name, frame, None) for name, frame in daily_store_series(series, seed=0)]
+    load_prophet()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return pd.concat(pool.map(holdout, items), ignore_index=True)
 
 
 def generated() -> tuple[dict, pd.DataFrame]:
@@ -138,14 +187,26 @@ def main() -> None:
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
           f"Python {info['python']}, {info['date']}")
     kpis = uci_daily()
-    rows, scores, before = uci_holdout(kpis)
-    print_table(f"UCI Online Retail, daily net revenue, last {HOLDOUT} complete days held out",
-                ["model", "MAPE (trading days)", "WAPE", "95% coverage"], rows)
+    uci, before = uci_holdout(kpis)
+    champion = uci.loc[uci["model_name"] == "champion", "champion"].iloc[0]
+    print_table(f"UCI Online Retail, daily net revenue, last {HOLDOUT} complete days held out "
+                f"(champion: {champion}; bands calibrated on each model's backtest)",
+                ["model", "MAPE (above floor)", "WAPE", "80% coverage", "95% coverage"],
+                holdout_table(uci))
     chosen = before.groupby("model_name")[["wape", "mape", "coverage_95"]].mean()
     print_table("Same models on 3 rolling folds of 28 days before the holdout (model choice)",
                 ["model", "mean WAPE", "mean MAPE", "95% coverage"],
                 [[m, f"{r.wape:.1%}", f"{r.mape:.1%}", f"{r.coverage_95:.0%}"]
                  for m, r in chosen.iterrows()])
+    generated_scores = generated_holdouts()
+    gaps = champion_gaps(generated_scores)
+    print_table(f"50 generated store series (ingestion.generator.daily_store_series, seed 0), "
+                f"last {HOLDOUT} days held out, mean over series",
+                ["model", "MAPE (above floor)", "WAPE", "80% coverage", "95% coverage"],
+                holdout_table(generated_scores))
+    print(f"champion vs the best single model of its series (relative WAPE): median "
+          f"{gaps.median():+.1%}, worst {gaps.max():+.1%} ({gaps.idxmax()}); within 5% on "
+          f"{(gaps <= 0.05).mean():.0%} of series")
     uci_scores, per_month = uci_anomalies(kpis)
     print_table("UCI with four planted events (outage, tripled quantities, week-long 60% drop, "
                 "slide to a third)", ["events", "found", "caused elsewhere", "recall",
@@ -161,18 +222,30 @@ def main() -> None:
                 "precision", ["events", "found", "flagged store-days", "recall", "precision"],
                 [[anomaly["events"], anomaly["events_found"], anomaly["flagged_days"],
                   f"{anomaly['recall']:.0%}", f"{anomaly['precision']:.0%}"]])
-    prophet = pd.concat([backtests, before])
-    prophet = prophet[prophet["model_name"] == "prophet"]
-    coverage_95 = float(np.nanmean(prophet["coverage_95"]))
-    coverage_80 = float(np.nanmean(prophet["coverage_80"]))
-    print(f"\nProphet backtest interval coverage over {len(prophet)} folds: "
-          f"95% interval {coverage_95:.1%}, 80% interval {coverage_80:.1%}")
-    naive_wape = scores["seasonal_naive"]["wape"]
+    folds = pd.concat([backtests, before])
+    by_model = folds.groupby("model_name")[["coverage_80", "coverage_95"]].mean()
+    print_table(f"Calibrated band coverage in the platform's backtests ({len(folds)} model-folds "
+                "of the generated tenants and UCI; target 77-83% and 93-97%)",
+                ["model", "80% band", "95% band"],
+                [[m, f"{r.coverage_80:.1%}", f"{r.coverage_95:.1%}"]
+                 for m, r in by_model.iterrows()])
+    coverage_95 = float(np.nanmean(folds["coverage_95"]))
+    coverage_80 = float(np.nanmean(folds["coverage_80"]))
+    print(f"all models: 95% band {coverage_95:.1%}, 80% band {coverage_80:.1%}")
+    uci_by_model = uci.set_index("model_name")
+    naive_wape = float(uci_by_model.loc["seasonal_naive", "wape"])
+    uci_champion = uci_by_model.loc["champion"]
     emit_json({
-        "uci_mape": round(scores["prophet"]["mape"], 4),
-        "uci_wape": round(scores["prophet"]["wape"], 4),
+        "uci_champion": champion,
+        "uci_mape": round(float(uci_champion["mape"]), 4),
+        "uci_wape": round(float(uci_champion["wape"]), 4),
         "seasonal_naive_wape": round(naive_wape, 4),
-        "wape_improvement_vs_naive": round(1 - scores["prophet"]["wape"] / naive_wape, 4),
+        "wape_improvement_vs_naive": round(1 - float(uci_champion["wape"]) / naive_wape, 4),
+        "generated_worst_gap_to_best": round(float(gaps.max()), 4),
+        "generated_median_gap_to_best": round(float(gaps.median()), 4),
+        "generated_champion_wape": round(float(
+            generated_scores.loc[generated_scores["model_name"] == "champion", "wape"].mean()),
+            4),
         "anomaly_recall": round(anomaly["recall"], 4),
         "anomaly_precision": round(anomaly["precision"], 4),
         "uci_anomaly_recall": round(uci_scores["recall"], 4),
