@@ -181,7 +181,7 @@ def test_one_dbt_build_per_wave_released_even_by_a_failed_last_load(platform):
 def test_storepulse_forecast_refreshes_one_tenant_without_asset_keys(platform, engine):
     from click.testing import CliRunner
 
-    from storepulse.cli import cli
+    from storepulse_cli.commands import cli
 
     _, loop, _ = platform
     assert all(r.success for r in loop.run_until_settled())

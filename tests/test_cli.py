@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from storepulse.cli import cli
+from storepulse_cli.commands import cli
 
 COMMANDS = [
     [], ["demo"], ["db"], ["db", "migrate"], ["db", "url"], ["tenants"], ["tenants", "add"],

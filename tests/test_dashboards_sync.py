@@ -5,11 +5,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance, materialize
 
+from dashboards.sync import tenant_db_password
 from orchestration.assets.dashboards import metabase_dashboards
 from orchestration.resources import WarehouseResource
-from storepulse.cli import cli
-from storepulse.dashboards_sync import tenant_db_password
 from storepulse.tenants import tenant_role
+from storepulse_cli.commands import cli
 from tests.ingestion_helpers import register
 from tests.metabase_server import MetabaseServer
 

@@ -48,7 +48,7 @@ def test_compose_services_have_images_or_builds_and_real_commands():
         if command and command[0] == "storepulse":
             from click.testing import CliRunner
 
-            from storepulse.cli import cli
+            from storepulse_cli.commands import cli
             help_run = CliRunner().invoke(cli, [*command[1:], "--help"])
             assert help_run.exit_code == 0, f"{name}: {' '.join(command)} is not a command"
     env_example = _env_example()

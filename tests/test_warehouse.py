@@ -70,7 +70,7 @@ def test_unreachable_server_is_one_clear_error():
 def test_cli_prints_one_line_without_traceback(tmp_path):
     env = {**os.environ, "DATABASE_URL": "postgresql://u:pw@127.0.0.1:1/x",
            "STOREPULSE_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "storepulse.cli", "db", "migrate"], env=env,
+    done = subprocess.run([sys.executable, "-m", "storepulse_cli", "db", "migrate"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.strip()]

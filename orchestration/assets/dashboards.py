@@ -8,10 +8,10 @@ from dagster import (
     asset,
 )
 
+from dashboards.sync import sync_dashboards
 from orchestration.automation import DASHBOARDS
 from orchestration.constants import ANALYTICS
 from orchestration.resources import WarehouseResource
-from storepulse.dashboards_sync import sync_dashboards
 from storepulse.settings import load_metabase_settings
 
 # What the cards read; the sync runs after these refresh.

@@ -42,7 +42,7 @@ def cli() -> None:
 def demo(scale: float, seed: int, regenerate: bool, as_of) -> None:
     """Set up the database, generate sample data and let the platform's own sensors and
     automation run the whole pipeline, in this process."""
-    from orchestration.demo import run_demo
+    from storepulse_cli.demo import run_demo
 
     run_demo(scale=scale, seed=seed, regenerate=regenerate,
              as_of=as_of.date() if as_of else None, echo=click.echo)
@@ -489,7 +489,7 @@ def dashboards_sync(tenant_id: str | None, dry_run: bool, prune: bool, setup: bo
     dashboards (and the data team's), idempotently. Needs METABASE_URL,
     METABASE_ADMIN_EMAIL, METABASE_ADMIN_PASSWORD and METABASE_TENANT_DB_SECRET."""
     from dashboards.specs import SPEC_DIR, load_specs
-    from storepulse.dashboards_sync import sync_dashboards
+    from dashboards.sync import sync_dashboards
     from storepulse.settings import load_metabase_settings
     from storepulse.warehouse import resolve_database_url
 
