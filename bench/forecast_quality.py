@@ -119,12 +119,14 @@ def holdout(item: tuple[str, pd.DataFrame, str | None]) -> pd.DataFrame:
                  for model, factory in factories.items()}
     forecasts[COMBINATION] = combine([forecasts[m] for m in COMBINED if m in forecasts])
     actual = test["y"].to_numpy(float)
+    chosen_on = run.scores.groupby("model_name")["wape"].mean()
     rows = []
     for model, forecast in forecasts.items():
         edges = run.band_edges(model)
         if edges:
             forecast = intervals.apply_band(forecast, edges, run.floor)
         rows.append({"series": name, "model_name": model,
+                     "backtest_wape": chosen_on.get(model),
                      "mape": metrics.mape(actual, forecast["yhat"].to_numpy(float), run.floor),
                      "wape": metrics.wape(actual, forecast["yhat"].to_numpy(float)),
                      **{f"coverage_{level}": metrics.coverage(

@@ -87,14 +87,17 @@ def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataF
     return out
 
 
-PARTIAL_DAY_SHARE = 0.5
+# A day cut short by the export is often well past half its usual sales (UCI's last day
+# stops at 12:50 with 64% of a typical Friday); a complete day so far below its weekday's
+# median is rare, and forecasting it instead of learning from it costs little.
+PARTIAL_DAY_SHARE = 0.75
 
 
 def drop_partial_last_day(history: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """The history without its last day when that day looks cut short: an export taken
     during trading leaves the last day with part of its sales. Detected from the data: a last
-    trading day below half the median of the same weekday over the four weeks before. It is
-    then forecast like a future day instead of teaching the models a collapse."""
+    trading day below three quarters of the median of the same weekday over the four weeks
+    before. It is then forecast like a future day instead of teaching the models a collapse."""
     if len(history) < 29 or bool(history["closed"].iloc[-1]):
         return history, False
     y = history["y"].to_numpy(float)

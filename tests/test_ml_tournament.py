@@ -120,6 +120,9 @@ def test_a_cut_short_last_day_is_detected_from_the_data():
     cut.loc[cut.index[-1], "y"] *= 0.3  # the export stopped at mid-morning
     trimmed, dropped = drop_partial_last_day(cut)
     assert dropped and len(trimmed) == len(history) - 1
+    # UCI's export stops at 12:50 on its last Friday, with 64% of a typical Friday's sales
+    cut.loc[cut.index[-1], "y"] = history["y"].iloc[-1] * 0.64
+    assert drop_partial_last_day(cut)[1]
     # and the forecast then starts on the cut-short day
     result = _forecast(SeriesTask("s1", "net_revenue", cut, None, horizon=7, folds=2,
                                   fold_days=28), FAST)
