@@ -9,10 +9,7 @@ with customers as (
 ),
 
 tenant_as_of as (
-    -- the tenant's latest day with an order (the daily KPI calendar ends there)
-    select tenant_id, max(day) as as_of_date
-    from {{ ref('mart_daily_store_kpis') }}
-    group by tenant_id
+    {{ tenant_as_of_dates() }}
 ),
 
 measured as (

@@ -66,9 +66,8 @@ with changed_from as (
 -- order (dim_customers incrementally): re-aggregating all orders here on every run cost more
 -- than the touched days themselves.
 tenant_last_day as (
-    select tenant_id, max(last_sale_date) as last_day
-    from {{ ref('dim_stores') }}
-    group by tenant_id
+    select tenant_id, as_of_date as last_day
+    from ({{ tenant_as_of_dates() }}) as as_of
 ),
 
 store_first_day as (

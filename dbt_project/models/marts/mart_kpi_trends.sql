@@ -6,9 +6,7 @@
 {% set windows = var('trend_windows') %}
 
 with as_of as (
-    select tenant_id, max(day) as as_of_date
-    from {{ ref('mart_daily_store_kpis') }}
-    group by tenant_id
+    {{ tenant_as_of_dates() }}
 ),
 
 -- stores and products: only the days the widest window and the period before it reach
