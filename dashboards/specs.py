@@ -2,8 +2,11 @@
 
 Card SQL uses Metabase's native variables: ``{{start_date}}``, ``{{end_date}}`` (dates) and
 ``{{store}}`` (text), inside optional ``[[ ... ]]`` clauses that Metabase drops when the
-filter is empty. Tenant cards need no tenant filter: they run as the tenant's own database
-role, and row-level security returns only its rows.
+filter is empty. SQL several cards share is written once under the spec's ``snippets`` and
+named in a card as ``{{snippet: name}}`` (Metabase's syntax for its own snippets); it is
+expanded when the spec loads, so Metabase receives plain SQL. Tenant cards need no tenant
+filter: they run as the tenant's own database role, and row-level security returns only its
+rows.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ FILTERS: dict[str, dict[str, str]] = {
 
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _OPTIONAL = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
+_SNIPPET = re.compile(r"\{\{\s*snippet:\s*([\w-]+)\s*\}\}")
 
 
 class DashboardSpecError(ValueError):
@@ -121,7 +125,8 @@ def _parse(path: Path) -> DashboardSpec:
             raise DashboardSpecError(f"{where}: unknown filters {sorted(unknown)}")
         if raw["audience"] not in ("tenant", "data_team"):
             raise DashboardSpecError(f"{where}: audience must be tenant or data_team")
-        cards = tuple(_card(where, c) for c in raw["cards"])
+        snippets = raw.get("snippets") or {}
+        cards = tuple(_card(where, c, snippets) for c in raw["cards"])
     except KeyError as exc:
         raise DashboardSpecError(f"{where}: missing field {exc}") from None
     except (TypeError, AttributeError) as exc:  # a value of the wrong kind
@@ -137,9 +142,21 @@ def _parse(path: Path) -> DashboardSpec:
                          filters, cards)
 
 
-def _card(where: str, raw: dict[str, Any]) -> CardSpec:
+def _expand_snippets(where: str, key: str, sql: str, snippets: dict[str, str]) -> str:
+    def snippet(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in snippets:
+            raise DashboardSpecError(f"{where}: card {key} names snippet {name!r}, which the "
+                                     f"spec's snippets do not define ({sorted(snippets)})")
+        return snippets[name].strip()
+
+    return _SNIPPET.sub(snippet, sql)
+
+
+def _card(where: str, raw: dict[str, Any], snippets: dict[str, str]) -> CardSpec:
+    sql = _expand_snippets(where, raw["key"], raw["sql"], snippets).strip()
     card = CardSpec(
-        key=raw["key"], name=raw["name"], display=raw["display"], sql=raw["sql"].strip(),
+        key=raw["key"], name=raw["name"], display=raw["display"], sql=sql,
         size=tuple(raw["size"]), position=tuple(raw["position"]),
         description=raw.get("description", ""), dimensions=tuple(raw.get("dimensions", [])),
         metrics=tuple(raw.get("metrics", [])), scalar_field=raw.get("field"),

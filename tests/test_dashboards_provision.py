@@ -278,3 +278,24 @@ def test_a_failed_permission_write_stops_before_any_dashboard(metabase):
     with pytest.raises(MetabaseError, match="409"):
         sync(metabase)
     assert metabase.state.cards == {} and metabase.state.dashboards == {}
+
+
+def test_snippets_are_said_once_and_expanded_when_the_spec_loads(tmp_path):
+    from dashboards.specs import DashboardSpecError
+
+    specs = {s.key: s for s in load_specs()}
+    # every card of the store dashboard starts from the one period definition
+    period = [c for c in specs["store_performance"].cards if "with bounds as (" in c.sql]
+    assert len(period) == len(specs["store_performance"].cards)
+    assert all("snippet" not in c.sql for s in specs.values() for c in s.cards)
+    card = ("cards:\n  - key: revenue\n    name: Revenue\n    display: scalar\n"
+            "    size: [6, 3]\n    position: [0, 0]\n    field: total\n"
+            "    sql: \"select {{snippet: total}} from marts.fct_orders\"\n")
+    (tmp_path / "sales.yaml").write_text(
+        "key: sales\nname: Sales\naudience: tenant\nsnippets:\n  total: sum(net_amount) as total\n"
+        + card)
+    (spec,) = load_specs(tmp_path)
+    assert spec.cards[0].sql == "select sum(net_amount) as total from marts.fct_orders"
+    (tmp_path / "sales.yaml").write_text("key: sales\nname: Sales\naudience: tenant\n" + card)
+    with pytest.raises(DashboardSpecError, match="card revenue names snippet 'total'"):
+        load_specs(tmp_path)
