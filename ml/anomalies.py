@@ -15,8 +15,10 @@ Three detectors:
   Average order value is flagged at 100% above or 60% below and 6 spreads; returns when they
   are at least 5x their usual level and a quarter of the day's usual revenue.
   A store with no sale orders on a day it normally trades (see ``ClosedDayRule``) is an
-  outage. Public holidays of the tenant's country (``ml.calendar``) are not judged at all: a
-  weekday's usual level says nothing about Easter Monday, and a closed holiday is no outage.
+  outage, where its usual orders make an empty day a 1-in-100 chance (about 5 orders a
+  day): a store that sells twice a day has empty days by chance. Public holidays of the
+  tenant's country (``ml.calendar``) are not judged at all: a weekday's usual level says
+  nothing about Easter Monday, and a closed holiday is no outage.
 * **level shift**: a run of trading days whose every 3 consecutive days total 40% or more
   below (or above) normal on revenue and on orders, with those orders at least 4 times the
   noise of 3 such days (the store's own spread, at least Poisson plus 15% overdispersion, so
@@ -95,6 +97,7 @@ class Thresholds:
     shift_z: float = 4.0  # ... with orders this many times their noise
     shift_forgotten_days: int = 20  # a drop up to this long leaves the baselines
     band_half_width_spreads: float = 3.5  # the normal band shown beside a flagged value
+    outage_chance: float = 0.01  # an empty trading day is an outage when this unlikely
 
 
 THRESHOLDS = Thresholds()
@@ -335,9 +338,9 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
         holiday = days.dt.date.isin(calendar).to_numpy()
     judged = ~rule.is_closed(days) & ~holiday  # days the store normally trades
     trading = judged & ~is_closed
-    outage = judged & (store["orders"].to_numpy(float) == 0)
+    empty = judged & (store["orders"].to_numpy(float) == 0)
     actual, expected, spread, deviation = _baselines(store, days, trading, judged, t)
-    usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~outage
+    usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~empty
     shift, shift_days, shift_start, dropped = _level_shift(actual, expected, spread["orders"],
                                                            usable, t)
     # A drop the store recovered from must not become its normal: its days leave the weekday
@@ -345,10 +348,12 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
     if dropped.any():
         actual, expected, spread, deviation = _baselines(store, days, trading & ~dropped, judged,
                                                          t)
-        usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~outage
+        usable = trading & (np.nan_to_num(expected["revenue"]) > 0) & ~empty
         shift, shift_days, shift_start, _ = _level_shift(actual, expected, spread["orders"],
                                                          usable, t)
     has_baseline = np.nan_to_num(expected["revenue"]) > 0
+    # Poisson: an empty day has probability exp(-expected orders).
+    outage = empty & (np.exp(-np.nan_to_num(expected["orders"])) <= t.outage_chance)
 
     # Point anomalies: the day against its own week (so a promotion week is not a spike).
     point, adjusted = {}, {}

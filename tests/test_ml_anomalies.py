@@ -211,3 +211,20 @@ def test_flags_in_explained_windows_count_neither_way():
     explained = score_against_truth(flags, truth, promotions)
     assert explained["precision"] == 1.0 and explained["recall"] == 1.0
     assert explained["flagged_days"] == 1
+
+
+def test_an_empty_day_is_an_outage_only_where_it_is_unlikely_by_chance():
+    # A store selling about twice a day has empty days by chance; one selling sixty has not.
+    quiet = store_days(days=300, seed=8, orders_per_day=2.0)
+    empty_days = quiet[(quiet["orders"] == 0) & (pd.to_datetime(quiet["day"]).dt.day_of_week
+                                                  != 6)]
+    assert len(empty_days) > 10
+    assert not detect_tenant(quiet, "t1", "GBP")["explanation"].str.startswith(
+        "No sales").any()
+    busy = store_days(days=300, seed=8, orders_per_day=60.0)
+    shut = pd.to_datetime(busy["day"]) == pd.Timestamp("2025-08-13")
+    busy.loc[shut, ["net_revenue", "orders", "returns_amount"]] = 0
+    busy.loc[shut, "is_closed_day"] = True
+    outages = detect_tenant(busy, "t1", "GBP")
+    assert outages[outages["explanation"].str.startswith("No sales")]["severity"].tolist() == [
+        "critical"]
