@@ -8,6 +8,7 @@ the checks are listed below, so the reason is stable.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -157,24 +158,14 @@ def _quotient(mapping: Mapping, chunk: RawChunk, spec: SourceSpec, problems: _Pr
     for mask, why in ((top_bad, f"{mapping.column} is not a number"),
                       (bottom_bad, f"{mapping.divided_by} is not a number"),
                       (zero, f"{mapping.divided_by} is zero")):
-        problems.add(mask, name, _DerivedReason(mapping, dividend, divisor, why))
+        def quoting_both(i: int, why: str = why) -> str:
+            return (f"cannot be derived as {mapping.column} / {mapping.divided_by} "
+                    f"({dividend[i].as_py()!r} / {divisor[i].as_py()!r}): {why}")
+
+        problems.add(mask, name, quoting_both)
     quotient = pc.divide(pc.cast(top_text, pa.float64()),
                          pc.if_else(pa.array(zero), pa.scalar(None, pa.float64()), bottom))
     return pc.cast(pc.round(quotient, 6), pa.string())
-
-
-@dataclass
-class _DerivedReason:
-    """The reason a derived value could not be computed, quoting the row's source values."""
-
-    mapping: Mapping
-    dividend: pa.ChunkedArray
-    divisor: pa.ChunkedArray
-    why: str
-
-    def at(self, i: int) -> str:
-        return (f"cannot be derived as {self.mapping.column} / {self.mapping.divided_by} "
-                f"({self.dividend[i].as_py()!r} / {self.divisor[i].as_py()!r}): {self.why}")
 
 
 def _strict_strptime(arr: pa.ChunkedArray, fmt: str) -> pa.ChunkedArray:
@@ -204,14 +195,17 @@ def _strict_strptime(arr: pa.ChunkedArray, fmt: str) -> pa.ChunkedArray:
     return pa.chunked_array([pa.array(values, type=pa.timestamp("s"))])
 
 
+Reason = str | Callable[[int], str]  # the same for every row, or built from the row's values
+
+
 class _Problems:
     """Accumulates (mask, field, reason) in priority order; the first hit per row wins."""
 
     def __init__(self, n: int) -> None:
         self.bad = np.zeros(n, dtype=bool)
-        self.reasons: list[tuple[np.ndarray, str, object]] = []
+        self.reasons: list[tuple[np.ndarray, str, Reason]] = []
 
-    def add(self, mask: np.ndarray, field_name: str, reason) -> None:
+    def add(self, mask: np.ndarray, field_name: str, reason: Reason) -> None:
         fresh = mask & ~self.bad
         if fresh.any():
             self.reasons.append((fresh, field_name, reason))
@@ -356,7 +350,7 @@ def _quarantine_rows(chunk: RawChunk, values: dict[str, pa.ChunkedArray], proble
         column = values.get(field_name)
         for i in np.flatnonzero(mask):
             shown = column[int(i)].as_py() if column is not None else None
-            why = reason.at(int(i)) if isinstance(reason, _DerivedReason) else reason
+            why = reason(int(i)) if callable(reason) else reason
             detail = f"{field_name} {shown!r} {why}" if shown not in (None, "") \
                 else f"{field_name} {why}"
             rows[int(i)] = Reject(int(chunk.line_numbers[i]), chunk.raw_text(int(i)), detail,
