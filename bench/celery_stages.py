@@ -21,9 +21,10 @@ import time
 import uuid
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterInstance
 
 from bench.common import scratch_database
+from bench.end_to_end import step_spans
 from ingestion.generator import TenantProfile, generate_sample
 from storepulse.tenants import Tenant, add_tenant
 from tests.celery_runs import start_worker, wait_ready
@@ -55,21 +56,9 @@ def _launch(specs: list[str], env: dict) -> list[dict]:
 def _step_window(instance: DagsterInstance, run_ids: list[str]) -> tuple[float, float]:
     """Seconds from the stage's first step start to its last step end, and the steps' busy
     seconds added up."""
-    first, last, busy = float("inf"), 0.0, 0.0
-    for run_id in run_ids:
-        starts = {}
-        for record in instance.all_logs(run_id):
-            event = record.dagster_event
-            if event is None or not event.step_key:
-                continue
-            if event.event_type == DagsterEventType.STEP_START:
-                starts[event.step_key] = record.timestamp
-                first = min(first, record.timestamp)
-            elif event.event_type in (DagsterEventType.STEP_SUCCESS,
-                                      DagsterEventType.STEP_FAILURE):
-                last = max(last, record.timestamp)
-                busy += record.timestamp - starts[event.step_key]
-    return last - first, busy
+    spans = [span for run_id in run_ids for span in step_spans(instance, run_id).values()]
+    busy = sum(end - start for start, end in spans)
+    return max(end for _, end in spans) - min(start for start, _ in spans), busy
 
 
 def run_on_workers(profiles: tuple[TenantProfile, ...], scale: float, workers: int) -> dict:

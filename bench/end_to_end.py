@@ -140,8 +140,9 @@ def run_pipeline(loop: PlatformLoop) -> dict:
     return figures
 
 
-def _step_seconds(instance, run_id: str) -> dict[str, float]:
-    starts, durations = {}, {}
+def step_spans(instance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step of the run: the timestamps of its start and of its end (success or failure)."""
+    starts, spans = {}, {}
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None or not event.step_key:
@@ -149,8 +150,12 @@ def _step_seconds(instance, run_id: str) -> dict[str, float]:
         if event.event_type == DagsterEventType.STEP_START:
             starts[event.step_key] = record.timestamp
         elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            durations[event.step_key] = record.timestamp - starts[event.step_key]
-    return durations
+            spans[event.step_key] = (starts[event.step_key], record.timestamp)
+    return spans
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    return {step: end - start for step, (start, end) in step_spans(instance, run_id).items()}
 
 
 def raw_lines(engine) -> int:
