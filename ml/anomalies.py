@@ -18,7 +18,9 @@ Three detectors:
   outage, where its usual orders make an empty day a 1-in-100 chance (about 5 orders a
   day): a store that sells twice a day has empty days by chance. Public holidays of the
   tenant's country (``ml.calendar``) are not judged at all: a weekday's usual level says
-  nothing about Easter Monday, and a closed holiday is no outage.
+  nothing about Easter Monday, and a closed holiday is no outage. Nor is an empty day on a
+  holiday the store closed on in an earlier year (any region's holiday, recognised by name so
+  a moving one counts; a date closed every year is already ``ClosedDayRule``'s).
 * **level shift**: a run of trading days whose every 3 consecutive days total 40% or more
   below (or above) normal on revenue and on orders, with those orders at least 4 times the
   noise of 3 such days (the store's own spread, at least Poisson plus 15% overdispersion, so
@@ -60,7 +62,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ml.calendar import public_holidays
+from ml.calendar import habitual_holiday_closures, public_holidays
 from ml.models import ClosedDayRule
 
 KPIS = {
@@ -352,8 +354,12 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
         shift, shift_days, shift_start, _ = _level_shift(actual, expected, spread["orders"],
                                                          usable, t)
     has_baseline = np.nan_to_num(expected["revenue"]) > 0
-    # Poisson: an empty day has probability exp(-expected orders).
-    outage = empty & (np.exp(-np.nan_to_num(expected["orders"])) <= t.outage_chance)
+    # Poisson: an empty day has probability exp(-expected orders). A holiday the store has
+    # closed on before (a regional holiday) is its custom, not an outage.
+    custom = np.array(habitual_holiday_closures(
+        list(days.dt.date), list(store["orders"].fillna(0).to_numpy(float) == 0), country_code),
+        dtype=bool)
+    outage = empty & ~custom & (np.exp(-np.nan_to_num(expected["orders"])) <= t.outage_chance)
 
     # Point anomalies: the day against its own week (so a promotion week is not a spike).
     point, adjusted = {}, {}

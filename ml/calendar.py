@@ -39,3 +39,39 @@ def public_holidays(country_code: str, years: tuple[int, ...]) -> dict[date, str
         if sunday - timedelta(days=2) in days or sunday + timedelta(days=1) in days:
             days.setdefault(sunday, "Easter Sunday")
     return days
+
+
+
+@lru_cache(maxsize=64)
+def holiday_names(country_code: str | None, years: tuple[int, ...]) -> dict[date, str]:
+    """Every day named as a holiday anywhere in the country (any region's calendar): the days
+    a store may habitually close on. The names let a moving holiday (Corpus Christi) be
+    recognised from one year to the next; fixed dates are ``ClosedDayRule``'s."""
+    if not country_code:
+        return {}
+    try:
+        national = holidays_lib.country_holidays(country_code, years=list(years))
+    except NotImplementedError:
+        return {}
+    days: dict[date, str] = dict(national.items())
+    for region in national.subdivisions:
+        for day, name in holidays_lib.country_holidays(country_code, subdiv=region,
+                                                       years=list(years)).items():
+            days.setdefault(day, name)
+    return days
+
+
+def habitual_holiday_closures(days: list[date], empty: list[bool],
+                              country_code: str | None) -> list[bool]:
+    """For each day: is it a holiday (see ``holiday_names``) on which the store sold nothing
+    in an earlier year? An empty day then is the store's custom, not an outage."""
+    if not days:
+        return []
+    names = holiday_names(country_code, tuple(range(min(days).year, max(days).year + 1)))
+    first_closed: dict[str, int] = {}  # holiday name -> first year the store was closed on it
+    for day, was_empty in zip(days, empty, strict=True):
+        name = names.get(day)
+        if name and was_empty:
+            first_closed[name] = min(first_closed.get(name, day.year), day.year)
+    return [day in names and first_closed.get(names[day], day.year) < day.year
+            for day in days]

@@ -149,6 +149,26 @@ def test_public_holidays_are_never_outages_but_other_closures_are():
     assert by_day.loc[by_day["day"] == closures[3], "severity"].tolist() == ["critical"]
 
 
+def test_holidays_the_store_closed_on_before_are_no_outages_the_first_time_is():
+    frame = store_days(days=760, seed=5)  # 2025-01-06 .. 2027-02-04, Sundays closed
+    days = pd.to_datetime(frame["day"])
+    # Corpus Christi: a holiday in six German states only, on a different date each year.
+    corpus_christi = pd.to_datetime(["2025-06-19", "2026-06-04"])
+    wednesday = pd.Timestamp("2026-09-16")
+    shut = days.isin(corpus_christi.union([wednesday]))
+    frame.loc[shut, ["net_revenue", "orders", "returns_amount"]] = 0
+    frame.loc[shut, "is_closed_day"] = True
+
+    def outages(country_code: str | None) -> set[pd.Timestamp]:
+        found = detect_tenant(frame, "t1", "EUR", country_code=country_code)
+        return set(pd.to_datetime(found.loc[found["explanation"].str.startswith("No sales"),
+                                            "day"]))
+
+    # The first closure on the holiday is news; the repeat a year later is the store's custom.
+    assert outages("DE") == {corpus_christi[0], wednesday}
+    assert outages(None) == set(corpus_christi) | {wednesday}  # no calendar, no custom
+
+
 def test_a_sustained_drop_is_flagged_daily_naming_its_length_and_a_rise_is_low():
     frame = store_days(days=300, seed=4)
     days = pd.to_datetime(frame["day"])
