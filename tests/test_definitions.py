@@ -22,6 +22,7 @@ EXPECTED_ASSETS = {
     ("raw", "sales_lines"), ("raw", "stores"), ("raw", "products"), ("raw", "ingest_files"),
     ("raw", "quarantine"), ("ops", "tenants"),
     ("staging", "stg_sales_lines"), ("staging", "stg_stores"), ("staging", "stg_tenants"),
+    ("staging", "stg_ingest_files"), ("staging", "stg_superseded_sales_lines"),
     ("intermediate", "int_sales_lines_localized"),
     ("marts", "fct_sales_lines"), ("marts", "fct_orders"), ("marts", "dim_customers"),
     ("marts", "dim_products"), ("marts", "dim_stores"), ("marts", "mart_daily_store_kpis"),

@@ -21,11 +21,8 @@
     their orders may have changed or vanished. -#}
 {% macro superseded_days(relation) %}
     select distinct lines.tenant_id, (lines.ordered_at at time zone tenants.timezone)::date
-    from {{ source('raw', 'sales_lines') }} as lines
-    join {{ source('raw', 'ingest_files') }} as files
-        on files.file_id = lines.source_file_id
+    from {{ ref('stg_superseded_sales_lines') }} as lines
     join {{ ref('stg_tenants') }} as tenants
         on tenants.tenant_id = lines.tenant_id
-    where files.status = 'superseded'
-      and files.superseded_at > {{ watermark(relation) }}
+    where lines.superseded_at > {{ watermark(relation) }}
 {% endmacro %}

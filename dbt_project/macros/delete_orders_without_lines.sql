@@ -4,11 +4,8 @@
 {% macro delete_orders_without_lines() %}
 delete from {{ this }} as orders
 using (
-    select distinct lines.tenant_id, lines.store_id, lines.order_id
-    from {{ source('raw', 'sales_lines') }} as lines
-    join {{ source('raw', 'ingest_files') }} as files
-        on files.file_id = lines.source_file_id
-    where files.status = 'superseded'
+    select distinct tenant_id, store_id, order_id
+    from {{ ref('stg_superseded_sales_lines') }}
 ) as replaced
 where orders.tenant_id = replaced.tenant_id
   and orders.store_id = replaced.store_id

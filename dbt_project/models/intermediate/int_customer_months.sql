@@ -15,12 +15,11 @@
 -- a values list, `('tenant', '2026-10-31'::date), ...`, when few keys changed (else to the
 -- query itself): given literals, the planner sees how few they are and uses the index.
 -- dbt parses a model with is_incremental() false, so the refs inside its incremental
--- branch (days_touched: fct_sales_lines, stg_tenants, raw lines of replaced files)
+-- branch (days_touched: fct_sales_lines, stg_tenants, stg_superseded_sales_lines)
 -- are never seen then: ref() cannot carry them, these comments do.
 -- depends_on: {{ ref('fct_sales_lines') }}
 -- depends_on: {{ ref('stg_tenants') }}
--- depends_on: {{ source('raw', 'sales_lines') }}
--- depends_on: {{ source('raw', 'ingest_files') }}
+-- depends_on: {{ ref('stg_superseded_sales_lines') }}
 -- Which identified customers bought (sale orders) in which calendar month: the activity behind
 -- the cohort mart, a tenth of the size of the orders it comes from. Incremental by month: the
 -- months of days touched since the last run (new orders, replaced file versions) are rebuilt

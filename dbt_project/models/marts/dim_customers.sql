@@ -19,6 +19,8 @@
 -- A day's customers are few: inline_small_set lets the planner see that and use the index.
 -- watermark(this) compiles to a literal, `'2026-10-31 08:00:00+00'::timestamptz`, looked
 -- up when the model runs; inline_small_set to literal rows, `('tenant', ...), ...`.
+-- dbt parses the model with is_incremental() false, so the ref in that branch needs this:
+-- depends_on: {{ ref('stg_superseded_sales_lines') }}
 {% if is_incremental() %}
 {% set touched_customers_query %}
     select distinct tenant_id, customer_id
@@ -28,13 +30,10 @@
 
     union
 
-    select distinct lines.tenant_id, nullif(trim(lines.customer_id), '')
-    from {{ source('raw', 'sales_lines') }} as lines
-    join {{ source('raw', 'ingest_files') }} as files
-        on files.file_id = lines.source_file_id
-    where files.status = 'superseded'
-      and files.superseded_at > {{ watermark(this) }}
-      and nullif(trim(lines.customer_id), '') is not null
+    select distinct tenant_id, customer_id
+    from {{ ref('stg_superseded_sales_lines') }}
+    where superseded_at > {{ watermark(this) }}
+      and customer_id is not null
 {% endset %}
 {% endif %}
 

@@ -18,11 +18,10 @@
 -- a values list, `('tenant', '2026-10-31'::date), ...`, when few keys changed (else to the
 -- query itself): given literals, the planner sees how few they are and uses the index.
 -- dbt parses a model with is_incremental() false, so the refs inside its incremental
--- branch (days_touched: stg_tenants, raw lines of replaced files)
+-- branch (days_touched: stg_tenants, stg_superseded_sales_lines)
 -- are never seen then: ref() cannot carry them, these comments do.
 -- depends_on: {{ ref('stg_tenants') }}
--- depends_on: {{ source('raw', 'sales_lines') }}
--- depends_on: {{ source('raw', 'ingest_files') }}
+-- depends_on: {{ ref('stg_superseded_sales_lines') }}
 -- Unordered product pairs bought in the same sale order, counted per tenant and day, the
 -- building block of mart_product_affinity (pair counts add up across days). Orders with more
 -- than var('affinity_max_basket_products') distinct products (wholesale) are left out: they

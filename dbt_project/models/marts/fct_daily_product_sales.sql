@@ -14,11 +14,10 @@
 -- a values list, `('tenant', '2026-10-31'::date), ...`, when few keys changed (else to the
 -- query itself): given literals, the planner sees how few they are and uses the index.
 -- dbt parses a model with is_incremental() false, so the refs inside its incremental
--- branch (days_touched: stg_tenants, raw lines of replaced files)
+-- branch (days_touched: stg_tenants, stg_superseded_sales_lines)
 -- are never seen then: ref() cannot carry them, these comments do.
 -- depends_on: {{ ref('stg_tenants') }}
--- depends_on: {{ source('raw', 'sales_lines') }}
--- depends_on: {{ source('raw', 'ingest_files') }}
+-- depends_on: {{ ref('stg_superseded_sales_lines') }}
 -- One row per tenant, product and local day with sales or returns. Incremental: the days
 -- touched since the last run are recomputed whole (unique key: tenant and day).
 with lines as (

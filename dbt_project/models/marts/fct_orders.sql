@@ -18,6 +18,9 @@
 -- orders are few: inline_small_set lets the planner see that and use the key index).
 -- watermark(this) compiles to a literal, `'2026-10-31 08:00:00+00'::timestamptz`, looked
 -- up when the model runs; inline_small_set to literal rows, `('tenant', ...), ...`.
+-- Its post-hook (delete_orders_without_lines) reads stg_superseded_sales_lines; dbt does
+-- not see refs in hooks when it parses, so this comment carries the dependency.
+-- depends_on: {{ ref('stg_superseded_sales_lines') }}
 {% if is_incremental() %}
 {% set touched_orders_query %}
     select distinct tenant_id, store_id, order_id

@@ -14,11 +14,10 @@
 -- a values list, `('tenant', '2026-10-31'::date), ...`, when few keys changed (else to the
 -- query itself): given literals, the planner sees how few they are and uses the index.
 -- dbt parses a model with is_incremental() false, so the refs inside its incremental
--- branch (superseded_days: stg_tenants, raw lines of replaced files)
+-- branch (superseded_days: stg_tenants, stg_superseded_sales_lines)
 -- are never seen then: ref() cannot carry them, these comments do.
 -- depends_on: {{ ref('stg_tenants') }}
--- depends_on: {{ source('raw', 'sales_lines') }}
--- depends_on: {{ source('raw', 'ingest_files') }}
+-- depends_on: {{ ref('stg_superseded_sales_lines') }}
 -- One row per tenant, store and local day, from the store's first sale to the tenant's latest
 -- day, including days with no sales (zeros: a closed day is data). Incremental: days from the
 -- earliest day touched by new orders onwards are recomputed, for every store of that tenant.
