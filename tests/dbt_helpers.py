@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -42,3 +45,18 @@ def materialize_dbt(url: URL):
 def frame(engine: sa.Engine, sql: str) -> pd.DataFrame:
     with engine.connect() as conn:
         return pd.read_sql(sa.text(sql), conn)
+
+
+def lint_sql(url: URL, project_dir: Path, *paths: str) -> dict[str, list[dict]]:
+    """sqlfluff's findings per file it rendered and linted (relative to the project), with
+    the dbt templater compiling against ``url``: models render their incremental branch where
+    their table exists, their full-refresh branch where it does not. A file dbt could not
+    compile (and a macro, such as a generic test) is left out: sqlfluff reports it with no
+    findings and nothing parsed."""
+    env = {**os.environ, **DBT_PATHS.environment(), "DBT_TARGET_PATH": str(TEST_TARGET),
+           **dbt_environment(url)}
+    done = subprocess.run([sys.executable, "-m", "sqlfluff", "lint", *paths, "--format", "json"],
+                          env=env, cwd=project_dir, capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr[-4000:]
+    return {Path(found["filepath"]).as_posix(): found["violations"]
+            for found in json.loads(done.stdout) if found["statistics"]["segments"]}

@@ -15,7 +15,7 @@ from storepulse.dbt_runtime import dbt_executable
 from storepulse.migrate import migrate
 from storepulse.warehouse import dbt_environment, get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
-from tests.dbt_helpers import DBT_PATHS, TEST_TARGET, frame, materialize_dbt, run_dbt
+from tests.dbt_helpers import DBT_PATHS, TEST_TARGET, frame, lint_sql, materialize_dbt, run_dbt
 from tests.ingestion_helpers import publish
 
 
@@ -256,6 +256,16 @@ def test_touched_keys_are_inlined_when_few_and_both_paths_agree(built):
     pd.testing.assert_frame_equal(kpis, _kpi_snapshot(engine))
     pd.testing.assert_frame_equal(customers, _customer_snapshot(engine))
     pd.testing.assert_frame_equal(cohorts, _cohort_snapshot(engine))
+
+
+def test_incremental_branches_and_data_tests_follow_the_house_style(built):
+    url, *_ = built
+    project = DBT_PATHS.project_dir
+    findings = lint_sql(url, project, "models", "tests")
+    singular_tests = {p.relative_to(project).as_posix() for p in project.glob("tests/*.sql")}
+    models = {p.relative_to(project).as_posix() for p in project.glob("models/**/*.sql")}
+    assert set(findings) == models | singular_tests  # every one compiled and linted
+    assert {path: found for path, found in findings.items() if found} == {}
 
 
 def test_source_freshness_is_declared(built):

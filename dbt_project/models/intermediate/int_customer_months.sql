@@ -30,22 +30,29 @@
 with
 {% if is_incremental() %}
 touched_months as (
-    select distinct tenant_id, date_trunc('month', day)::date as activity_month
+    select distinct
+        tenant_id,
+        date_trunc('month', day)::date as activity_month
     from ({{ days_touched(this) }}) as touched
 ),
 {% endif %}
 
 sale_orders as (
-    select orders.tenant_id, orders.customer_id, orders.order_date
+    select
+        orders.tenant_id,
+        orders.customer_id,
+        orders.order_date
     from {{ ref('fct_orders') }} as orders
     {% if is_incremental() %}
     join touched_months
-        on touched_months.tenant_id = orders.tenant_id
-       and orders.order_date >= touched_months.activity_month
-       and orders.order_date < (touched_months.activity_month + interval '1 month')::date
+        on
+            orders.tenant_id = touched_months.tenant_id
+            and orders.order_date >= touched_months.activity_month
+            and orders.order_date < (touched_months.activity_month + interval '1 month')::date
     {% endif %}
-    where not orders.is_return
-      and orders.customer_id is not null
+    where
+        not orders.is_return
+        and orders.customer_id is not null
 )
 
 select
@@ -60,6 +67,11 @@ group by tenant_id, customer_id, date_trunc('month', order_date)::date
 
 union all
 
-select tenant_id, null, activity_month, 0, '{{ run_started_at }}'::timestamptz
+select
+    tenant_id,
+    null as customer_id,
+    activity_month,
+    0 as orders,
+    '{{ run_started_at }}'::timestamptz as batch_loaded_at
 from touched_months
 {% endif %}

@@ -5,7 +5,10 @@ with lines as (
 ),
 
 tenants as (
-    select tenant_id, timezone from {{ ref('stg_tenants') }}
+    select
+        tenant_id,
+        timezone
+    from {{ ref('stg_tenants') }}
 )
 
 select
@@ -33,4 +36,4 @@ select
     lines.source_file_id,
     lines.source_line
 from lines
-join tenants on tenants.tenant_id = lines.tenant_id
+join tenants on lines.tenant_id = tenants.tenant_id

@@ -44,8 +44,9 @@ with orders as (
     join ({{ inline_small_set(touched_customers_query,
                               [['tenant_id', 'text'], ['customer_id', 'text']],
                               max_rows=20000) }}) as touched_customers
-        on touched_customers.tenant_id = orders.tenant_id
-       and touched_customers.customer_id = orders.customer_id
+        on
+            orders.tenant_id = touched_customers.tenant_id
+            and orders.customer_id = touched_customers.customer_id
     {% else %}
     where orders.customer_id is not null
     {% endif %}
@@ -66,14 +67,16 @@ per_customer as (
     group by tenant_id, customer_id
 ),
 
+-- the store of most orders: distinct on keeps the first row of each customer's stores, which
+-- the order by sorts by their order counts (sqlfluff's AM01 sees distinct beside group by)
 home_store as (
-    select distinct on (tenant_id, customer_id)
+    select distinct on (tenant_id, customer_id)  -- noqa: AM01
         tenant_id,
         customer_id,
         store_id
     from orders
     group by tenant_id, customer_id, store_id
-    order by tenant_id, customer_id, count(*) desc, store_id
+    order by tenant_id asc, customer_id asc, count(*) desc, store_id
 )
 
 select
@@ -88,8 +91,10 @@ select
     per_customer.returns_amount,
     per_customer.net_revenue,
     per_customer.orders > 1 as is_repeat_customer,
-    (select max(batch_loaded_at) from {{ ref('fct_orders') }}) as batch_loaded_at
+    (select max(all_orders.batch_loaded_at) from {{ ref('fct_orders') }} as all_orders)
+        as batch_loaded_at
 from per_customer
 join home_store
-    on home_store.tenant_id = per_customer.tenant_id
-   and home_store.customer_id = per_customer.customer_id
+    on
+        per_customer.tenant_id = home_store.tenant_id
+        and per_customer.customer_id = home_store.customer_id

@@ -21,19 +21,25 @@ sales as (
 -- the name of each product's latest named day: one key lookup per product instead of
 -- sorting every product-day by date
 latest_names as (
-    select sales.tenant_id, sales.product_id, product_days.product_name
+    select
+        sales.tenant_id,
+        sales.product_id,
+        product_days.product_name
     from sales
     join {{ ref('fct_daily_product_sales') }} as product_days
-        on product_days.tenant_id = sales.tenant_id
-       and product_days.day = sales.last_named_on
-       and product_days.product_id = sales.product_id
+        on
+            sales.tenant_id = product_days.tenant_id
+            and sales.last_named_on = product_days.day
+            and sales.product_id = product_days.product_id
 )
 
 select
     coalesce(catalogued.tenant_id, sales.tenant_id) as tenant_id,
     coalesce(catalogued.product_id, sales.product_id) as product_id,
-    coalesce(catalogued.product_name, latest_names.product_name,
-             coalesce(catalogued.product_id, sales.product_id)) as product_name,
+    coalesce(
+        catalogued.product_name, latest_names.product_name,
+        coalesce(catalogued.product_id, sales.product_id)
+    ) as product_name,
     catalogued.category,
     catalogued.list_price,
     catalogued.product_id is not null as is_catalogued,
@@ -44,8 +50,10 @@ select
     coalesce(sales.net_revenue, 0) as net_revenue
 from catalogued
 full outer join sales
-    on sales.tenant_id = catalogued.tenant_id
-   and sales.product_id = catalogued.product_id
+    on
+        catalogued.tenant_id = sales.tenant_id
+        and catalogued.product_id = sales.product_id
 left join latest_names
-    on latest_names.tenant_id = coalesce(catalogued.tenant_id, sales.tenant_id)
-   and latest_names.product_id = coalesce(catalogued.product_id, sales.product_id)
+    on
+        latest_names.tenant_id = coalesce(catalogued.tenant_id, sales.tenant_id)
+        and latest_names.product_id = coalesce(catalogued.product_id, sales.product_id)

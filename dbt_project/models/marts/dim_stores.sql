@@ -14,7 +14,12 @@ sales_span as (
 ),
 
 tenants as (
-    select tenant_id, timezone, currency, country_code from {{ ref('stg_tenants') }}
+    select
+        tenant_id,
+        timezone,
+        currency,
+        country_code
+    from {{ ref('stg_tenants') }}
 ),
 
 stores as (
@@ -30,8 +35,9 @@ stores as (
         sales_span.last_sale_date
     from catalogued
     full outer join sales_span
-        on sales_span.tenant_id = catalogued.tenant_id
-       and sales_span.store_id = catalogued.store_id
+        on
+            catalogued.tenant_id = sales_span.tenant_id
+            and catalogued.store_id = sales_span.store_id
 )
 
 select
@@ -47,4 +53,4 @@ select
     stores.first_sale_date,
     stores.last_sale_date
 from stores
-join tenants on tenants.tenant_id = stores.tenant_id
+join tenants on stores.tenant_id = tenants.tenant_id

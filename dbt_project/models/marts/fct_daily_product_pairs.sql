@@ -31,26 +31,32 @@
 {% set max_basket = var('affinity_max_basket_products') %}
 
 with order_products as (
-    select distinct lines.tenant_id, lines.store_id, lines.order_id, lines.order_date,
-           lines.product_id
+    select distinct
+        lines.tenant_id,
+        lines.store_id,
+        lines.order_id,
+        lines.order_date,
+        lines.product_id
     from {{ ref('fct_sales_lines') }} as lines
     {% if is_incremental() %}
     join ({{ days_touched(this) }}) as touched
-        on touched.tenant_id = lines.tenant_id
-       and touched.day = lines.order_date
+        on
+            lines.tenant_id = touched.tenant_id
+            and lines.order_date = touched.day
     {% endif %}
     where not lines.is_return
 ),
 
 baskets as (
     select
-        order_products.*,
+        *,
         count(*) over (partition by tenant_id, store_id, order_id) as basket_products
     from order_products
 ),
 
 pairable as (
-    select * from baskets where basket_products between 2 and {{ max_basket }}
+    select * from baskets
+    where basket_products between 2 and {{ max_basket }}
 )
 
 select
@@ -62,9 +68,11 @@ select
     '{{ run_started_at }}'::timestamptz as batch_loaded_at
 from pairable as first_item
 join pairable as second_item
-    on second_item.tenant_id = first_item.tenant_id
-   and second_item.store_id = first_item.store_id
-   and second_item.order_id = first_item.order_id
-   and second_item.product_id > first_item.product_id
-group by first_item.tenant_id, first_item.order_date, first_item.product_id,
-         second_item.product_id
+    on
+        first_item.tenant_id = second_item.tenant_id
+        and first_item.store_id = second_item.store_id
+        and first_item.order_id = second_item.order_id
+        and first_item.product_id < second_item.product_id
+group by
+    first_item.tenant_id, first_item.order_date, first_item.product_id,
+    second_item.product_id

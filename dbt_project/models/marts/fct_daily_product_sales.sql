@@ -25,8 +25,9 @@ with lines as (
     from {{ ref('fct_sales_lines') }} as lines
     {% if is_incremental() %}
     join ({{ days_touched(this) }}) as touched
-        on touched.tenant_id = lines.tenant_id
-       and touched.day = lines.order_date
+        on
+            lines.tenant_id = touched.tenant_id
+            and lines.order_date = touched.day
     {% endif %}
 )
 
@@ -35,14 +36,18 @@ select
     product_id,
     order_date as day,
     -- the name on the latest line of the day; dim_products takes the latest day's
-    (array_agg(product_name order by ordered_at desc)
-        filter (where product_name is not null))[1] as product_name,
+    (
+        array_agg(product_name order by ordered_at desc)
+        filter (where product_name is not null)
+    )[1] as product_name,
     coalesce(sum(quantity) filter (where not is_return), 0) as units_sold,
     coalesce(-sum(quantity) filter (where is_return), 0) as units_returned,
     sum(gross_amount) as gross_revenue,
     sum(return_amount) as returns_amount,
     sum(gross_amount) - sum(return_amount) as net_revenue,
-    count(distinct (store_id, order_id)) filter (where not is_return) as orders,
+    -- an order is a (store, order id) pair, counted as a row; sqlfluff reads the row's
+    -- parentheses as a misplaced function call's (ST08, LT01, LT06)
+    count(distinct (store_id, order_id)) filter (where not is_return) as orders,  -- noqa
     '{{ run_started_at }}'::timestamptz as batch_loaded_at
 from lines
 group by tenant_id, product_id, order_date

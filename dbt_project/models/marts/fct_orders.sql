@@ -36,9 +36,10 @@ with order_lines as (
     join ({{ inline_small_set(touched_orders_query,
                               [['tenant_id', 'text'], ['store_id', 'text'], ['order_id', 'text']],
                               max_rows=20000) }}) as touched_orders
-        on touched_orders.tenant_id = lines.tenant_id
-       and touched_orders.store_id = lines.store_id
-       and touched_orders.order_id = lines.order_id
+        on
+            lines.tenant_id = touched_orders.tenant_id
+            and lines.store_id = touched_orders.store_id
+            and lines.order_id = touched_orders.order_id
     {% endif %}
 )
 

@@ -31,9 +31,9 @@
         ~ "and files.target = 'sales_lines' "
         ~ "and not exists (select 1 from " ~ this ~ " as seen "
         ~ "where seen.source_file_id = files.file_id)") %}
-    {% set unseen_file_ids = unseen.columns[0].values()[0] %}
+{% set unseen_file_ids = unseen.columns[0].values()[0] %}
 {% else %}
-    {% set unseen_file_ids = 'null' %}
+{% set unseen_file_ids = 'null' %}
 {% endif %}
 
 with new_lines as (
@@ -47,7 +47,13 @@ with new_lines as (
 latest_lines as (
     select distinct on (tenant_id, store_id, order_id, line_number) *
     from new_lines
-    order by tenant_id, store_id, order_id, line_number, source_file_id desc, source_line desc
+    order by
+        tenant_id asc,
+        store_id asc,
+        order_id asc,
+        line_number asc,
+        source_file_id desc,
+        source_line desc
 )
 
 select

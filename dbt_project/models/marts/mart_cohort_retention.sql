@@ -1,17 +1,26 @@
 -- First-purchase month cohorts and the share of each cohort buying again in later months.
 with customer_months as (
-    select tenant_id, customer_id, activity_month
+    select
+        tenant_id,
+        customer_id,
+        activity_month
     from {{ ref('int_customer_months') }}
 ),
 
 cohorts as (
-    select tenant_id, customer_id, min(activity_month) as cohort_month
+    select
+        tenant_id,
+        customer_id,
+        min(activity_month) as cohort_month
     from customer_months
     group by tenant_id, customer_id
 ),
 
 cohort_sizes as (
-    select tenant_id, cohort_month, count(*) as cohort_size
+    select
+        tenant_id,
+        cohort_month,
+        count(*) as cohort_size
     from cohorts
     group by tenant_id, cohort_month
 ),
@@ -24,8 +33,9 @@ cohort_activity as (
         count(*) as active_customers
     from customer_months
     join cohorts
-        on cohorts.tenant_id = customer_months.tenant_id
-       and cohorts.customer_id = customer_months.customer_id
+        on
+            customer_months.tenant_id = cohorts.tenant_id
+            and customer_months.customer_id = cohorts.customer_id
     group by cohorts.tenant_id, cohorts.cohort_month, customer_months.activity_month
 )
 
@@ -33,8 +43,10 @@ select
     cohort_activity.tenant_id,
     cohort_activity.cohort_month,
     cohort_activity.activity_month,
-    (extract(year from age(cohort_activity.activity_month, cohort_activity.cohort_month)) * 12
-        + extract(month from age(cohort_activity.activity_month, cohort_activity.cohort_month)))::int
+    (
+        extract(year from age(cohort_activity.activity_month, cohort_activity.cohort_month)) * 12
+        + extract(month from age(cohort_activity.activity_month, cohort_activity.cohort_month))
+    )::int
         as months_since_first_purchase,
     cohort_sizes.cohort_size,
     cohort_activity.active_customers,
@@ -42,5 +54,6 @@ select
         as retention_rate
 from cohort_activity
 join cohort_sizes
-    on cohort_sizes.tenant_id = cohort_activity.tenant_id
-   and cohort_sizes.cohort_month = cohort_activity.cohort_month
+    on
+        cohort_activity.tenant_id = cohort_sizes.tenant_id
+        and cohort_activity.cohort_month = cohort_sizes.cohort_month

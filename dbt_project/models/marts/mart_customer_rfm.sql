@@ -22,7 +22,7 @@ measured as (
         customers.orders as frequency,
         customers.net_revenue as monetary
     from customers
-    join tenant_as_of on tenant_as_of.tenant_id = customers.tenant_id
+    join tenant_as_of on customers.tenant_id = tenant_as_of.tenant_id
 ),
 
 scored as (
@@ -30,7 +30,7 @@ scored as (
         measured.*,
         {{ rank_score(5, 'recency_days desc') }} as r_score,
         case
-            when frequency = 1 then 1
+            when measured.frequency = 1 then 1
             else 1 + {{ rank_score(4, 'frequency', 'tenant_id, frequency = 1') }}
         end as f_score,
         {{ rank_score(5, 'monetary') }} as m_score
@@ -52,5 +52,6 @@ select
     segment_map.segment
 from scored
 join {{ ref('rfm_segment_map') }} as segment_map
-    on segment_map.r_score = scored.r_score
-   and segment_map.f_score = scored.f_score
+    on
+        scored.r_score = segment_map.r_score
+        and scored.f_score = segment_map.f_score

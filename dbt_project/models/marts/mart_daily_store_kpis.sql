@@ -55,7 +55,9 @@ with changed_from as (
     {% if is_incremental() %}
     {{ inline_small_set(changed_from_query, [['tenant_id', 'text'], ['from_day', 'date']]) }}
     {% else %}
-    select tenant_id, min(order_date) as from_day
+    select
+        tenant_id,
+        min(order_date) as from_day
     from {{ ref('fct_orders') }}
     group by tenant_id
     {% endif %}
@@ -65,12 +67,17 @@ with changed_from as (
 -- order (dim_customers incrementally): re-aggregating all orders here on every run cost more
 -- than the touched days themselves.
 tenant_last_day as (
-    select tenant_id, as_of_date as last_day
+    select
+        tenant_id,
+        as_of_date as last_day
     from ({{ tenant_as_of_dates() }}) as as_of
 ),
 
 store_first_day as (
-    select tenant_id, store_id, first_sale_date as first_day
+    select
+        tenant_id,
+        store_id,
+        first_sale_date as first_day
     from {{ ref('dim_stores') }}
     where first_sale_date is not null
 ),
@@ -91,7 +98,10 @@ calendar as (
 ),
 
 first_purchases as (
-    select tenant_id, customer_id, first_order_date
+    select
+        tenant_id,
+        customer_id,
+        first_order_date
     from {{ ref('dim_customers') }}
 ),
 
@@ -101,11 +111,13 @@ orders_in_window as (
         first_purchases.first_order_date = orders.order_date as is_first_purchase
     from {{ ref('fct_orders') }} as orders
     join changed_from
-        on changed_from.tenant_id = orders.tenant_id
-       and orders.order_date >= changed_from.from_day
+        on
+            orders.tenant_id = changed_from.tenant_id
+            and orders.order_date >= changed_from.from_day
     left join first_purchases
-        on first_purchases.tenant_id = orders.tenant_id
-       and first_purchases.customer_id = orders.customer_id
+        on
+            orders.tenant_id = first_purchases.tenant_id
+            and orders.customer_id = first_purchases.customer_id
 ),
 
 daily_totals as (
@@ -149,6 +161,7 @@ select
     '{{ run_started_at }}'::timestamptz as batch_loaded_at
 from calendar
 left join daily_totals
-    on daily_totals.tenant_id = calendar.tenant_id
-   and daily_totals.store_id = calendar.store_id
-   and daily_totals.day = calendar.day
+    on
+        calendar.tenant_id = daily_totals.tenant_id
+        and calendar.store_id = daily_totals.store_id
+        and calendar.day = daily_totals.day

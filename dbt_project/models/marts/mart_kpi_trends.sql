@@ -22,7 +22,7 @@ all_days as (
         entity_days.net_revenue as revenue,
         entity_days.orders
     from {{ relation }} as entity_days
-    join as_of on as_of.tenant_id = entity_days.tenant_id
+    join as_of on entity_days.tenant_id = as_of.tenant_id
     where entity_days.day > as_of.as_of_date - {{ 2 * (windows | max) }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
@@ -41,10 +41,11 @@ placed as (
         -- x = 1 for the first day of the current window, W for the as-of day
         (all_days.day - (as_of.as_of_date - windows.window_days))::numeric as x
     from all_days
-    join as_of on as_of.tenant_id = all_days.tenant_id
+    join as_of on all_days.tenant_id = as_of.tenant_id
     cross join windows
-    where all_days.day > as_of.as_of_date - 2 * windows.window_days
-      and all_days.day <= as_of.as_of_date
+    where
+        all_days.day > as_of.as_of_date - 2 * windows.window_days
+        and all_days.day <= as_of.as_of_date
 ),
 
 summed as (

@@ -7,8 +7,9 @@ with current_products as (
         ) as recency_rank
     from {{ source('raw', 'products') }} as products
     join {{ source('raw', 'ingest_files') }} as files
-        on files.file_id = products.source_file_id
-       and files.status = 'loaded'
+        on
+            products.source_file_id = files.file_id
+            and files.status = 'loaded'
 )
 
 select

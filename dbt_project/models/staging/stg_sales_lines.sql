@@ -8,9 +8,10 @@ with current_lines as (
     select lines.*
     from {{ source('raw', 'sales_lines') }} as lines
     join {{ source('raw', 'ingest_files') }} as files
-        on files.file_id = lines.source_file_id
-       and files.status = 'loaded'
-       and files.published_at is not null
+        on
+            lines.source_file_id = files.file_id
+            and files.status = 'loaded'
+            and files.published_at is not null
 )
 
 select

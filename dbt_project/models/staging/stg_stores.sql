@@ -7,8 +7,9 @@ with current_stores as (
         ) as recency_rank
     from {{ source('raw', 'stores') }} as stores
     join {{ source('raw', 'ingest_files') }} as files
-        on files.file_id = stores.source_file_id
-       and files.status = 'loaded'
+        on
+            stores.source_file_id = files.file_id
+            and files.status = 'loaded'
 )
 
 select

@@ -11,5 +11,6 @@ select
     files.superseded_at
 from {{ source('raw', 'sales_lines') }} as lines
 join {{ source('raw', 'ingest_files') }} as files
-    on files.file_id = lines.source_file_id
-   and files.status = 'superseded'
+    on
+        lines.source_file_id = files.file_id
+        and files.status = 'superseded'
