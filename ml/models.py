@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-PROPHET_VERSION = "prophet-mult-cps0.5-v2"
+from ml.calendar import public_holidays
+
+PROPHET_VERSION = "prophet-mult-cps0.5-v3"  # v3: holidays from ml.calendar
 # L-BFGS memory: Prophet's posterior is badly conditioned (Laplace-prior changepoints), so
 # the default of 5 needs thousands of iterations; 50 reaches an equal or better optimum in
 # fewer (BENCHMARKS.md, "Forecast speed").
@@ -331,16 +333,15 @@ def _prophet_class() -> type:
 
 @functools.lru_cache(maxsize=64)
 def _holidays(country_code: str, first_year: int, last_year: int) -> pd.DataFrame | None:
-    """The country's public holidays for those years, built once per process (Prophet would
-    rebuild them on every fit); an unknown country forecasts without holidays."""
-    from prophet.make_holidays import make_holidays_df
-
-    try:
-        return make_holidays_df(year_list=list(range(first_year, last_year + 1)),
-                                country=country_code)
-    except Exception:
+    """The country's public holidays for those years, as the anomaly detector knows them
+    (``ml.calendar``: with the days most regions observe), in Prophet's holidays frame, built
+    once per process (Prophet would rebuild them on every fit); an unknown country forecasts
+    without holidays."""
+    days = public_holidays(country_code, tuple(range(first_year, last_year + 1)))
+    if not days:
         logging.getLogger(__name__).warning("no holidays for %s", country_code)
         return None
+    return pd.DataFrame({"ds": pd.to_datetime(list(days)), "holiday": list(days.values())})
 
 
 def _clip_outliers(y: pd.Series, k: float = 4.0) -> np.ndarray:

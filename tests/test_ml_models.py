@@ -300,3 +300,16 @@ def test_worker_processes_forecast_exactly_what_one_process_does():
                                                             other.champion)
         pd.testing.assert_frame_equal(one.forecast, other.forecast)
     assert gc.get_freeze_count() == 0  # the parent's objects are collectable again
+
+
+def test_prophet_knows_the_holidays_the_anomaly_detector_knows():
+    from datetime import date
+
+    from ml.calendar import public_holidays
+    from ml.models import _holidays
+
+    frame = _holidays("GB", 2024, 2025)
+    assert set(frame["ds"].dt.date) == set(public_holidays("GB", (2024, 2025)))
+    # England's Easter Monday and August bank holiday are not in GB's national calendar
+    assert {date(2024, 3, 31), date(2024, 4, 1), date(2024, 8, 26)} <= set(frame["ds"].dt.date)
+    assert _holidays("XX", 2024, 2025) is None  # unknown country: no holidays
