@@ -1,6 +1,6 @@
 """Forecast speed: 50 and 200 store series of two years, each backtested (3 folds of 28 days,
-Prophet, AutoETS (no trend), two baselines and their median combination, bands calibrated on the folds) and
-forecast 30 days, with 1 and with 2 worker processes.
+Prophet, AutoETS (no trend), two baselines and their median combination, bands calibrated on
+the folds) and forecast 30 days, with 1 and with 2 worker processes.
 
 Target: 200 series in under 60 s on 2 cores, and 2 workers at least 1.7x faster than 1.
 
