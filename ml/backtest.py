@@ -27,7 +27,7 @@ from ml.models import build_model
 
 METRIC_NAMES = ("mape", "wape", "smape", "mase", "coverage_80", "coverage_95")
 COMBINATION = "combination_median"
-COMBINED = ("prophet", "autoets_notrend", "seasonal_median_4w")
+COMBINED = ("prophet", "mstl", "seasonal_median_4w")
 
 
 @dataclass(frozen=True)

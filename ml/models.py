@@ -433,8 +433,8 @@ class AutoETSModel(TradingDayModel):
 
 
 class AutoETSNoTrendModel(TradingDayModel):
-    """AutoETS searching only error types, with no trend and an additive week: a tenth of the
-    full search's cost, for a tournament that must fit many series."""
+    """AutoETS searching only the error type, with no trend and an additive week: about a
+    tenth of the full search's cost."""
 
     name = "autoets_notrend"
     version = "statsforecast-autoets-zna-v1"
@@ -486,7 +486,7 @@ def model_factories(country_code: str | None) -> dict[str, ModelFactory]:
     """Model name -> factory; a model that can be warm-started takes ``init``."""
     return {
         "prophet": lambda init=None: ProphetModel(country_code, init=init),
-        "autoets_notrend": AutoETSNoTrendModel,
+        "mstl": MSTLModel,
         "seasonal_naive": SeasonalNaive,
         "seasonal_median_4w": SeasonalMedian,
     }
@@ -499,8 +499,8 @@ def tournament_factories(country_code: str | None) -> dict[str, ModelFactory]:
     return {
         **model_factories(country_code),
         "prophet_default": lambda init=None: DefaultProphetModel(country_code, init=init),
-        "mstl": MSTLModel,
         "autoets": AutoETSModel,
+        "autoets_notrend": AutoETSNoTrendModel,
         "autotheta": AutoThetaModel,
         "autoarima": AutoARIMAModel,
     }

@@ -60,7 +60,7 @@ def test_forecast_and_anomaly_assets(warehouse):
     sundays = forecasts[__import__("pandas").to_datetime(forecasts.ds).dt.day_of_week == 6]
     assert len(sundays) > 0 and sundays.is_closed_day.all() and (sundays.yhat == 0).all()
     backtests = frame(engine, "select * from ml.forecast_backtests")
-    assert set(backtests.model_name) == {"prophet", "autoets_notrend", "seasonal_naive",
+    assert set(backtests.model_name) == {"prophet", "mstl", "seasonal_naive",
                                          "seasonal_median_4w", "combination_median"}
     assert backtests.groupby(["metric", "model_name"]).fold.nunique().min() >= 3
     meta = {e.materialization.asset_key: e.materialization.metadata
@@ -73,7 +73,7 @@ def test_forecast_and_anomaly_assets(warehouse):
     assert [c.name for c in next_days.schema.columns] == [
         "day", "forecast", "80% band", "95% band", "closed"]
     summary = forecast_meta["backtest_summary"].value
-    assert {r.data["model_name"] for r in summary.records} >= {"prophet", "autoets_notrend"}
+    assert {r.data["model_name"] for r in summary.records} >= {"prophet", "mstl"}
     assert sum(len(repr(v.value)) for v in forecast_meta.values()) < 20_000
     anomalies = frame(engine, "select anomaly_id from ml.anomalies")
     assert meta[AssetKey(["ml", "anomalies"])]["dagster/row_count"].value == len(anomalies)
