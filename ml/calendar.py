@@ -41,7 +41,6 @@ def public_holidays(country_code: str, years: tuple[int, ...]) -> dict[date, str
     return days
 
 
-
 @lru_cache(maxsize=64)
 def holiday_names(country_code: str | None, years: tuple[int, ...]) -> dict[date, str]:
     """Every day named as a holiday anywhere in the country (any region's calendar): the days
