@@ -21,16 +21,16 @@
 -- when it parses, so this comment carries the dependency.
 -- depends_on: {{ ref('stg_ingest_files') }}
 {% if is_incremental() and execute %}
-    {#- The files not yet in this table, looked up first and inlined as literals: the planner
-        then reads just their rows through the BRIN index on raw.sales_lines.source_file_id,
-        where a subquery would have it scan every raw row. -#}
-    {% set unseen = run_query(
-        "select coalesce(string_agg(files.file_id::text, ', '), 'null') "
-        ~ "from " ~ ref('stg_ingest_files') ~ " as files "
-        ~ "where files.status = 'loaded' and files.published_at is not null "
-        ~ "and files.target = 'sales_lines' "
-        ~ "and not exists (select 1 from " ~ this ~ " as seen "
-        ~ "where seen.source_file_id = files.file_id)") %}
+{#- The files not yet in this table, looked up first and inlined as literals: the planner
+    then reads just their rows through the BRIN index on raw.sales_lines.source_file_id,
+    where a subquery would have it scan every raw row. -#}
+{% set unseen = run_query(
+    "select coalesce(string_agg(files.file_id::text, ', '), 'null') "
+    ~ "from " ~ ref('stg_ingest_files') ~ " as files "
+    ~ "where files.status = 'loaded' and files.published_at is not null "
+    ~ "and files.target = 'sales_lines' "
+    ~ "and not exists (select 1 from " ~ this ~ " as seen "
+    ~ "where seen.source_file_id = files.file_id)") %}
 {% set unseen_file_ids = unseen.columns[0].values()[0] %}
 {% else %}
 {% set unseen_file_ids = 'null' %}
