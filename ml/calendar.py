@@ -10,6 +10,23 @@ from dateutil.easter import easter
 
 
 @lru_cache(maxsize=64)
+def _calendars(country_code: str | None, years: tuple[int, ...]
+               ) -> tuple[dict[date, str], list[dict[date, str]]]:
+    """The country's national calendar and each of its regions' calendars in those years
+    (none for an unknown country)."""
+    if not country_code:
+        return {}, []
+    try:
+        national = holidays_lib.country_holidays(country_code, years=list(years))
+    except NotImplementedError:
+        return {}, []
+    regions = [dict(holidays_lib.country_holidays(country_code, subdiv=region,
+                                                  years=list(years)))
+               for region in national.subdivisions]
+    return dict(national), regions
+
+
+@lru_cache(maxsize=64)
 def public_holidays(country_code: str, years: tuple[int, ...]) -> dict[date, str]:
     """The country's public holidays in those years, by date.
 
@@ -19,21 +36,15 @@ def public_holidays(country_code: str, years: tuple[int, ...]) -> dict[date, str
     holiday: shops that close for Easter close for the whole of it. An unknown country has
     none, so every day is judged as usual.
     """
-    try:
-        national = holidays_lib.country_holidays(country_code, years=list(years))
-    except NotImplementedError:
-        return {}
-    days: dict[date, str] = dict(national.items())
-    regions = national.subdivisions
-    if regions:
-        observed: dict[date, list[str]] = {}
-        for region in regions:
-            for day, name in holidays_lib.country_holidays(country_code, subdiv=region,
-                                                           years=list(years)).items():
-                observed.setdefault(day, []).append(name)
-        for day, names in observed.items():
-            if len(names) * 2 > len(regions):
-                days.setdefault(day, names[0])
+    national, regions = _calendars(country_code, years)
+    days = dict(national)
+    observed: dict[date, list[str]] = {}
+    for calendar in regions:
+        for day, name in calendar.items():
+            observed.setdefault(day, []).append(name)
+    for day, names in observed.items():
+        if len(names) * 2 > len(regions):
+            days.setdefault(day, names[0])
     for year in years:
         sunday = easter(year)
         if sunday - timedelta(days=2) in days or sunday + timedelta(days=1) in days:
@@ -46,16 +57,10 @@ def holiday_names(country_code: str | None, years: tuple[int, ...]) -> dict[date
     """Every day named as a holiday anywhere in the country (any region's calendar): the days
     a store may habitually close on. The names let a moving holiday (Corpus Christi) be
     recognised from one year to the next; fixed dates are ``ClosedDayRule``'s."""
-    if not country_code:
-        return {}
-    try:
-        national = holidays_lib.country_holidays(country_code, years=list(years))
-    except NotImplementedError:
-        return {}
-    days: dict[date, str] = dict(national.items())
-    for region in national.subdivisions:
-        for day, name in holidays_lib.country_holidays(country_code, subdiv=region,
-                                                       years=list(years)).items():
+    national, regions = _calendars(country_code, years)
+    days = dict(national)
+    for calendar in regions:
+        for day, name in calendar.items():
             days.setdefault(day, name)
     return days
 
