@@ -17,12 +17,16 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from quality.suites import BatchContext, Rule, Suite, great_expectations
 
 SAMPLE_ROWS = 5
+BATCH_VIEW = "batch_rows"  # the batch's rows, as GE's connections see them
 
 # GE suggests its Postgres datasource whenever the generic one gets a postgresql URL; see
 # _sql_datasource for why the generic one is the right choice here.
@@ -131,27 +135,42 @@ def batch_context(conn: sa.Connection, tenant_id: str, file_ids: tuple[int, ...]
 
 
 def run_suite(engine: Engine, suite: Suite, batch: BatchContext) -> list[RuleOutcome]:
-    """Validate ``batch`` with Great Expectations over a SQL datasource on ``engine``'s
-    database; one GE batch per distinct query (the rows, or a rule's own query)."""
+    """Validate ``batch`` with Great Expectations: the rules on the batch's rows over SQL, on
+    ``engine``'s database, and each rule with a query of its own on that query's result."""
     gx = great_expectations()
-    datasource = _sql_datasource(_quiet_context(gx), engine)
+    context = _quiet_context(gx)
+    rows_query = suite.batch_query(batch)
     outcomes = {rule.name: RuleOutcome(suite.name, rule.name, rule.description, rule.severity,
                                        True) for rule in suite.rules}
     for index, (query, rules) in enumerate(_rules_by_query(suite, batch).items()):
         name = f"{suite.name}_{index}"
-        # GE accepts only queries that start with SELECT; CTEs go inside.
-        gx_batch = datasource.add_query_asset(
-            name, query=f"select * from ({query.strip()}) as batch_rows"
-        ).add_batch_definition_whole_table("batch").get_batch()
+        if query == rows_query:
+            gx_batch = _sql_datasource(context, engine, rows_query).add_table_asset(
+                name, table_name=BATCH_VIEW).add_batch_definition_whole_table("batch").get_batch()
+        else:
+            gx_batch = _result_batch(context, engine, name, query)
         gx_suite, expectations = _expectation_suite(gx, name, rules, batch)
-        results = _validate(gx_batch, gx_suite, {"result_format": "BASIC"})
+        # Pass or fail only: the counts and sample rows of a failure cost a scan of the batch
+        # per expectation, so only the failing expectations are asked for them.
+        results = _validate(gx_batch, gx_suite, {"result_format": "BOOLEAN_ONLY"})
         failing = [e for _, e in expectations if not results[_config_key(e)].success]
-        index_columns = sorted({c for r in rules for c in r.sample_columns})
-        if failing and index_columns:
+        if failing:
+            index_columns = sorted({c for r in rules for c in r.sample_columns})
             results.update(_sample_failures(gx, gx_batch, name, failing, index_columns))
         for rule, expectation in expectations:
             _merge(outcomes[rule.name], results[_config_key(expectation)])
     return list(outcomes.values())
+
+
+def _result_batch(context: Any, engine: Engine, name: str, query: str) -> Any:
+    """A rule's own query (daily totals, repeated keys) returns a few rows: they are read once
+    and GE judges them in memory. Over SQL, GE would run the query again for every metric it
+    needs (column names, row count, each expectation's counts)."""
+    with engine.connect() as conn:
+        rows = pd.read_sql_query(sa.text(query), conn)
+    return (context.data_sources.add_pandas(f"{name}_result").add_dataframe_asset(name)
+            .add_batch_definition_whole_dataframe("batch")
+            .get_batch(batch_parameters={"dataframe": rows}))
 
 
 def _quiet_context(gx: ModuleType) -> Any:
@@ -192,27 +211,43 @@ def _sample_failures(gx: ModuleType, gx_batch: Any, name: str, failing: list[Any
     retry = gx.ExpectationSuite(f"{name}_samples")
     for expectation in failing:
         retry.add_expectation(expectation.copy(update={"id": None}))
-    return _validate(gx_batch, retry, {
-        "result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS,
-        "unexpected_index_column_names": index_columns})
+    result_format: dict[str, Any] = {"result_format": "SUMMARY",
+                                     "partial_unexpected_count": SAMPLE_ROWS}
+    if index_columns:
+        result_format["unexpected_index_column_names"] = index_columns
+    return _validate(gx_batch, retry, result_format)
 
 
-def _sql_datasource(context: Any, engine: Engine) -> Any:
-    """A GE datasource on ``engine``'s database.
+def _sql_datasource(context: Any, engine: Engine, rows_query: str) -> Any:
+    """A GE datasource on ``engine``'s database whose every connection sees the batch's rows
+    as the temporary view ``BATCH_VIEW``.
 
-    GE's Postgres datasource validates its URL as a DSN with a host name, which refuses a
-    server reached over a Unix socket (the embedded server: empty host, ``?host=/socket/dir``),
-    and any GE URL goes through ``${VAR}`` substitution, which would mangle a password holding
-    ``$``. The generic SQL datasource with the parameters in ``connect_args`` takes both.
+    A view, not a GE query asset: to learn a query asset's columns, GE runs the whole query
+    and fetches every row of the batch, on each validation. A view's columns come from the
+    catalog. It is temporary, so it lives and dies with GE's connections, and two gates (two
+    tenants) never see each other's.
+
+    The connection parameters go to psycopg directly: GE's Postgres datasource validates its
+    URL as a DSN with a host name, which refuses a server reached over a Unix socket (the
+    embedded server: empty host, ``?host=/socket/dir``), and any GE URL goes through
+    ``${VAR}`` substitution, which would mangle a password holding ``$``.
     """
     url = engine.url
     host = url.host or url.query.get("host")
     params = {"host": host if isinstance(host, str) else (host[0] if host else None),
               "port": url.port, "user": url.username, "password": url.password,
               "dbname": url.database}
+    connect_args = {k: v for k, v in params.items() if v is not None}
+
+    def connect() -> psycopg.Connection:
+        conn = psycopg.connect(**connect_args)
+        conn.execute(f"create temporary view {BATCH_VIEW} as {rows_query}")
+        conn.commit()
+        return conn
+
     return context.data_sources.add_sql(
         f"warehouse_{uuid.uuid4().hex[:8]}", connection_string=f"{url.drivername}://",
-        kwargs={"connect_args": {k: v for k, v in params.items() if v is not None}})
+        kwargs={"creator": connect})
 
 
 def _validate(gx_batch: Any, gx_suite: Any, result_format: dict) -> dict[str, Any]:
@@ -252,7 +287,13 @@ def _merge(outcome: RuleOutcome, result: Any) -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """A value JSON cannot hold: numpy's scalars (results judged in memory) as the Python
+    number they hold, anything else (dates, decimals) as text."""
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 def record(conn: sa.Connection, outcome: SuiteOutcome, run_id: str, asset: str) -> None:

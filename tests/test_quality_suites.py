@@ -57,9 +57,11 @@ def test_each_bad_batch_fails_its_rule_and_is_held(engine, shop, rule):
     assert _failed_errors(outcome) == {rule}, [r.summary() for r in outcome.blocking_failures]
     failure = outcome.rule(rule)
     assert failure.severity == "error" and failure.observed
-    if rule != "line_keys_unique":
-        # the sample names the offending line of the file (source_line 3 is the second row)
-        assert any(s.get("source_line") == 3 for s in failure.samples), failure.samples
+    # the sample names the offending line of the file (source_line 3 is the second row)
+    assert any(s.get("source_line") == 3 for s in failure.samples), failure.samples
+    if rule == "line_keys_unique":  # both lines that share the key
+        assert sorted(s["source_line"] for s in failure.samples) == [2, 3]
+        assert failure.unexpected_count == 2
     assert outcome.hold_action == "held"
     holds = list_holds(engine, shop)
     assert [h.file_id for h in holds] == [file_id]
