@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import ModuleType
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers
-import matplotlib.pyplot as plt
 import pandas as pd
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot, imported on the first picture rather than with this module: every
+    Dagster process that loads the definitions imports this module, and most draw nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def forecast_plot(history: pd.DataFrame, forecast: pd.DataFrame, title: str,
                   history_days: int = 120) -> bytes:
     """PNG: the last ``history_days`` of actuals, then the forecast with 80% and 95% bands."""
+    plt = _pyplot()
     recent = history.tail(history_days)
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
     ax.plot(pd.to_datetime(recent["ds"]), recent["y"], color="#333333", lw=1, label="actual")
