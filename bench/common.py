@@ -36,6 +36,14 @@ def machine() -> dict[str, object]:
             "python": platform.python_version(), "date": datetime.now(UTC).date().isoformat()}
 
 
+def announce_machine() -> dict[str, object]:
+    """The machine's facts, printed as a benchmark's first line and returned for its JSON."""
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
+          f"Python {info['python']}, {info['date']}")
+    return info
+
+
 @contextmanager
 def scratch_database(prefix: str = "sp_bench"):
     """A fresh, migrated database on the platform's server; dropped afterwards."""

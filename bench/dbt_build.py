@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import UCI_CSV, emit_json, machine, print_table, scratch_database
+from bench.common import UCI_CSV, announce_machine, emit_json, print_table, scratch_database
 from ingestion.generator import DEMO_TENANTS, END_DATE, generate_sample
 from ingestion.landing import ingest_tenant
 from ingestion.loader import load_file
@@ -100,9 +100,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=9.0,
                         help="generator scale; 9 gives about ten times the UCI row count")
     args = parser.parse_args()
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
-          f"Python {info['python']}, {info['date']}")
+    announce_machine()
     results = []
     for run in (bench_uci, lambda: bench_generated(args.scale)):
         results.append(run())

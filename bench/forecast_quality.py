@@ -33,7 +33,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.anomaly_scoring import score_against_truth, score_planted
-from bench.common import UCI_CSV, emit_json, machine, print_table, scratch_database
+from bench.common import UCI_CSV, announce_machine, emit_json, print_table, scratch_database
 from bench.dbt_build import dbt_build
 from ingestion.generator import (
     DEMO_TENANTS,
@@ -213,9 +213,7 @@ def generated() -> tuple[dict, pd.DataFrame]:
 
 
 def main() -> None:
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
-          f"Python {info['python']}, {info['date']}")
+    announce_machine()
     kpis = uci_daily()
     uci, before = uci_holdout(kpis)
     champion = uci.loc[uci["model_name"] == "champion", "champion"].iloc[0]

@@ -18,7 +18,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import emit_json, machine, print_table
+from bench.common import announce_machine, emit_json, print_table
 from ml.forecasting import forecast_tenant
 
 
@@ -51,9 +51,7 @@ def timed(kpis: pd.DataFrame, workers: int) -> float:
 
 
 def main() -> None:
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
-          f"Python {info['python']}, {info['date']}")
+    announce_machine()
     timed(synthetic_kpis(2), 1)  # warm imports and the Stan binary
     rows, figures = [], {}
     for series in (50, 200):

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import UCI_CSV, emit_json, machine, print_table, scratch_database
+from bench.common import UCI_CSV, announce_machine, emit_json, print_table, scratch_database
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
 from storepulse.tenants import Tenant, add_tenant
@@ -113,9 +113,7 @@ def main() -> None:
                         help="attempts of the loader and of bare COPY, alternating; the median "
                              "of each is reported (this machine's timings vary run to run)")
     args = parser.parse_args()
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
-          f"Python {info['python']}, {info['date']}")
+    announce_machine()
     with scratch_database() as (url, engine):
         loader_times, copy_times = [], []
         for attempt in range(args.repeat):

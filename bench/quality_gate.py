@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import UCI_CSV, emit_json, machine, print_table, scratch_database
+from bench.common import UCI_CSV, announce_machine, emit_json, print_table, scratch_database
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
 from quality import gate
@@ -59,9 +59,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="attempts of each way, alternating; the median is reported")
     args = parser.parse_args()
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
-          f"Python {info['python']}, {info['date']}")
+    info = announce_machine()
     with scratch_database("sp_gate") as (_url, engine):
         add_tenant(engine, Tenant("uci", "UCI Online Retail", "Europe/London", "GBP", "GB"))
         load_s, loaded = timed(load_file, engine, UCI_CSV, "uci",
