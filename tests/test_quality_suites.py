@@ -10,7 +10,14 @@ from quality.gate import list_holds, release_holds, validate_batch
 from quality.suites import RAW_SALES_LINES, STG_SALES_LINES
 from tests.dbt_helpers import run_dbt
 from tests.ingestion_helpers import publish, register, scalar
-from tests.quality_helpers import HISTORY_START, insert_batch, line, load_history
+from tests.quality_helpers import (
+    HISTORY_DAYS,
+    HISTORY_START,
+    ORDERS_PER_DAY,
+    insert_batch,
+    line,
+    load_history,
+)
 
 
 @pytest.fixture
@@ -36,6 +43,31 @@ def test_clean_batch_passes_every_rule(engine, shop):
     recorded = scalar(engine, "select count(*) from ops.quality_results where run_id = 'r1' "
                               "and success and suite = 'raw_sales_lines'")
     assert recorded == len(RAW_SALES_LINES.rules)
+
+
+def test_the_gate_never_reads_the_batch_back(engine, shop):
+    """GE learns a query's columns by fetching all its rows, and asks every passing
+    expectation for samples; the gate shows GE the batch as a view and asks pass or fail
+    first, so no query hands back more rows than the batch has days."""
+    returned: list[tuple[int, str]] = []
+
+    def count_rows(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().lower().startswith(("select", "with")):
+            returned.append((cursor.rowcount, statement))
+
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", count_rows)
+    try:
+        outcome = validate_batch(engine, RAW_SALES_LINES, shop, run_id="r0", batch_id="history")
+    finally:
+        sa.event.remove(sa.engine.Engine, "after_cursor_execute", count_rows)
+    assert _failed(outcome) == set()
+    assert len(outcome.file_ids) == 1
+    lines = scalar(engine, "select count(*) from raw.sales_lines where source_file_id = :f",
+                   f=outcome.file_ids[0])
+    assert lines == HISTORY_DAYS * ORDERS_PER_DAY
+    assert any("batch_rows" in statement for _, statement in returned)  # GE's queries seen
+    most, statement = max(returned)
+    assert most <= HISTORY_DAYS, statement
 
 
 BAD_BATCHES = {
