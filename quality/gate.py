@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from quality.suites import BatchContext, Rule, Suite, great_expectations
+from storepulse.warehouse import libpq_params
 
 SAMPLE_ROWS = 5
 BATCH_VIEW = "batch_rows"  # the batch's rows, as GE's connections see them
@@ -227,26 +228,21 @@ def _sql_datasource(context: Any, engine: Engine, rows_query: str) -> Any:
     catalog. It is temporary, so it lives and dies with GE's connections, and two gates (two
     tenants) never see each other's.
 
-    The connection parameters go to psycopg directly: GE's Postgres datasource validates its
-    URL as a DSN with a host name, which refuses a server reached over a Unix socket (the
-    embedded server: empty host, ``?host=/socket/dir``), and any GE URL goes through
-    ``${VAR}`` substitution, which would mangle a password holding ``$``.
+    The connection parameters (dbt's) go to psycopg directly: GE's Postgres datasource
+    validates its URL as a DSN with a host name, which refuses a server reached over a Unix
+    socket (the embedded server: empty host, ``?host=/socket/dir``), and any GE URL goes
+    through ``${VAR}`` substitution, which would mangle a password holding ``$``.
     """
-    url = engine.url
-    host = url.host or url.query.get("host")
-    params = {"host": host if isinstance(host, str) else (host[0] if host else None),
-              "port": url.port, "user": url.username, "password": url.password,
-              "dbname": url.database}
-    connect_args = {k: v for k, v in params.items() if v is not None}
+    params = libpq_params(engine.url)
 
     def connect() -> psycopg.Connection:
-        conn = psycopg.connect(**connect_args)
+        conn = psycopg.connect(**params)
         conn.execute(f"create temporary view {BATCH_VIEW} as {rows_query}")
         conn.commit()
         return conn
 
     return context.data_sources.add_sql(
-        f"warehouse_{uuid.uuid4().hex[:8]}", connection_string=f"{url.drivername}://",
+        f"warehouse_{uuid.uuid4().hex[:8]}", connection_string=f"{engine.url.drivername}://",
         kwargs={"creator": connect})
 
 
