@@ -11,7 +11,9 @@ The members are fixed (``COMBINED``), not picked by their scores, so no fold's r
 into its choice.
 
 Every model's 80% and 95% bands are calibrated on its backtest errors (``ml.intervals``);
-the coverage reported for a fold uses a band calibrated on the other folds only.
+the coverage reported for a fold uses a band calibrated on the other folds only. With two
+folds or more, the models' own bands are therefore never looked at and not computed; a fold
+whose other folds hold too few errors to calibrate on reports no coverage.
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ def run_backtest(history: pd.DataFrame, factories: dict[str, Callable], folds: i
     warm = warm_starts if warm_starts is not None else {}
     rows, days = [], []
     combined = [name for name in COMBINED if name in factories]
-    for fold, start in enumerate(fold_cutoffs(history, folds, horizon), start=1):
+    cutoffs = fold_cutoffs(history, folds, horizon)
+    own_bands = len(cutoffs) < 2  # one fold: nothing else to calibrate its band on
+    for fold, start in enumerate(cutoffs, start=1):
         train, test = history.iloc[:start], history.iloc[start:start + horizon]
         actual = test["y"].to_numpy(float)
         forecasts = {}
@@ -93,7 +97,7 @@ def run_backtest(history: pd.DataFrame, factories: dict[str, Callable], folds: i
             model = build_model(factory, warm.get(name)).fit(train)
             if model.params:
                 warm[name] = model.params
-            forecasts[name] = model.predict(test["ds"])
+            forecasts[name] = model.predict(test["ds"], bands=own_bands)
         if len(combined) >= 2:
             forecasts[COMBINATION] = combine([forecasts[name] for name in combined])
         for name, forecast in forecasts.items():
@@ -139,22 +143,24 @@ def combine(forecasts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _calibrated_coverage(scores: pd.DataFrame, daily: pd.DataFrame, floor: float) -> None:
     """Per model and fold, the coverage of a band calibrated on that model's other folds
-    (cross-conformal); left as the model's own where the other folds are too short."""
-    for index, row in scores.iterrows():
-        mine = daily[(daily["model_name"] == row["model_name"])]
-        others = mine[mine["fold"] != row["fold"]]
-        edges = intervals.band_edges(intervals.scaled_errors(others, floor))
+    (cross-conformal); left as it was where the other folds hold too few errors."""
+    fold_of = daily["fold"].to_numpy()
+    actual = daily["actual"].to_numpy(float)
+    yhat = daily["yhat"].to_numpy(float)
+    predicted_closed = daily["predicted_closed"].to_numpy(bool)
+    errors = intervals.scaled_errors(daily, floor)
+    rows_of = daily.groupby("model_name", sort=False).indices
+    for index, model_name, fold in zip(scores.index, scores["model_name"], scores["fold"],
+                                       strict=True):
+        mine = rows_of[model_name]
+        edges = intervals.band_edges(errors[mine][fold_of[mine] != fold])
         if edges is None:
             continue
-        fold = mine[mine["fold"] == row["fold"]]
-        banded = intervals.apply_band(
-            fold.rename(columns={"predicted_closed": "is_closed_day"}), edges, floor)
-        actual = fold["actual"].to_numpy(float)
-        for level in intervals.LEVELS:
-            percent = round(level * 100)
-            scores.loc[index, f"coverage_{percent}"] = metrics.coverage(
-                actual, banded[f"yhat_lower_{percent}"].to_numpy(float),
-                banded[f"yhat_upper_{percent}"].to_numpy(float))
+        rows = mine[fold_of[mine] == fold]
+        banded = intervals.bands(yhat[rows], predicted_closed[rows], edges, floor)
+        for level, (lower, upper) in banded.items():
+            scores.loc[index, f"coverage_{round(level * 100)}"] = metrics.coverage(
+                actual[rows], lower, upper)
 
 
 def choose_champion(results: pd.DataFrame) -> Champion:

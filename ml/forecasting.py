@@ -148,7 +148,8 @@ def forecast_series(task: SeriesTask) -> SeriesResult:
     for name in members:
         model = build_model(factories[name], warm.get(name))
         model.fit(history)
-        forecasts.append(model.predict(future))
+        # A calibrated band replaces the model's own, so it is only computed without one.
+        forecasts.append(model.predict(future, bands=not edges))
         params = model.params if len(members) == 1 else None
     forecast = forecasts[0] if len(forecasts) == 1 else combine(forecasts)
     if edges:

@@ -21,11 +21,12 @@ MIN_CALIBRATION_DAYS = 20  # below that, a model's own band is kept
 
 
 def scaled_errors(daily: pd.DataFrame, floor: float) -> np.ndarray:
-    """(actual - yhat) / max(yhat, floor) on the days a store traded and was forecast open."""
+    """Per row, (actual - yhat) / max(yhat, floor); NaN on the days a store did not trade or
+    was forecast closed (``band_edges`` leaves those out)."""
     trading = ~daily["closed"].to_numpy(bool) & ~daily["predicted_closed"].to_numpy(bool)
-    actual = daily["actual"].to_numpy(float)[trading]
-    yhat = daily["yhat"].to_numpy(float)[trading]
-    return (actual - yhat) / np.maximum(yhat, floor)
+    yhat = daily["yhat"].to_numpy(float)
+    errors = (daily["actual"].to_numpy(float) - yhat) / np.maximum(yhat, floor)
+    return np.where(trading, errors, np.nan)
 
 
 def band_edges(errors: np.ndarray) -> dict[float, tuple[float, float]] | None:
@@ -49,13 +50,19 @@ def apply_band(forecast: pd.DataFrame, edges: dict[float, tuple[float, float]],
                floor: float) -> pd.DataFrame:
     """The forecast with its 80% and 95% bands replaced by the calibrated ones."""
     out = forecast.copy()
-    yhat = out["yhat"].to_numpy(float)
-    scale = np.maximum(yhat, floor)
-    closed = out["is_closed_day"].to_numpy(bool)
-    for level, (low, high) in edges.items():
+    banded = bands(out["yhat"].to_numpy(float), out["is_closed_day"].to_numpy(bool), edges,
+                   floor)
+    for level, (lower, upper) in banded.items():
         percent = round(level * 100)
-        out[f"yhat_lower_{percent}"] = np.where(closed, 0.0,
-                                                np.clip(yhat + low * scale, 0, None))
-        out[f"yhat_upper_{percent}"] = np.where(closed, 0.0,
-                                                np.clip(yhat + high * scale, 0, None))
+        out[f"yhat_lower_{percent}"], out[f"yhat_upper_{percent}"] = lower, upper
     return out
+
+
+def bands(yhat: np.ndarray, closed: np.ndarray, edges: dict[float, tuple[float, float]],
+          floor: float) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per level, the calibrated band's (lower, upper) around ``yhat``: zero on closed days,
+    never below zero."""
+    scale = np.maximum(yhat, floor)
+    return {level: tuple(np.where(closed, 0.0, np.clip(yhat + edge * scale, 0, None))
+                         for edge in (low, high))
+            for level, (low, high) in edges.items()}

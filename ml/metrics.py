@@ -55,6 +55,7 @@ def mase(actual: np.ndarray, predicted: np.ndarray, history: np.ndarray,
 
 
 def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float | None:
-    if len(actual) == 0:
+    """Share of days inside the band; None without days or without a band (NaN edges)."""
+    if len(actual) == 0 or np.isnan(lower).any() or np.isnan(upper).any():
         return None
     return float(np.mean((actual >= lower) & (actual <= upper)))

@@ -3,6 +3,10 @@
 A history is a DataFrame with ``ds`` (date), ``y`` (float) and ``closed`` (bool: the store did
 not trade). Closed days are data: they are left out of model fitting (a zero there would read
 as a collapse in demand) and predicted as closed, with zero sales, when the pattern says so.
+
+``predict(dates, bands=False)`` leaves the 80% and 95% bands out (NaN): a backtest fold's
+bands are replaced by ones calibrated on the other folds' errors (``ml.intervals``), and
+Prophet's sampled band costs more than its point forecast.
 """
 
 from __future__ import annotations
@@ -80,16 +84,25 @@ def _date_keys(dates: pd.DatetimeIndex) -> np.ndarray:
     return dates.month.to_numpy() * 32 + dates.day.to_numpy()
 
 
-def _empty_forecast(dates: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame({"ds": pd.to_datetime(dates).reset_index(drop=True)})
+def _forecast_dates(dates: pd.Series) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(dates))
 
 
-def _finish(frame: pd.DataFrame, closed: np.ndarray) -> pd.DataFrame:
-    """Closed days forecast as exactly zero; sales are never negative."""
-    for column in FORECAST_COLUMNS[1:-1]:
-        frame[column] = np.where(closed, 0.0, np.clip(frame[column].to_numpy(float), 0, None))
-    frame["is_closed_day"] = closed
-    return frame[FORECAST_COLUMNS]
+def _forecast(ds: pd.DatetimeIndex, yhat: np.ndarray,
+              band: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None,
+              closed: np.ndarray) -> pd.DataFrame:
+    """The forecast frame (FORECAST_COLUMNS), built at once: ``band`` is (lower 80, upper 80,
+    lower 95, upper 95), or None for a forecast without bands (NaN). Closed days are exactly
+    zero; sales are never negative."""
+    if band is None:
+        band = (np.full(len(ds), np.nan),) * 4
+    columns = dict(zip(FORECAST_COLUMNS[1:-1], (yhat, *band), strict=True))
+    return pd.DataFrame({
+        "ds": ds,
+        **{name: np.where(closed, 0.0, np.clip(np.asarray(values, dtype=float), 0, None))
+           for name, values in columns.items()},
+        "is_closed_day": closed,
+    })
 
 
 class SeasonalNaive:
@@ -112,19 +125,15 @@ class SeasonalNaive:
         return self
 
     def _point(self, dates: pd.Series) -> np.ndarray:
-        last_week = self.history.tail(7)
-        by_weekday = dict(zip(pd.to_datetime(last_week["ds"]).dt.day_of_week,
-                              last_week["y"].to_numpy(float), strict=True))
-        return np.array([by_weekday.get(d.day_of_week, 0.0) for d in pd.to_datetime(dates)])
+        return _by_weekday(self.history.tail(7), dates, "last")
 
-    def predict(self, dates: pd.Series) -> pd.DataFrame:
-        frame = _empty_forecast(dates)
-        point = self._point(dates)
-        frame["yhat"] = point
+    def predict(self, dates: pd.Series, bands: bool = True) -> pd.DataFrame:
+        # The baselines' bands cost next to nothing: always given.
+        ds = _forecast_dates(dates)
+        point = self._point(ds)
         lo95, lo80, hi80, hi95 = self.error_quantiles
-        frame["yhat_lower_95"], frame["yhat_lower_80"] = point + lo95, point + lo80
-        frame["yhat_upper_80"], frame["yhat_upper_95"] = point + hi80, point + hi95
-        return _finish(frame, self.rule.is_closed(frame["ds"]))
+        return _forecast(ds, point, (point + lo80, point + hi80, point + lo95, point + hi95),
+                         self.rule.is_closed(ds))
 
 
 class SeasonalMedian(SeasonalNaive):
@@ -145,11 +154,19 @@ class SeasonalMedian(SeasonalNaive):
         return self
 
     def _point(self, dates: pd.Series) -> np.ndarray:
-        recent = self.history.tail(28)
-        weekdays = pd.to_datetime(recent["ds"]).dt.day_of_week.to_numpy()
-        values = recent["y"].to_numpy(float)
-        medians = {w: float(np.median(values[weekdays == w])) for w in set(weekdays)}
-        return np.array([medians.get(d.day_of_week, 0.0) for d in pd.to_datetime(dates)])
+        return _by_weekday(self.history.tail(28), dates, "median")
+
+
+def _by_weekday(recent: pd.DataFrame, dates: pd.Series, how: str) -> np.ndarray:
+    """Per date, the last value or the median of ``recent`` on the same weekday (0 for a
+    weekday ``recent`` does not have)."""
+    weekdays = pd.DatetimeIndex(recent["ds"]).day_of_week.to_numpy()
+    values = recent["y"].to_numpy(float)
+    per_weekday = np.zeros(7)
+    for weekday in np.unique(weekdays):
+        same = values[weekdays == weekday]
+        per_weekday[weekday] = same[-1] if how == "last" else np.median(same)
+    return per_weekday[pd.DatetimeIndex(dates).day_of_week.to_numpy()]
 
 
 class ProphetModel:
@@ -219,9 +236,19 @@ class ProphetModel:
                        for name in PROPHET_PARAMS}
         return self
 
-    def predict(self, dates: pd.Series) -> pd.DataFrame:
-        frame = _empty_forecast(dates)
-        future = pd.DataFrame({"ds": frame["ds"]})
+    def predict(self, dates: pd.Series, bands: bool = True) -> pd.DataFrame:
+        ds = _forecast_dates(dates)
+        future = pd.DataFrame({"ds": ds})
+        closed = self.rule.is_closed(ds)
+        if not bands:
+            # Prophet skips its uncertainty sampling when asked for no samples; the point
+            # forecast does not depend on it.
+            samples, self.model.uncertainty_samples = self.model.uncertainty_samples, 0
+            try:
+                point = self.model.predict(future)["yhat"].to_numpy(float)
+            finally:
+                self.model.uncertainty_samples = samples
+            return _forecast(ds, point, None, closed)
         np.random.seed(self.seed)  # Prophet samples with numpy's global generator
         predicted = self.model.predict(future)
         point = predicted["yhat"].to_numpy(float)
@@ -230,11 +257,8 @@ class ProphetModel:
         # One sampling pass gives the 95% band; the 80% band is the same spread scaled by the
         # ratio of normal quantiles, side by side (1.2816 / 1.9600).
         ratio = 1.2816 / 1.9600
-        frame["yhat"] = point
-        frame["yhat_lower_95"], frame["yhat_upper_95"] = lo95, hi95
-        frame["yhat_lower_80"] = point - (point - lo95) * ratio
-        frame["yhat_upper_80"] = point + (hi95 - point) * ratio
-        return _finish(frame, self.rule.is_closed(frame["ds"]))
+        return _forecast(ds, point, (point - (point - lo95) * ratio,
+                                     point + (hi95 - point) * ratio, lo95, hi95), closed)
 
 
 def load_prophet() -> None:
@@ -387,27 +411,31 @@ class TradingDayModel:
     def _off_weekday(self, dates: pd.Series) -> np.ndarray:
         return np.isin(pd.DatetimeIndex(dates).day_of_week.to_numpy(), list(self.rule.weekdays))
 
-    def predict(self, dates: pd.Series) -> pd.DataFrame:
-        frame = _empty_forecast(dates)
-        closed = self.rule.is_closed(frame["ds"])
+    def predict(self, dates: pd.Series, bands: bool = True) -> pd.DataFrame:
+        ds = _forecast_dates(dates)
         # Steps ahead on the trading-day clock: every day but the weekdays never traded.
-        span = pd.date_range(self.last_day + pd.Timedelta(days=1), frame["ds"].max())
-        open_days = span[~self._off_weekday(pd.Series(span))]
+        span = pd.date_range(self.last_day + pd.Timedelta(days=1), ds.max())
+        open_days = span[~self._off_weekday(span)]
         steps = max(len(open_days), 1)
         if self.flat:
             path = {"mean": np.full(steps, self.level)}
             path.update({key: path["mean"] for key in ("lo-95", "lo-80", "hi-80", "hi-95")})
         else:
-            path = self.model.predict(h=steps, level=[80, 95])
-        position = {day: i for i, day in enumerate(open_days)}
-        index = np.array([position.get(day, -1) for day in frame["ds"]])
+            path = self.model.predict(h=steps, level=[80, 95]) if bands \
+                else self.model.predict(h=steps)
+        # Each date's step on that clock; dates before the history's end or on a weekday
+        # never traded have none.
+        index = open_days.get_indexer(ds)
         usable = index >= 0
-        for column, key in (("yhat", "mean"), ("yhat_lower_80", "lo-80"),
-                            ("yhat_upper_80", "hi-80"), ("yhat_lower_95", "lo-95"),
-                            ("yhat_upper_95", "hi-95")):
+        step = np.clip(index, 0, None)
+
+        def on_dates(key: str) -> np.ndarray:
             values = np.asarray(path.get(key, path["mean"]), dtype=float)
-            frame[column] = np.where(usable, values[np.clip(index, 0, None)], 0.0)
-        return _finish(frame, closed | ~usable)
+            return np.where(usable, values[step], 0.0)
+
+        band = tuple(on_dates(key) for key in ("lo-80", "hi-80", "lo-95", "hi-95")) \
+            if bands else None
+        return _forecast(ds, on_dates("mean"), band, self.rule.is_closed(ds) | ~usable)
 
 
 class MSTLModel(TradingDayModel):

@@ -9,7 +9,7 @@ import pytest
 from ml import intervals, metrics
 from ml.backtest import COMBINATION, Champion, run_backtest
 from ml.forecasting import ModelState, SeriesTask, drop_partial_last_day, forecast_series
-from ml.models import MSTLModel, SeasonalMedian, SeasonalNaive
+from ml.models import MSTLModel, SeasonalMedian, SeasonalNaive, model_factories
 from tests.test_ml_models import weekly_series
 
 FAST = {"mstl": MSTLModel, "seasonal_naive": SeasonalNaive,
@@ -140,3 +140,39 @@ def _forecast(task: SeriesTask, factories: dict):
         return forecast_series(task)
     finally:
         ml.forecasting.model_factories = original
+
+
+@pytest.mark.parametrize("model", ["prophet", "mstl", "seasonal_naive", "seasonal_median_4w"])
+def test_a_forecast_without_bands_has_the_same_days_and_points(model):
+    """Backtest folds and calibrated champions predict without the model's own band
+    (Prophet's is sampled, and costly): same point forecast, same closed days, no band."""
+    history = weekly_series(days=420, closed_weekday=6, seed=5)
+    fitted = model_factories("GB")[model]().fit(history.iloc[:-28])
+    future = history["ds"].iloc[-28:]
+    banded, bare = fitted.predict(future), fitted.predict(future, bands=False)
+    pd.testing.assert_series_equal(bare["yhat"], banded["yhat"])
+    pd.testing.assert_series_equal(bare["is_closed_day"], banded["is_closed_day"])
+    open_days = ~bare["is_closed_day"].to_numpy(bool)
+    assert open_days.any() and not open_days.all()
+    if model in ("prophet", "mstl"):
+        assert bare.loc[open_days, "yhat_lower_95"].isna().all()
+        assert metrics.coverage(history["y"].iloc[-28:].to_numpy(float),
+                                bare["yhat_lower_95"].to_numpy(float),
+                                bare["yhat_upper_95"].to_numpy(float)) is None
+    assert (banded.loc[open_days, "yhat_upper_95"] > banded.loc[open_days, "yhat"]).all()
+
+
+def test_backtest_folds_report_calibrated_coverage_without_the_models_own_bands():
+    history = weekly_series(days=420, closed_weekday=None, seed=9)
+    run = run_backtest(history, {"prophet": model_factories(None)["prophet"], **FAST},
+                       folds=3, horizon=28)
+    prophet_days = run.daily[run.daily["model_name"] == "prophet"]
+    assert prophet_days["yhat_lower_95"].isna().all()  # never sampled
+    prophet = run.scores[run.scores["model_name"] == "prophet"]
+    assert prophet["coverage_95"].notna().all() and prophet["coverage_80"].notna().all()
+    assert (prophet["coverage_95"] >= prophet["coverage_80"]).all()
+    # one fold: nothing to calibrate on, so the model's own band is computed and scored
+    single = run_backtest(history, {"prophet": model_factories(None)["prophet"]}, folds=1,
+                          horizon=28)
+    assert single.daily["yhat_lower_95"].notna().all()
+    assert single.scores["coverage_95"].notna().all()
