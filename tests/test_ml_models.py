@@ -313,3 +313,26 @@ def test_prophet_knows_the_holidays_the_anomaly_detector_knows():
     # England's Easter Monday and August bank holiday are not in GB's national calendar
     assert {date(2024, 3, 31), date(2024, 4, 1), date(2024, 8, 26)} <= set(frame["ds"].dt.date)
     assert _holidays("XX", 2024, 2025) is None  # unknown country: no holidays
+
+
+def test_prophet_builds_holiday_features_exactly_as_prophet():
+    from prophet import Prophet
+
+    from ml.models import _holidays, _prophet_class
+
+    calendar = _holidays("GB", 2023, 2025)
+    fit_dates = pd.Series(pd.date_range("2023-01-01", "2024-12-31"))
+    window = pd.Series(pd.date_range("2025-04-10", "2025-05-10"))  # Easter, May Day only
+    built = []
+    for cls in (Prophet, _prophet_class()):
+        model = cls(holidays=calendar)
+        fitted = model.make_holiday_features(fit_dates, model.construct_holiday_dataframe(
+            fit_dates))
+        later = model.make_holiday_features(window, model.construct_holiday_dataframe(window))
+        built.append((fitted, later, list(model.train_holiday_names)))
+    for ours, theirs in zip(built[1][:2], built[0][:2], strict=True):
+        pd.testing.assert_frame_equal(ours[0], theirs[0])
+        assert ours[1:] == theirs[1:]
+    assert built[1][2] == built[0][2]
+    easter = built[1][1][0]
+    assert easter.to_numpy().sum() == 4  # Good Friday, Easter Sunday and Monday, May Day
