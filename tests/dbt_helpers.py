@@ -13,12 +13,19 @@ import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 from sqlalchemy.engine import URL
 
-from storepulse.dbt_runtime import dbt_executable, dbt_paths
+from storepulse.dbt_runtime import dbt_executable, dbt_paths, ensure_manifest
 from storepulse.warehouse import dbt_environment
 
 DBT_PATHS = dbt_paths()
 # dbt invocations of the tests write here (under STOREPULSE_HOME, never into the checkout).
 TEST_TARGET = DBT_PATHS.runs_dir / f"tests-{os.getpid()}"
+
+
+def parsed_manifest() -> dict:
+    """The project's manifest, parsed first when this checkout's version is not (a test run
+    alone must not depend on an earlier test having parsed it)."""
+    ensure_manifest(DBT_PATHS)
+    return json.loads(DBT_PATHS.manifest_path.read_text())
 
 
 def run_dbt(url: URL, *args: str) -> subprocess.CompletedProcess:

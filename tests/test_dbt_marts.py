@@ -15,7 +15,15 @@ from storepulse.dbt_runtime import dbt_executable
 from storepulse.migrate import migrate
 from storepulse.warehouse import dbt_environment, get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
-from tests.dbt_helpers import DBT_PATHS, TEST_TARGET, frame, lint_sql, materialize_dbt, run_dbt
+from tests.dbt_helpers import (
+    DBT_PATHS,
+    TEST_TARGET,
+    frame,
+    lint_sql,
+    materialize_dbt,
+    parsed_manifest,
+    run_dbt,
+)
 from tests.ingestion_helpers import publish
 
 
@@ -41,7 +49,7 @@ def test_every_dbt_test_passes_as_an_asset_check(built):
     *_, result = built
     evaluations = result.get_asset_check_evaluations()
     # one evaluation per dbt data test of the project (unit tests stay out of daily builds)
-    manifest = json.loads(DBT_PATHS.manifest_path.read_text())
+    manifest = parsed_manifest()
     assert sorted(e.check_name for e in evaluations) == sorted(
         n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test")
     assert [e.check_name for e in evaluations if not e.passed] == []

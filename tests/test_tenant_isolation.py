@@ -4,7 +4,6 @@ Run against the configured server (DATABASE_URL, or embedded) and against a fres
 embedded pgserver. Every attempt must return A's rows only or be denied.
 """
 
-import json
 import shutil
 import time
 
@@ -17,7 +16,7 @@ from ml.anomalies import detect_tenant
 from ml.tables import read_daily_kpis, write_anomalies
 from storepulse.tenants import remove_tenant
 from tests.conftest import drop_database, embedded_server, tenant_warehouse
-from tests.dbt_helpers import DBT_PATHS, run_dbt
+from tests.dbt_helpers import parsed_manifest, run_dbt
 
 A, B = "northwind", "acme_grocers"
 PASSWORD = "correct horse battery staple"
@@ -72,7 +71,7 @@ def test_every_mart_and_ml_table_has_forced_row_level_security(warehouse):
             "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
             "where n.nspname in ('marts', 'ml') and c.relkind in ('r', 'p', 'v', 'm')")).all()
     # Every mart dbt builds and every ml table the migrations create, and nothing else.
-    manifest = json.loads(DBT_PATHS.manifest_path.read_text())
+    manifest = parsed_manifest()
     marts = {f"marts.{n['alias'] or n['name']}" for n in manifest["nodes"].values()
              if n["resource_type"] == "model" and n["config"]["schema"] == "marts"}
     ml_tables = {"ml.forecasts", "ml.forecast_backtests", "ml.anomalies", "ml.anomaly_scans",
