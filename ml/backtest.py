@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ml import intervals, metrics
-from ml.models import build_model
+from ml.models import FORECAST_COLUMNS, build_model
 
 METRIC_NAMES = ("mape", "wape", "smape", "mase", "coverage_80", "coverage_95")
 COMBINATION = "combination_median"
@@ -128,17 +128,15 @@ def backtest(history: pd.DataFrame, factories: dict[str, Callable], folds: int =
 def combine(forecasts: list[pd.DataFrame]) -> pd.DataFrame:
     """The day-by-day median of several forecasts of the same days (bands: the median of
     theirs, until calibrated); closed where the majority says closed."""
-    out = forecasts[0][["ds"]].copy()
-    for column in ("yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95",
-                   "yhat_upper_95"):
-        out[column] = np.median(np.column_stack([f[column].to_numpy(float)
-                                                 for f in forecasts]), axis=1)
-    votes = np.column_stack([f["is_closed_day"].to_numpy(bool) for f in forecasts])
-    out["is_closed_day"] = votes.mean(axis=1) > 0.5
-    for column in ("yhat", "yhat_lower_80", "yhat_upper_80", "yhat_lower_95",
-                   "yhat_upper_95"):
-        out[column] = np.where(out["is_closed_day"], 0.0, out[column])
-    return out
+    closed = np.column_stack([f["is_closed_day"].to_numpy(bool)
+                              for f in forecasts]).mean(axis=1) > 0.5
+    medians = {column: np.median(np.column_stack([f[column].to_numpy(float)
+                                                  for f in forecasts]), axis=1)
+               for column in FORECAST_COLUMNS[1:-1]}
+    return pd.DataFrame({"ds": forecasts[0]["ds"].to_numpy(),
+                         **{column: np.where(closed, 0.0, values)
+                            for column, values in medians.items()},
+                         "is_closed_day": closed})
 
 
 def _calibrated_coverage(scores: pd.DataFrame, daily: pd.DataFrame, floor: float) -> None:

@@ -285,7 +285,8 @@ def _prophet_class() -> type:
     - The component matrix (which feature column belongs to which component) depends only on
       the feature names, not on the dates, yet Prophet rebuilt it with a crosstab in every
       fit and predict. It is built once per process for each set of names.
-    - Holiday features were built holiday by holiday, a date lookup each; here at once.
+    - Holiday features were built holiday by holiday, a date lookup each; here at once. The
+      Fourier terms of each seasonality were computed on pandas Series; here on arrays.
 
     What each saved is in BENCHMARKS.md ("Forecast speed" and "End to end").
 
@@ -321,6 +322,22 @@ def _prophet_class() -> type:
             if self._predicting:
                 self._features_of = (df, df["ds"].copy(), features)
             return features
+
+        @staticmethod
+        def fourier_series(dates, period, series_order):
+            # Prophet's own, but each order's product taken on the array rather than on a
+            # pandas Series (the same floating-point operations, without pandas' overhead).
+            if not (series_order >= 1):
+                raise ValueError("series_order must be >= 1")
+            epoch = pd.Timestamp("1970-01-01", tz=dates.dt.tz)
+            t = ((dates - epoch).dt.total_seconds() / (24 * 60 * 60)).to_numpy(float)
+            angle = np.pi * 2 * t
+            components = np.empty((dates.shape[0], 2 * series_order))
+            for i in range(series_order):
+                c = (i + 1) / period * angle
+                components[:, 2 * i] = np.sin(c)
+                components[:, 2 * i + 1] = np.cos(c)
+            return components
 
         def make_holiday_features(self, dates, holidays):
             # Prophet walks the holidays row by row and looks each date up. Plain holidays

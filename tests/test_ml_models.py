@@ -336,3 +336,16 @@ def test_prophet_builds_holiday_features_exactly_as_prophet():
     assert built[1][2] == built[0][2]
     easter = built[1][1][0]
     assert easter.to_numpy().sum() == 4  # Good Friday, Easter Sunday and Monday, May Day
+
+
+def test_prophet_builds_fourier_terms_exactly_as_prophet():
+    from prophet import Prophet
+
+    from ml.models import _prophet_class
+
+    dates = pd.Series(pd.date_range("2023-01-01", periods=800, freq="D"))
+    for period, order in ((7, 3), (365.25, 10)):
+        ours = _prophet_class().fourier_series(dates, period, order)
+        assert np.array_equal(ours, Prophet.fourier_series(dates, period, order))
+    with pytest.raises(ValueError):
+        _prophet_class().fourier_series(dates, 7, 0)
