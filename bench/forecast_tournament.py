@@ -25,7 +25,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import emit_json, machine, print_table
+from bench.common import announce_machine, emit_json, print_table
 from ingestion.generator import daily_store_series
 from ml.backtest import COMBINATION, run_backtest
 from ml.forecasting import drop_partial_last_day
@@ -70,9 +70,7 @@ def main() -> None:
     parser.add_argument("--skip-uci", action="store_true", help="generated series only")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
-          f"{info['date']}")
+    announce_machine()
     items = [(name, frame, None) for name, frame in daily_store_series(args.series, seed=0)]
     if not args.skip_uci:
         items.append(uci_series())
