@@ -13,7 +13,8 @@ Three detectors:
   orders alone flag at 100% off and 5 deviations, revenue alone at three times its usual level
   and 6 spreads where the store takes at least 20 orders a day.
   Average order value is flagged at 100% above or 60% below and 6 spreads; returns when they
-  are at least 5x their usual level and a quarter of the day's usual revenue.
+  are at least 5x their usual level and a quarter of the day's usual revenue (or of what
+  it sold, when that is more: after a slump the weekday baselines lag a recovered store).
   A store with no sale orders on a day it normally trades (see ``ClosedDayRule``) is an
   outage, where its usual orders make an empty day a 1-in-100 chance (about 5 orders a
   day): a store that sells twice a day has empty days by chance. Public holidays of the
@@ -93,7 +94,8 @@ class Thresholds:
     order_value_below: float = -0.6  # ... or below usual ...
     order_value_spreads: float = 6.0  # ... and this many spreads
     returns_times_usual: float = 5.0  # returns this many times their usual level ...
-    returns_share_of_revenue: float = 0.25  # ... and this share of the day's usual revenue
+    # ... and this share of the day's usual revenue, or of its actual sales when more
+    returns_share_of_revenue: float = 0.25
     shift_days: int = 3  # a level shift's window of trading days ...
     shift_deviation: float = 0.40  # ... totalling this far off on revenue and orders ...
     shift_z: float = 4.0  # ... with orders this many times their noise
@@ -388,6 +390,10 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
         & (np.nan_to_num(adjusted["orders"]) >= t.busy_store_orders) \
         & (np.nan_to_num((actual["revenue"] - adjusted["revenue"]) / spread["revenue"])
            >= t.revenue_alone_spreads)
+    # What a refund is measured against: the day's usual revenue, or what it actually sold
+    # when that is more. After a drop the weekday baselines lag behind a recovered store,
+    # and a refund that is small next to the day's own sales is not worth an alert.
+    revenue_reference = np.maximum(np.nan_to_num(expected["revenue"]), actual["revenue"])
     flags = {
         "revenue": joint | revenue_alone,
         "orders": joint | (off(point["orders"], t.solo_deviation)
@@ -399,7 +405,7 @@ def detect_store(store: pd.DataFrame, tenant_id: str, currency: str,
                                 / spread["avg_order_value"])) >= t.order_value_spreads),
         "returns": (np.nan_to_num(actual["returns"] / np.maximum(expected["returns"], 1e-9))
                     >= t.returns_times_usual)
-        & (actual["returns"] >= t.returns_share_of_revenue * np.nan_to_num(expected["revenue"])),
+        & (actual["returns"] >= t.returns_share_of_revenue * revenue_reference),
     }
 
     found: list[dict] = []

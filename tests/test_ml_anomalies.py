@@ -248,3 +248,23 @@ def test_an_empty_day_is_an_outage_only_where_it_is_unlikely_by_chance():
     outages = detect_tenant(busy, "t1", "GBP")
     assert outages[outages["explanation"].str.startswith("No sales")]["severity"].tolist() == [
         "critical"]
+
+
+def test_a_refund_is_weighed_against_what_the_day_sold_when_baselines_lag_a_recovery():
+    # Six weeks a third below usual (too shallow for a level shift) stay in the weekday
+    # baselines; the store then recovers, and the baselines lag behind it.
+    frame = store_days(days=300, seed=3)
+    days = pd.to_datetime(frame["day"])
+    slump = days.between("2025-06-02", "2025-07-13") & ~frame["is_closed_day"]
+    frame.loc[slump, ["net_revenue", "orders"]] = (frame.loc[slump, ["net_revenue", "orders"]]
+                                                   * 0.65).round()
+    small, large = pd.Timestamp("2025-07-22"), pd.Timestamp("2025-07-23")
+    sold = frame.set_index(days)["net_revenue"]
+    frame.loc[days == small, "returns_amount"] = 0.2 * sold[small]
+    frame.loc[days == large, "returns_amount"] = 0.4 * sold[large]
+    found = detect_tenant(frame, "t1", "GBP")
+    refunds = set(pd.to_datetime(found.loc[found["kpi"] == "returns", "day"]))
+    # A fifth of the day's sales is under the quarter a refund must reach, though it is over
+    # a quarter of the lagging baseline; two fifths is over both.
+    assert large in refunds
+    assert small not in refunds
