@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 LEVELS = (0.80, 0.95)
-MIN_CALIBRATION_DAYS = 20  # below that, a model's own band is kept
+# Below this many errors there is no calibrated band: a champion keeps its own band, and a
+# backtest fold (whose band is never computed) reports no coverage.
+MIN_CALIBRATION_DAYS = 20
 
 
 def scaled_errors(daily: pd.DataFrame, floor: float) -> np.ndarray:
