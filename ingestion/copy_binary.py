@@ -1,0 +1,245 @@
+"""Rows for ``COPY ... (format binary)``, built from Arrow columns with numpy.
+
+In CSV the server parses every number and date-time from text; in PostgreSQL's binary format
+it only copies them, so a load spends less of the server's time (BENCHMARKS.md, ingest). The
+values stored are the same as from CSV, ``numeric`` display scale and time-zone rules included:
+``tests/test_copy_binary.py`` loads the same rows both ways and compares.
+
+Format (PostgreSQL docs, "COPY", binary format): a signature, then per row an int16 field count
+and per field an int32 length (-1 for NULL) and the value in the type's send format, all
+big-endian, then an int16 -1.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
+TRAILER = b"\xff\xff"
+
+_PG_EPOCH_SECONDS = 946_684_800  # 2000-01-01, PostgreSQL's epoch, in Unix seconds
+_PG_EPOCH_DAYS = 10_957
+_NUMERIC_NEGATIVE = 0x4000
+# Plain decimals within the validator's limit (1e12) with at most six decimals share one
+# fixed layout; anything else (an exponent, more decimals, a '+') is encoded value by value.
+_PLAIN_DECIMAL = r"^-?\d{1,13}(\.\d{0,6})?$"
+_FIXED_TYPES = {"integer": 4, "bigint": 8, "timestamptz": 8, "date": 4, "boolean": 1,
+                "numeric": 20}
+_TRUE = ("t", "true", "y", "yes", "on", "1")
+_FALSE = ("f", "false", "n", "no", "off", "0")
+
+
+class NotEncodable(ValueError):
+    """A value the binary format cannot carry for its column's type."""
+
+
+@dataclass
+class _Field:
+    """One column's fields: ``lengths`` per row (-1 for NULL) and the values, as one
+    fixed-width byte row per value where every row has one (``block``), else as a binary
+    array, null where the field is NULL (``values``)."""
+
+    lengths: np.ndarray
+    block: np.ndarray | None = None
+    values: pa.Array | None = None
+
+
+def knows_timezone(timezone: str) -> bool:
+    """Whether naive date-times can be placed in ``timezone`` here (Arrow reads the system's
+    time-zone database); where not, the loader sends CSV and lets the server do it."""
+    try:
+        pc.assume_timezone(pa.array([0], pa.timestamp("s")), timezone=timezone)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+def field_order(types: Sequence[str]) -> list[int]:
+    """The order to send columns in (the COPY's column list follows it): fixed-width types
+    first, so most of each row is one block of bytes and only text is spliced in."""
+    return sorted(range(len(types)), key=lambda i: types[i] not in _FIXED_TYPES)
+
+
+def encode_rows(table: pa.Table, types: Sequence[str], timezone: str) -> memoryview:
+    """The rows of ``table`` in binary COPY format (no signature or trailer), with the
+    columns in ``field_order(types)``.
+
+    ``types`` names each column's PostgreSQL type: text, integer, bigint, numeric,
+    timestamptz, date or boolean. Naive date-times are local times in ``timezone``, read as
+    PostgreSQL reads them with that ``TimeZone``.
+    """
+    n = table.num_rows
+    blocks = [np.full(n, len(types), dtype=">i2").view(np.uint8).reshape(n, 2)]
+    pieces: list[pa.Array] = []
+    for i in field_order(types):
+        field = _encode(table.column(i).combine_chunks(), types[i], timezone,
+                        table.column_names[i])
+        blocks.append(field.lengths.astype(">i4").view(np.uint8).reshape(n, 4))
+        if field.block is not None:
+            blocks.append(field.block)
+        elif field.values is not None:
+            pieces += [_binary_rows(np.concatenate(blocks, axis=1)), field.values]
+            blocks = []
+    if not pieces:
+        return memoryview(np.concatenate(blocks, axis=1).reshape(-1))
+    if blocks:
+        pieces.append(_binary_rows(np.concatenate(blocks, axis=1)))
+    # Arrow splices each row's pieces in C++; a NULL field's value piece is empty.
+    rows = pc.binary_join_element_wise(*pieces, b"", null_handling="replace",
+                                       null_replacement=b"")
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
+    return memoryview(rows.buffers()[2])[offsets[rows.offset]:offsets[rows.offset + n]]
+
+
+def _binary_rows(block: np.ndarray, present: np.ndarray | None = None) -> pa.Array:
+    """A binary array of the rows of a 2-d byte block (no copy), null where not present."""
+    n, width = block.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    validity = None if present is None or present.all() else pa.array(present).buffers()[1]
+    return pa.Array.from_buffers(pa.binary(), n, [validity, pa.py_buffer(offsets),
+                                                  pa.py_buffer(np.ascontiguousarray(block))])
+
+
+def _encode(arr: pa.Array, kind: str, timezone: str, name: str) -> _Field:
+    present = ~np.asarray(arr.is_null(), dtype=bool)
+    if kind == "text":
+        return _text(arr, present)
+    if kind == "numeric":
+        return _numeric(arr, present)
+    if kind in ("integer", "bigint"):
+        target = pa.int32() if kind == "integer" else pa.int64()
+        try:
+            ints = pc.cast(arr, target)
+        except pa.ArrowInvalid:  # '+5', ' 5': what PostgreSQL's int4in accepts too
+            ints = pa.array([None if v is None else int(v) for v in arr.to_pylist()], target)
+        values = ints.fill_null(0).to_numpy().astype(">i4" if kind == "integer" else ">i8")
+        return _fixed(values, present)
+    if kind == "timestamptz":
+        local = arr if pa.types.is_timestamp(arr.type) else pc.cast(arr, pa.timestamp("s"))
+        seconds = _utc_seconds(local.cast(pa.timestamp("s")), timezone)
+        micros = (np.nan_to_num(seconds, nan=_PG_EPOCH_SECONDS).astype(np.int64)
+                  - _PG_EPOCH_SECONDS) * 1_000_000
+        return _fixed(micros.astype(">i8"), present)
+    if kind == "date":
+        days = pc.cast(arr, pa.date32()).cast(pa.int32()).fill_null(_PG_EPOCH_DAYS)
+        return _fixed((days.to_numpy() - _PG_EPOCH_DAYS).astype(">i4"), present)
+    if kind == "boolean":
+        return _fixed(_booleans(arr, name).astype(np.uint8), present)
+    raise ValueError(f"no binary COPY encoding for type {kind!r}")
+
+
+def _fixed(values: np.ndarray, present: np.ndarray) -> _Field:
+    """Fixed-width values (one per row; what a NULL row holds is ignored)."""
+    width = values.dtype.itemsize
+    block = values.view(np.uint8).reshape(len(values), width)
+    lengths = np.where(present, width, -1).astype(np.int32)
+    if present.all():
+        return _Field(lengths=lengths, block=block)
+    return _Field(lengths=lengths, values=_binary_rows(block, present))
+
+
+def _text(arr: pa.Array, present: np.ndarray) -> _Field:
+    n = len(arr)
+    if not present.any():
+        return _Field(lengths=np.full(n, -1, dtype=np.int32))
+    if not (pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)):
+        arr = arr.cast(pa.binary())
+    if present.all():
+        smallest, largest = pc.min_max(arr).values()
+        if smallest == largest:  # the same text on every row (a tenant id, a currency)
+            value = np.frombuffer(smallest.as_py(), dtype=np.uint8)
+            return _Field(lengths=np.full(n, len(value), dtype=np.int32),
+                          block=np.broadcast_to(value, (n, len(value))))
+    lengths = np.asarray(pc.binary_length(arr).fill_null(-1), dtype=np.int32)
+    return _Field(lengths=np.where(present, lengths, -1).astype(np.int32),
+                  values=arr.cast(pa.binary()))
+
+
+def _numeric(arr: pa.Array, present: np.ndarray) -> _Field:
+    text = arr.cast(pa.string())
+    plain = pc.match_substring_regex(text, _PLAIN_DECIMAL)
+    if pc.all(pc.or_kleene(plain, text.is_null())).as_py():
+        try:
+            return _fixed(_plain_numerics(text), present)
+        except pa.ArrowInvalid:  # e.g. '5.', where Arrow's decimal parser is stricter
+            pass
+    payloads = [None if v is None else numeric_send(v) for v in text.to_pylist()]
+    return _text(pa.array(payloads, pa.binary()), present)
+
+
+def _plain_numerics(text: pa.Array) -> np.ndarray:
+    """Plain decimals in one 20-byte layout each: four base-10000 digits before the point and
+    two after. PostgreSQL strips leading and trailing zero digits on receipt, so the value
+    stored is the one ``numeric_in`` makes of the text; the display scale is the number of
+    decimals written."""
+    n = len(text)
+    filled = pc.fill_null(text, "0")
+    scaled = pc.cast(filled, pa.decimal128(19, 6))
+    # |value| <= 1e13 with six decimals fits 63 bits: the low word of each decimal128 is it.
+    units = np.frombuffer(scaled.buffers()[1], dtype=np.int64)[
+        2 * scaled.offset:2 * (scaled.offset + n):2]
+    magnitude = np.abs(units)
+    whole, fraction = magnitude // 1_000_000, magnitude % 1_000_000 * 100
+    point = np.asarray(pc.find_substring(filled, "."), dtype=np.int64)
+    length = np.asarray(pc.binary_length(filled), dtype=np.int64)
+    layout = np.empty((n, 10), dtype=">u2")
+    layout[:, 0], layout[:, 1] = 6, 3  # six digits; the first is 10000^3
+    layout[:, 2] = np.where(units < 0, _NUMERIC_NEGATIVE, 0)
+    layout[:, 3] = np.where(point < 0, 0, length - point - 1)
+    for column, divisor in enumerate((10**12, 10**8, 10**4, 1)):
+        layout[:, 4 + column] = whole // divisor % 10_000
+    layout[:, 8], layout[:, 9] = fraction // 10_000, fraction % 10_000
+    return layout.view("V20").reshape(n)
+
+
+def _utc_seconds(local: pa.Array, timezone: str) -> np.ndarray:
+    """Unix seconds of naive local date-times, as PostgreSQL places them: a time skipped by a
+    spring-forward change takes the offset in force before it, an hour repeated in autumn
+    the offset in force after it (docs: "Handling of Invalid or Ambiguous Timestamps")."""
+    naive = local.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    placed = pc.assume_timezone(local, timezone=timezone, ambiguous="latest",
+                                nonexistent="earliest")
+    offset = (pc.local_timestamp(placed).cast(pa.int64()).to_numpy(zero_copy_only=False)
+              .astype(np.float64)
+              - placed.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64))
+    return naive - offset
+
+
+def _booleans(arr: pa.Array, name: str) -> np.ndarray:
+    if pa.types.is_boolean(arr.type):
+        return np.asarray(arr.fill_null(False), dtype=bool)
+    words = pc.utf8_lower(pc.utf8_trim_whitespace(arr.cast(pa.string())))
+    true, false = pc.is_in(words, pa.array(_TRUE)), pc.is_in(words, pa.array(_FALSE))
+    unknown = pc.and_(arr.is_valid(), pc.invert(pc.or_(true, false)))
+    if pc.any(unknown).as_py():
+        value = pc.filter(arr, unknown)[0].as_py()
+        raise NotEncodable(f"{name}: {value!r} is not a boolean (true/false)")
+    return np.asarray(true.fill_null(False), dtype=bool)
+
+
+def numeric_send(text: str) -> bytes:
+    """One value in ``numeric``'s binary format, with the display scale ``numeric_in`` gives
+    the same text (``1.50`` keeps two decimals; ``1.5e3`` has none)."""
+    value = Decimal(text.strip())
+    sign_bit, digit_tuple, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise NotEncodable(f"{text!r} is not a finite number")
+    scale = max(0, -exponent)
+    # exact, unlike formatting, which rounds to the decimal context's 28 digits
+    digits = "".join(map(str, digit_tuple)) + "0" * max(0, exponent)
+    digits = digits.zfill(scale + 1)
+    whole, fraction = digits[:len(digits) - scale].lstrip("0"), digits[len(digits) - scale:]
+    whole = whole.zfill(-(-len(whole) // 4) * 4)
+    fraction += "0" * (-len(fraction) % 4)
+    groups = [int(whole[i:i + 4]) for i in range(0, len(whole), 4)]
+    groups += [int(fraction[i:i + 4]) for i in range(0, len(fraction), 4)]
+    sign = _NUMERIC_NEGATIVE if sign_bit and value != 0 else 0
+    return struct.pack(f">hhHH{len(groups)}H", len(groups), len(whole) // 4 - 1, sign, scale,
+                       *groups)

@@ -1,0 +1,130 @@
+"""Binary COPY stores what CSV COPY stores: the same rows sent both ways into PostgreSQL, read
+back as the server prints them (numeric display scale, time zone included)."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingestion import copy_binary
+
+COLUMNS = {"label": "text", "amount": "numeric", "at": "timestamptz", "day": "date",
+           "n": "integer", "big": "bigint", "flag": "boolean"}
+PG_TYPES = {"text": "text", "numeric": "numeric", "timestamptz": "timestamptz", "date": "date",
+            "integer": "integer", "bigint": "bigint", "boolean": "boolean"}
+
+
+def _stored_both_ways(engine: sa.Engine, table: pa.Table, timezone: str) -> tuple[list, list]:
+    """The rows as the server prints them after a CSV COPY and after a binary COPY."""
+    types = [COLUMNS[name] for name in table.column_names]
+    ddl = ", ".join(f"{name} {PG_TYPES[kind]}" for name, kind in zip(table.column_names, types,
+                                                                       strict=True))
+    order = copy_binary.field_order(types)
+    csv = io.BytesIO()
+    pacsv.write_csv(table, csv, pacsv.WriteOptions(include_header=False,
+                                                    quoting_style="needed"))
+    binary = (copy_binary.SIGNATURE + bytes(copy_binary.encode_rows(table, types, timezone))
+              + copy_binary.TRAILER)
+    printed = []
+    with engine.begin() as conn:
+        conn.execute(sa.text("select set_config('TimeZone', :tz, true)"), {"tz": timezone})
+        cursor = conn.connection.driver_connection.cursor()
+        for fmt, data in (("csv", csv.getvalue()), ("binary", binary)):
+            cursor.execute(f"create temp table sent_{fmt} (seq serial, {ddl}) on commit drop")
+            names = (table.column_names if fmt == "csv"
+                     else [table.column_names[i] for i in order])
+            with cursor.copy(f"copy sent_{fmt} ({', '.join(names)}) from stdin "
+                             f"with (format {fmt})") as copy:
+                copy.write(data)
+            cursor.execute(f"select {', '.join(f'{c}::text' for c in table.column_names)} "
+                           f"from sent_{fmt} order by seq")
+            printed.append(cursor.fetchall())
+    return printed[0], printed[1]
+
+
+def test_every_type_is_stored_as_csv_stores_it(engine: sa.Engine) -> None:
+    amounts = ["2.50", "-0", "0.000", "1e-07", "1.5e3", "+5", "12345678901234.12345678",
+               "0.123456789012", "5.", ".5", "-0.5", "9999.9999", "10000", None, "-17.25",
+               "1E+2", "0.0001", "-99999999.99999999"]
+    n = len(amounts)
+    # London: 27 March 2011 01:30 does not exist (clocks go forward), 30 October 01:30
+    # happens twice (clocks go back).
+    times = ["2011-03-27 01:30:00", "2011-10-30 01:30:00", "2011-03-27 00:59:59",
+             "2011-03-27 02:00:00", "2010-12-01 08:26:00", None, "2026-06-30 23:59:59",
+             "1999-12-31 23:00:00"]
+    table = pa.table({
+        "label": pa.array((["plain", "", None, "tab\tand \"quote\"", "line\nbreak", "back\\slash",
+                            "Ünïcödé €", "a,b"] * 3)[:n]),
+        "amount": pa.array(amounts),
+        "at": pa.array((times * 3)[:n]),
+        "day": pa.array((["2011-03-27", None, "2000-01-01", "1999-12-31", "2026-02-28"] * 4)[:n]),
+        "n": pa.array((["1", "-2147483648", "2147483647", None, "+5", "0"] * 3)[:n]),
+        "big": pa.array(([1, None, 9_000_000_000_000_000_000, -3] * 5)[:n], pa.int64()),
+        "flag": pa.array(([True, False, None] * 6)[:n]),
+    })
+    stored = {}
+    for timezone in ("Europe/London", "America/New_York", "UTC", "Asia/Kolkata"):
+        as_csv, as_binary = _stored_both_ways(engine, table, timezone)
+        assert as_binary == as_csv, timezone
+        stored[timezone] = as_binary
+    # PostgreSQL's rules, which the encoder follows: a skipped time takes the offset before
+    # the change, a repeated one the offset after it; numeric keeps the scale written.
+    london = stored["Europe/London"]
+    assert [row[2] for row in london[:2]] == ["2011-03-27 02:30:00+01", "2011-10-30 01:30:00+00"]
+    assert [row[1] for row in london[:5]] == ["2.50", "0", "0.000", "0.0000001", "1500"]
+
+
+def test_boolean_words_and_refusals(engine: sa.Engine) -> None:
+    table = pa.table({"flag": pa.array(["true", "False", " yes ", "0", "ON", None])})
+    as_csv, as_binary = _stored_both_ways(engine, table, "UTC")
+    assert as_binary == as_csv
+    with pytest.raises(copy_binary.NotEncodable, match="'maybe' is not a boolean"):
+        copy_binary.encode_rows(pa.table({"flag": pa.array(["true", "maybe"])}), ["boolean"],
+                                "UTC")
+
+
+def test_a_sliced_chunk_encodes_only_its_rows(engine: sa.Engine) -> None:
+    table = pa.table({"label": pa.array(["a", "bb", None, "dddd", "e"]),
+                      "amount": pa.array(["1.5", "2", None, "-3.25", "4"])}).slice(1, 3)
+    as_csv, as_binary = _stored_both_ways(engine, table, "UTC")
+    assert as_binary == as_csv == [("bb", "2"), (None, None), ("dddd", "-3.25")]
+
+
+def test_an_unknown_time_zone_is_reported_not_guessed() -> None:
+    assert copy_binary.knows_timezone("Europe/London")
+    assert not copy_binary.knows_timezone("Mars/Olympus_Mons")
+
+
+decimal_text = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"),
+                           allow_nan=False, allow_infinity=False, places=None).map(str)
+plain_text = st.from_regex(r"-?[0-9]{1,13}(\.[0-9]{0,8})?", fullmatch=True)
+
+
+@settings(deadline=None, max_examples=30, database=None)
+@given(amounts=st.lists(st.one_of(decimal_text, plain_text, st.none()), min_size=1,
+                        max_size=40))
+def test_numbers_of_any_shape_are_stored_as_numeric_in_reads_them(engine_for_hypothesis,
+                                                                  amounts) -> None:
+    as_csv, as_binary = _stored_both_ways(engine_for_hypothesis,
+                                          pa.table({"amount": pa.array(amounts, pa.string())}),
+                                          "UTC")
+    assert as_binary == as_csv
+
+
+@pytest.fixture(scope="module")
+def engine_for_hypothesis(server_url) -> sa.Engine:
+    """One database for all examples (hypothesis reruns the body, not function fixtures)."""
+    from tests.conftest import create_database, drop_database
+
+    url = create_database(server_url, "sp_binary")
+    engine = sa.create_engine(url)
+    yield engine
+    engine.dispose()
+    drop_database(url)
