@@ -128,3 +128,34 @@ def engine_for_hypothesis(server_url) -> sa.Engine:
     yield engine
     engine.dispose()
     drop_database(url)
+
+
+def test_the_loader_stores_the_same_rows_as_with_csv(engine: sa.Engine, tmp_path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real export through ``load_file`` twice: binary COPY, then the CSV fallback the
+    loader keeps for a time zone this machine's Arrow does not know."""
+    import gzip
+
+    from bench.common import UCI_CSV
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+    from tests.ingestion_helpers import register, rows
+
+    with gzip.open(UCI_CSV, "rt", encoding="utf-8") as fh:
+        head = [next(fh) for _ in range(3001)]
+    export = tmp_path / "uci.csv"
+    export.write_text("".join(head))
+    spec = shipped_specs()["uci_online_retail_csv"]
+    register(engine, "binary")
+    register(engine, "text")
+    assert load_file(engine, export, "binary", spec).rows_loaded == 3000
+    monkeypatch.setattr(copy_binary, "knows_timezone", lambda timezone: False)
+    assert load_file(engine, export, "text", spec).rows_loaded == 3000
+    columns = ("store_id, order_id, line_number, ordered_at::text, product_id, product_name, "
+               "quantity::text, unit_price::text, currency, customer_id, country, channel, "
+               "is_return, source_line")
+    stored = {tenant: rows(engine, f"select {columns} from raw.sales_lines where tenant_id = "
+                                   f":t order by source_line", t=tenant)
+              for tenant in ("binary", "text")}
+    assert len(stored["binary"]) == 3000
+    assert stored["binary"] == stored["text"]
