@@ -1,9 +1,12 @@
 """Ingest benchmark: the full UCI Online Retail export (.csv.gz) into raw.sales_lines.
 
 Compared in the same run with:
+  * the same loader sending CSV instead of binary COPY rows (its fallback format);
   * pandas ``to_sql`` (the naive way): read the CSV with pandas, insert with ``to_sql``;
   * a bare ``COPY`` of the same rows into a typed table with no validation (the ceiling);
-and the peak memory of loading a generated 5-million-row file in a separate process.
+and the peak memory of loading a generated 5-million-row file in a separate process. Where
+the server runs on this machine, the CPU time its processes spend on each load is reported
+too (from /proc).
 
     python bench/ingest.py [--skip-5m] [--repeat 3]
 """
@@ -11,6 +14,7 @@ and the peak memory of loading a generated 5-million-row file in a separate proc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import statistics
@@ -20,6 +24,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import sqlalchemy as sa
@@ -27,6 +32,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import UCI_CSV, announce_machine, emit_json, print_table, scratch_database
+from ingestion import copy_binary
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
 from storepulse.tenants import Tenant, add_tenant
@@ -34,12 +40,38 @@ from storepulse.tenants import Tenant, add_tenant
 UCI_ROWS = 541_909
 
 
-def bench_storepulse(engine: sa.Engine, attempt: int) -> tuple[float, object]:
-    tenant = f"uci{attempt}"  # a tenant per attempt: the same bytes load once per tenant
+def server_cpu_seconds() -> float | None:
+    """CPU time used so far by this machine's PostgreSQL processes (None without /proc)."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().startswith("postgres"):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:  # a process that ended meanwhile
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def bench_storepulse(engine: sa.Engine, attempt: int, copy_format: str = "binary"
+                     ) -> tuple[float, float | None, object]:
+    """One load of the UCI export: seconds, the server's CPU seconds, the result."""
+    tenant = f"uci{copy_format}{attempt}"  # a tenant per attempt: bytes load once per tenant
     add_tenant(engine, Tenant(tenant, "UCI Online Retail", "Europe/London", "GBP", "GB"))
-    started = time.perf_counter()
-    result = load_file(engine, UCI_CSV, tenant, shipped_specs()["uci_online_retail_csv"])
-    return time.perf_counter() - started, result
+    with contextlib.ExitStack() as patches:
+        if copy_format == "csv":  # the loader's fallback, as for a zone Arrow does not know
+            patches.enter_context(mock.patch.object(copy_binary, "knows_timezone",
+                                                    return_value=False))
+        cpu_before = server_cpu_seconds()
+        started = time.perf_counter()
+        result = load_file(engine, UCI_CSV, tenant, shipped_specs()["uci_online_retail_csv"])
+        seconds = time.perf_counter() - started
+    time.sleep(0.2)  # the server's background writers finish accounting for the load
+    cpu_after = server_cpu_seconds()
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return seconds, cpu, result
 
 
 def bench_bare_copy(engine: sa.Engine) -> float:
@@ -110,19 +142,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-5m", action="store_true", help="skip the 5M-row memory run")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="attempts of the loader and of bare COPY, alternating; the median "
-                             "of each is reported (this machine's timings vary run to run)")
+                        help="attempts of the loader (binary, then CSV, or the other way round "
+                             "on odd attempts) and of bare COPY, alternating; the median of "
+                             "each is reported (this machine's timings vary run to run)")
     args = parser.parse_args()
     announce_machine()
     with scratch_database() as (url, engine):
-        loader_times, copy_times = [], []
+        times: dict[str, list[float]] = {"binary": [], "csv": [], "bare": []}
+        cpu: dict[str, list[float]] = {"binary": [], "csv": []}
         for attempt in range(args.repeat):
-            seconds, result = bench_storepulse(engine, attempt)
-            loader_times.append(seconds)
-            copy_times.append(bench_bare_copy(engine))
-        sp_seconds, copy_seconds = statistics.median(loader_times), statistics.median(copy_times)
-        print("attempts (loader / bare COPY, s): " + ", ".join(
-            f"{a:.2f} / {b:.2f}" for a, b in zip(loader_times, copy_times, strict=True)))
+            for copy_format in ("binary", "csv")[::1 if attempt % 2 == 0 else -1]:
+                seconds, server_cpu, loaded = bench_storepulse(engine, attempt, copy_format)
+                times[copy_format].append(seconds)
+                if server_cpu is not None:
+                    cpu[copy_format].append(server_cpu)
+                if copy_format == "binary":
+                    result = loaded
+            times["bare"].append(bench_bare_copy(engine))
+        sp_seconds, csv_seconds, copy_seconds = (statistics.median(times[k])
+                                                 for k in ("binary", "csv", "bare"))
+        print("attempts (loader binary / loader CSV / bare COPY, s): " + ", ".join(
+            f"{a:.2f} / {b:.2f} / {c:.2f}"
+            for a, b, c in zip(times["binary"], times["csv"], times["bare"], strict=True)))
         to_sql_seconds = bench_to_sql(engine)
         assert result.rows_loaded + result.rows_quarantined == UCI_ROWS
         big = None
@@ -140,10 +181,13 @@ def main() -> None:
         "share_of_bare_copy": round(copy_seconds / sp_seconds, 3),
         "speedup_vs_to_sql": round(to_sql_seconds / sp_seconds, 1),
         "rows_quarantined": result.rows_quarantined,
+        "csv_format_rows_per_s": round(UCI_ROWS / csv_seconds),
     }
     rows = [
         ["StorePulse loader (validate + quarantine + COPY)", f"{sp_seconds:.2f}",
          f"{figures['rows_per_s']:,}", "yes"],
+        ["  the same, sending CSV instead of binary rows", f"{csv_seconds:.2f}",
+         f"{figures['csv_format_rows_per_s']:,}", "yes"],
         ["bare COPY into a typed table (ceiling)", f"{copy_seconds:.2f}",
          f"{figures['copy_rows_per_s']:,}", "no"],
         ["pandas read_csv + to_sql (naive)", f"{to_sql_seconds:.2f}",
@@ -154,6 +198,11 @@ def main() -> None:
     print(f"\nStorePulse reaches {figures['share_of_bare_copy']:.0%} of bare COPY and is "
           f"{figures['speedup_vs_to_sql']}x faster than to_sql; "
           f"{result.rows_quarantined} rows quarantined.")
+    if cpu["binary"] and cpu["csv"]:
+        figures.update({"server_cpu_s_binary": round(statistics.median(cpu["binary"]), 2),
+                        "server_cpu_s_csv": round(statistics.median(cpu["csv"]), 2)})
+        print(f"Server CPU per load (median): {figures['server_cpu_s_binary']:.2f} s with "
+              f"binary rows, {figures['server_cpu_s_csv']:.2f} s with CSV.")
     if big:
         seconds, peak_mib, big_rows = big
         figures.update({"big_rows": big_rows, "big_rows_per_s": round(big_rows / seconds),
