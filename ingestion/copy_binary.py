@@ -16,6 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +31,7 @@ _NUMERIC_NEGATIVE = 0x4000
 # Plain decimals (no exponent) within the validator's limit (1e12), with at most six
 # decimals, share one fixed layout; anything else is encoded value by value.
 _PLAIN_DECIMAL = pa.decimal128(19, 6)
-_FIXED_TYPES = {"integer": 4, "bigint": 8, "timestamptz": 8, "date": 4, "boolean": 1,
-                "numeric": 20}
+_FIXED_TYPES = frozenset({"integer", "bigint", "timestamptz", "date", "boolean", "numeric"})
 _TRUE = ("t", "true", "y", "yes", "on", "1")
 _FALSE = ("f", "false", "n", "no", "off", "0")
 
@@ -59,11 +59,14 @@ class _Field:
 
 
 def knows_timezone(timezone: str) -> bool:
-    """Whether naive date-times can be placed in ``timezone`` here (Arrow reads the system's
-    time-zone database); where not, the loader sends CSV and lets the server do it."""
+    """Whether naive date-times can be placed in ``timezone`` here: an IANA zone that Arrow
+    finds in the system's time-zone database. Where not, the loader sends CSV and lets the
+    server place them; that includes offsets such as ``+02:00``, which PostgreSQL reads
+    as POSIX (west of Greenwich) and Arrow as ISO 8601."""
     try:
+        ZoneInfo(timezone)
         pc.assume_timezone(pa.array([0], pa.timestamp("s")), timezone=timezone)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except (ZoneInfoNotFoundError, ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
     return True
 
