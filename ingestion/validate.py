@@ -26,6 +26,7 @@ NUMERIC_LIMIT = 1e12  # no price, quantity or total of a shop comes near it
 MAX_LINE_QUANTITY = 1_000_000
 _INTEGER = r"^\s*[-+]?\d+\s*$"
 _CURRENCY = r"^[A-Z]{3}$"
+_ISO_SECONDS = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass
@@ -176,6 +177,10 @@ def _strict_strptime(arr: pa.ChunkedArray, fmt: str) -> pa.ChunkedArray:
     rolled value lands on day 1-3. Only those rows are re-checked, by a round trip through the
     format and, where that differs, Python's strict parser.
     """
+    if fmt == _ISO_SECONDS:
+        iso = _iso_seconds(arr)
+        if iso is not None:
+            return iso
     ts = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
     early_days = _mask(pc.less_equal(pc.day(ts), 3))
     if not early_days.any():
@@ -194,6 +199,24 @@ def _strict_strptime(arr: pa.ChunkedArray, fmt: str) -> pa.ChunkedArray:
         except ValueError:
             values[i] = np.datetime64("NaT")
     return pa.chunked_array([pa.array(values, type=pa.timestamp("s"))])
+
+
+def _iso_seconds(arr: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """``%Y-%m-%d %H:%M:%S`` through Arrow's ISO 8601 cast, several times faster than
+    strptime and as strict (30 February is refused, not rolled over); None when any value is
+    not exactly that shape, so the caller parses value by value. The cast also takes a
+    ``T`` between date and time, which the format does not."""
+    present = pc.drop_null(arr)
+    if not len(present):
+        return None
+    shortest, longest = pc.min_max(pc.binary_length(present)).values()
+    if shortest.as_py() != 19 or longest.as_py() != 19 or pc.any(
+            pc.match_substring(present, "T")).as_py():
+        return None
+    try:
+        return pc.cast(arr, pa.timestamp("s"))
+    except pa.ArrowInvalid:
+        return None
 
 
 Reason = str | Callable[[int], str]  # the same for every row, or built from the row's values

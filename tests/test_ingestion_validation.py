@@ -13,6 +13,8 @@ SPEC = shipped_specs()["generic_pos_csv"]
 ROW_CASES = [
     ("unparseable date", good_row(at="2025-02-30 10:00:00"), "ordered_at",
      "is not a date-time in format"),
+    ("date and time joined by T", good_row(at="2025-03-01T10:00:00"), "ordered_at",
+     "is not a date-time in format"),
     ("unparseable number", good_row(qty="two"), "quantity", "is not a number"),
     ("unparseable price", good_row(price='"3,50"'), "unit_price", "is not a number"),
     ("missing required field", good_row().replace("SKU1", ""), "product_id",
