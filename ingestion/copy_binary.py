@@ -12,7 +12,6 @@ big-endian, then an int16 -1.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from psycopg.types.numeric import dump_decimal_to_numeric_binary
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
 TRAILER = b"\xff\xff"
@@ -28,9 +28,10 @@ TRAILER = b"\xff\xff"
 _PG_EPOCH_SECONDS = 946_684_800  # 2000-01-01, PostgreSQL's epoch, in Unix seconds
 _PG_EPOCH_DAYS = 10_957
 _NUMERIC_NEGATIVE = 0x4000
-# Plain decimals (no exponent) within the validator's limit (1e12), with at most six
-# decimals, share one fixed layout; anything else is encoded value by value.
-_PLAIN_DECIMAL = pa.decimal128(19, 6)
+# Plain decimals (no exponent) below the validator's limit (1e12), with at most six
+# decimals, share one fixed layout; anything else is encoded value by value. Eighteen digits
+# keep the scaled value below 2**63, so one 64-bit word holds it.
+_PLAIN_DECIMAL = pa.decimal128(18, 6)
 _FIXED_TYPES = frozenset({"integer", "bigint", "timestamptz", "date", "boolean", "numeric"})
 _TRUE = ("t", "true", "y", "yes", "on", "1")
 _FALSE = ("f", "false", "n", "no", "off", "0")
@@ -155,9 +156,7 @@ def _encode(arr: pa.Array, kind: str, timezone: str, name: str) -> _Field:
     if kind == "timestamptz":
         local = arr if pa.types.is_timestamp(arr.type) else pc.cast(arr, pa.timestamp("s"))
         seconds = _utc_seconds(local.cast(pa.timestamp("s")), timezone)
-        micros = (np.nan_to_num(seconds, nan=_PG_EPOCH_SECONDS).astype(np.int64)
-                  - _PG_EPOCH_SECONDS) * 1_000_000
-        return _fixed(micros.astype(">i8"), present)
+        return _fixed(((seconds - _PG_EPOCH_SECONDS) * 1_000_000).astype(">i8"), present)
     if kind == "date":
         days = pc.cast(arr, pa.date32()).cast(pa.int32()).fill_null(_PG_EPOCH_DAYS)
         return _fixed((days.to_numpy() - _PG_EPOCH_DAYS).astype(">i4"), present)
@@ -207,7 +206,10 @@ def _numeric(arr: pa.Array, present: np.ndarray) -> _Field:
             return _fixed(_plain_numerics(text), present)
         except pa.ArrowInvalid:  # more decimals or digits than the layout holds, spaces
             pass
-    payloads = [None if v is None else numeric_send(v) for v in text.to_pylist()]
+    # psycopg's own encoder: the display scale follows the exponent as numeric_in's does
+    # (``1.50`` keeps two decimals, ``1.5e3`` has none)
+    payloads = [None if v is None else bytes(dump_decimal_to_numeric_binary(Decimal(v.strip())))
+                for v in text.to_pylist()]
     return _text(pa.array(payloads, pa.binary()), present)
 
 
@@ -219,7 +221,7 @@ def _plain_numerics(text: pa.Array) -> np.ndarray:
     n = len(text)
     filled = pc.fill_null(text, "0")
     scaled = pc.cast(filled, _PLAIN_DECIMAL)
-    # |value| <= 1e13 with six decimals fits 63 bits: the low word of each decimal128 is it.
+    # |value| < 1e12 with six decimals fits 63 bits: the low word of each decimal128 is it.
     units = np.frombuffer(scaled.buffers()[1], dtype=np.int64)[
         2 * scaled.offset:2 * (scaled.offset + n):2]
     magnitude = np.abs(units)
@@ -239,20 +241,19 @@ def _plain_numerics(text: pa.Array) -> np.ndarray:
 def _utc_seconds(local: pa.Array, timezone: str) -> np.ndarray:
     """Unix seconds of naive local date-times, as PostgreSQL places them: a time skipped by a
     spring-forward change takes the offset in force before it, an hour repeated in autumn
-    the offset in force after it (docs: "Handling of Invalid or Ambiguous Timestamps")."""
-    naive = local.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    the offset in force after it (docs: "Handling of Invalid or Ambiguous Timestamps").
+    A NULL gives 0 (its field is sent as NULL)."""
+    def seconds(values: pa.Array) -> np.ndarray:
+        return values.cast(pa.int64()).fill_null(0).to_numpy()
+
     try:  # almost every chunk: no time falls in a gap
-        placed = pc.assume_timezone(local, timezone=timezone, ambiguous="latest",
-                                    nonexistent="raise")
-        return placed.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        return seconds(pc.assume_timezone(local, timezone=timezone, ambiguous="latest",
+                                          nonexistent="raise"))
     except pa.ArrowInvalid:
         pass
     placed = pc.assume_timezone(local, timezone=timezone, ambiguous="latest",
                                 nonexistent="earliest")
-    offset = (pc.local_timestamp(placed).cast(pa.int64()).to_numpy(zero_copy_only=False)
-              .astype(np.float64)
-              - placed.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64))
-    return naive - offset
+    return seconds(local) - (seconds(pc.local_timestamp(placed)) - seconds(placed))
 
 
 def _booleans(arr: pa.Array, name: str) -> np.ndarray:
@@ -265,24 +266,3 @@ def _booleans(arr: pa.Array, name: str) -> np.ndarray:
         value = pc.filter(arr, unknown)[0].as_py()
         raise NotEncodable(f"{name}: {value!r} is not a boolean (true/false)")
     return np.asarray(true.fill_null(False), dtype=bool)
-
-
-def numeric_send(text: str) -> bytes:
-    """One value in ``numeric``'s binary format, with the display scale ``numeric_in`` gives
-    the same text (``1.50`` keeps two decimals; ``1.5e3`` has none)."""
-    value = Decimal(text.strip())
-    sign_bit, digit_tuple, exponent = value.as_tuple()
-    if not isinstance(exponent, int):
-        raise NotEncodable(f"{text!r} is not a finite number")
-    scale = max(0, -exponent)
-    # exact, unlike formatting, which rounds to the decimal context's 28 digits
-    digits = "".join(map(str, digit_tuple)) + "0" * max(0, exponent)
-    digits = digits.zfill(scale + 1)
-    whole, fraction = digits[:len(digits) - scale].lstrip("0"), digits[len(digits) - scale:]
-    whole = whole.zfill(-(-len(whole) // 4) * 4)
-    fraction += "0" * (-len(fraction) % 4)
-    groups = [int(whole[i:i + 4]) for i in range(0, len(whole), 4)]
-    groups += [int(fraction[i:i + 4]) for i in range(0, len(fraction), 4)]
-    sign = _NUMERIC_NEGATIVE if sign_bit and value != 0 else 0
-    return struct.pack(f">hhHH{len(groups)}H", len(groups), len(whole) // 4 - 1, sign, scale,
-                       *groups)

@@ -88,6 +88,15 @@ def test_every_type_is_stored_as_csv_stores_it(engine: sa.Engine) -> None:
     assert [row[1] for row in london[:5]] == ["2.50", "0", "0.000", "0.0000001", "1500"]
 
 
+def test_plain_numbers_near_the_fixed_layouts_limits(engine: sa.Engine) -> None:
+    # plain decimals only, so the column takes the fixed layout, not value by value: scaled by
+    # 1e6, the first two pass 2**63 and the last two stay just below it
+    amounts = ["9300000000000", "-9300000000000", "999999999999.999999", "-999999999999.5"]
+    as_csv, as_binary = _stored_both_ways(engine, pa.table({"amount": pa.array(amounts)}),
+                                          "UTC")
+    assert as_binary == as_csv == [(amount,) for amount in amounts]
+
+
 def test_boolean_words_and_refusals(engine: sa.Engine) -> None:
     table = pa.table({"flag": pa.array(["true", "False", " yes ", "0", "ON", None])})
     as_csv, as_binary = _stored_both_ways(engine, table, "UTC")
