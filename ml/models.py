@@ -420,7 +420,7 @@ def _clip_outliers(y: np.ndarray, season: int, k: float = 3.0) -> np.ndarray:
     """``y`` with days far from their usual level pulled back to its edge: a promotion, a bulk
     order or a refund is not the store's level, and a model that learns it as one forecasts
     it for weeks (a promotion starting on the last day of history lifted MSTL's whole next
-    month by a sixth).
+    month by more than a quarter).
 
     A day's usual level is the median of the same day of the cycle (``season`` days apart)
     over three cycles either side, the day itself left out, so the weekly pattern is not

@@ -381,7 +381,7 @@ def test_a_promotion_on_the_last_day_does_not_lift_the_next_month(model_name):
     from ingestion.generator import daily_store_series
     from ml.models import model_factories
 
-    # The generated store whose history ends on the first day of a promotion (1.6x its usual
+    # The generated store whose history ends on the first day of a promotion (1.85x its usual
     # Saturday), where the champion did worst against the best single model (BENCHMARKS.md).
     name, series = daily_store_series(15, seed=0)[14]
     assert name == "promotions_14"
