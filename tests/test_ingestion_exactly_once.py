@@ -54,9 +54,9 @@ def test_changed_file_is_a_new_version_that_replaces_the_old(engine, tmp_path):
 
 def test_connection_killed_mid_copy_leaves_nothing_and_rerun_loads_once(engine, tmp_path,
                                                                         monkeypatch):
-    from ingestion import readers
+    from ingestion.readers import delimited
 
-    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(delimited, "CSV_BLOCK_BYTES", 4096)
     register(engine)
     path = pos_csv(tmp_path / "p" / "big.csv", [good_row(f"O{i}") for i in range(3000)])
     pids = []
@@ -86,8 +86,8 @@ def test_worker_process_killed_mid_file(engine, database_url, tmp_path):
     path = pos_csv(tmp_path / "p" / "big.csv", [good_row(f"O{i}") for i in range(200_000)])
     script = textwrap.dedent(f"""
         import sys, time
-        from ingestion import readers
-        readers.CSV_BLOCK_BYTES = 65536
+        from ingestion.readers import delimited
+        delimited.CSV_BLOCK_BYTES = 65536
         from ingestion.loader import load_file
         from ingestion.spec import shipped_specs
         from storepulse.warehouse import get_engine, parse_database_url

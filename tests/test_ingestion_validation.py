@@ -56,9 +56,9 @@ def test_row_problem_is_quarantined_with_reason(engine, tmp_path, case, bad, fie
 
 
 def test_duplicate_line_key_across_chunks(engine, tmp_path, monkeypatch):
-    from ingestion import readers
+    from ingestion.readers import delimited
 
-    monkeypatch.setattr(readers, "CSV_BLOCK_BYTES", 256)  # many small chunks
+    monkeypatch.setattr(delimited, "CSV_BLOCK_BYTES", 256)  # many small chunks
     register(engine)
     body = [good_row(f"O{i}", 1, store="S1") for i in range(40)]
     body.append(good_row("O3", 1, store="S1", qty="5"))  # same key as line 5, chunks later

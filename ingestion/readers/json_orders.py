@@ -1,0 +1,190 @@
+"""JSON orders: one per line (JSON lines) or one array of them, each order's lines flattened
+into rows."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from ingestion.readers.base import (
+    FileRejected,
+    RawChunk,
+    Reject,
+    open_bytes,
+    sniff_binary,
+    text_encoding,
+    undecodable,
+)
+from ingestion.spec import SourceSpec
+
+JSONL_CHUNK_ORDERS = 20_000
+
+
+def _lookup(obj: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _as_text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+_ID_COLUMNS = ("store_id", "order_id", "product_id", "customer_id")
+_JSON_KINDS = {dict: "object", list: "array", bool: "boolean"}
+
+
+def _wrong_id_type(order: dict, items: list, spec: SourceSpec, prefix: str
+                   ) -> tuple[str, str, str] | None:
+    """An id given as an object, array or boolean (text or a number is an id): as text it
+    would load as something no export meant (a customer id of `{"id": 5}` once became a
+    guest). Returns (field, source path, JSON kind) for the first one found."""
+    for field_name in _ID_COLUMNS:
+        mapping = spec.columns.get(field_name)
+        if mapping is None or not mapping.column:
+            continue
+        if mapping.column.startswith(prefix):
+            values = [_lookup(item, mapping.column[len(prefix):]) for item in items]
+        else:
+            values = [_lookup(order, mapping.column)]
+        for value in values:
+            kind = _JSON_KINDS.get(type(value))
+            if kind:
+                return field_name, mapping.column, kind
+    return None
+
+
+def _orders_from_lines(stream: io.TextIOBase) -> Iterator[tuple[int, str, object]]:
+    """(line number, text, order or a JSONDecodeError) for each non-blank line."""
+    for line_no, raw in enumerate(stream, start=1):
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        try:
+            yield line_no, stripped, json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            yield line_no, stripped, exc
+
+
+def _orders_from_array(path: Path, text: str, start: int) -> Iterator[tuple[int, str, object]]:
+    """The elements of one JSON array of orders (pretty-printed or not), each with the line
+    it starts on. The array is parsed element by element, so the file is in memory once."""
+    decoder = json.JSONDecoder()
+    at = start + 1  # after "["
+    while True:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        if at >= len(text):
+            raise FileRejected(f"{path.name}: the JSON array is not closed (no final ']')")
+        if text[at] == "]":
+            return
+        line = text.count("\n", 0, at) + 1
+        try:
+            order, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            raise FileRejected(f"{path.name}: line {exc.lineno}: the JSON array breaks "
+                               f"({exc.msg}); nothing after it can be read") from None
+        yield line, text[at:end], order
+        at = end
+
+
+def read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
+    """JSON lines (one order per line), or one JSON array of orders."""
+    prefix = spec.lines_field + "."
+    header_cols = [c for c in spec.source_columns if not c.startswith(prefix)]
+    line_cols = [c for c in spec.source_columns if c.startswith(prefix)]
+    with open_bytes(path) as fh:
+        head = fh.read(4096)
+    sniff_binary(path, head, "json", spec.encoding)
+    columns: dict[str, list] = {c: [] for c in spec.source_columns}
+    line_numbers: list[int] = []
+    raw_lines: list[str] = []
+    row_raw: list[int] = []
+    rejects: list[Reject] = []
+    orders = 0
+    seen_any = False
+    first_error: str | None = None
+
+    def flush() -> RawChunk:
+        nonlocal columns, line_numbers, raw_lines, row_raw, rejects, orders
+        texts = raw_lines
+        index = row_raw
+        chunk = RawChunk(
+            table=pa.table({c: pa.array(v, type=pa.string()) for c, v in columns.items()}),
+            line_numbers=np.array(line_numbers, dtype=np.int64),
+            raw_text=lambda i: texts[index[i]],
+            rejects=rejects,
+        )
+        columns = {c: [] for c in spec.source_columns}
+        line_numbers, raw_lines, row_raw, rejects, orders = [], [], [], [], 0
+        return chunk
+
+    with open_bytes(path) as fh:
+        text_stream = io.TextIOWrapper(fh, encoding=text_encoding(spec))
+        line_no = 0
+        try:
+            # One JSON array of orders (what many APIs export) or one order per line.
+            if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"[":
+                text = text_stream.read()
+                source = _orders_from_array(path, text, text.index("["))
+            else:
+                source = _orders_from_lines(text_stream)
+            for line_no, stripped, order in source:
+                if isinstance(order, json.JSONDecodeError):
+                    first_error = first_error or f"line {line_no}: {order.msg}"
+                    rejects.append(Reject(line_no, stripped, f"not valid JSON ({order.msg})"))
+                    continue
+                seen_any = True
+                if not isinstance(order, dict):
+                    rejects.append(Reject(line_no, stripped, "is not a JSON object (an order)"))
+                    continue
+                items = order.get(spec.lines_field)
+                if not isinstance(items, list) or not items:
+                    rejects.append(Reject(line_no, stripped,
+                                          f"order has no '{spec.lines_field}' items",
+                                          spec.lines_field))
+                    continue
+                wrong = _wrong_id_type(order, items, spec, prefix)
+                if wrong:
+                    field_name, source_path, kind = wrong
+                    rejects.append(Reject(line_no, stripped,
+                                          f"{source_path} is a JSON {kind}, not an id",
+                                          field_name))
+                    continue
+                raw_lines.append(stripped)
+                header_values = {c: _as_text(_lookup(order, c)) for c in header_cols}
+                for item in items:
+                    for c in header_cols:
+                        columns[c].append(header_values[c])
+                    for c in line_cols:
+                        columns[c].append(_as_text(_lookup(item, c[len(prefix):])))
+                    line_numbers.append(line_no)
+                    row_raw.append(len(raw_lines) - 1)
+                orders += 1
+                if orders >= JSONL_CHUNK_ORDERS:
+                    yield flush()
+        except UnicodeDecodeError as exc:
+            raise undecodable(path, line_no + 1, spec, exc) from None
+    if not seen_any:
+        if first_error:  # not one line parses: this is not JSON at all
+            raise FileRejected(f"{path.name}: not JSON lines or a JSON array "
+                               f"({first_error})")
+        if not rejects:
+            raise FileRejected(f"{path.name}: empty file (no JSON lines)")
+    if line_numbers or rejects:
+        yield flush()
