@@ -199,7 +199,7 @@ def test_prophet_builds_features_once_per_predict_and_predicts_exactly_as_prophe
         monkeypatch):
     from prophet import Prophet
 
-    from ml.models import _holidays, _prophet_class
+    from ml.models.prophet import _holidays, _prophet_class
 
     history = weekly_series(days=300, closed_weekday=None, seed=7)
     frame = pd.DataFrame({"ds": history["ds"], "y": history["y"]})
@@ -228,7 +228,7 @@ def test_prophet_builds_each_component_matrix_once_and_predicts_exactly_as_proph
         monkeypatch):
     from prophet import Prophet
 
-    from ml.models import _holidays, _prophet_class
+    from ml.models.prophet import _holidays, _prophet_class
 
     streamlined = _prophet_class()
     streamlined.component_matrices.clear()
@@ -306,7 +306,7 @@ def test_prophet_knows_the_holidays_the_anomaly_detector_knows():
     from datetime import date
 
     from ml.calendar import public_holidays
-    from ml.models import _holidays
+    from ml.models.prophet import _holidays
 
     frame = _holidays("GB", 2024, 2025)
     assert set(frame["ds"].dt.date) == set(public_holidays("GB", (2024, 2025)))
@@ -318,7 +318,7 @@ def test_prophet_knows_the_holidays_the_anomaly_detector_knows():
 def test_prophet_builds_holiday_features_exactly_as_prophet():
     from prophet import Prophet
 
-    from ml.models import _holidays, _prophet_class
+    from ml.models.prophet import _holidays, _prophet_class
 
     calendar = _holidays("GB", 2023, 2025)
     fit_dates = pd.Series(pd.date_range("2023-01-01", "2024-12-31"))
@@ -341,7 +341,7 @@ def test_prophet_builds_holiday_features_exactly_as_prophet():
 def test_prophet_builds_fourier_terms_exactly_as_prophet():
     from prophet import Prophet
 
-    from ml.models import _prophet_class
+    from ml.models.prophet import _prophet_class
 
     dates = pd.Series(pd.date_range("2023-01-01", periods=800, freq="D"))
     for period, order in ((7, 3), (365.25, 10)):
@@ -352,26 +352,26 @@ def test_prophet_builds_fourier_terms_exactly_as_prophet():
 
 
 def test_outliers_are_judged_against_the_same_weekday():
-    from ml.models import _clip_outliers
+    from ml.models.base import clip_outliers
 
     history = weekly_series(days=140, closed_weekday=None)
     y = history["y"].to_numpy(float)
     # A strong weekday (Saturdays sell 1.5x) is the pattern, not an outlier.
-    np.testing.assert_array_equal(_clip_outliers(y, 7), y)
+    np.testing.assert_array_equal(clip_outliers(y, 7), y)
     # A promotion starting on the last day is pulled back near that weekday's usual level.
     promoted = y.copy()
     promoted[-1] *= 2.0
-    clipped = _clip_outliers(promoted, 7)
+    clipped = clip_outliers(promoted, 7)
     usual = np.median(y[-29:-1:7])
     assert clipped[-1] < 1.5 * usual
     np.testing.assert_array_equal(clipped[:-1], y[:-1])
     # A lasting change of level is the new level once it has lasted a few cycles.
     shifted = np.where(np.arange(len(y)) >= 70, y * 1.6, y)
-    np.testing.assert_array_equal(_clip_outliers(shifted, 7)[-50:], shifted[-50:])
+    np.testing.assert_array_equal(clip_outliers(shifted, 7)[-50:], shifted[-50:])
     # Closed days (NaN) stay NaN and do not count.
     gaps = y.copy()
     gaps[5::7] = np.nan
-    clipped = _clip_outliers(gaps, 7)
+    clipped = clip_outliers(gaps, 7)
     assert np.isnan(clipped[5::7]).all()
     np.testing.assert_array_equal(clipped[~np.isnan(gaps)], y[~np.isnan(gaps)])
 
