@@ -140,7 +140,9 @@ def _binary_rows(block: np.ndarray, present: np.ndarray | None = None) -> pa.Arr
 
 
 def _encode(arr: pa.Array, kind: str, timezone: str, name: str) -> _Field:
-    present = ~np.asarray(arr.is_null(), dtype=bool)
+    # Most columns have no NULL: no validity bitmap to unpack.
+    present = np.ones(len(arr), dtype=bool) if arr.null_count == 0 \
+        else ~np.asarray(arr.is_null(), dtype=bool)
     if kind == "text":
         return _text(arr, present)
     if kind == "numeric":
@@ -200,8 +202,7 @@ def _byte_lengths(arr: pa.Array) -> np.ndarray:
 
 def _numeric(arr: pa.Array, present: np.ndarray) -> _Field:
     text = arr.cast(pa.string())
-    exponent = pc.or_(pc.match_substring(text, "e"), pc.match_substring(text, "E"))
-    if not pc.any(exponent).as_py():
+    if not _may_hold_exponent(text):
         try:
             return _fixed(_plain_numerics(text), present)
         except pa.ArrowInvalid:  # more decimals or digits than the layout holds, spaces
@@ -211,6 +212,17 @@ def _numeric(arr: pa.Array, present: np.ndarray) -> _Field:
     payloads = [None if v is None else bytes(dump_decimal_to_numeric_binary(Decimal(v.strip())))
                 for v in text.to_pylist()]
     return _text(pa.array(payloads, pa.binary()), present)
+
+
+def _may_hold_exponent(text: pa.Array) -> bool:
+    """Whether any value may be written with an exponent (``1.5e3``): an ``e`` or ``E``
+    anywhere in the array's character data, one memchr each (bytes outside the array's slice
+    may answer yes; the exact path is then taken, which is never wrong)."""
+    data = text.buffers()[2]
+    if data is None:
+        return False
+    chars = bytes(data)
+    return chars.find(b"e") >= 0 or chars.find(b"E") >= 0
 
 
 def _plain_numerics(text: pa.Array) -> np.ndarray:

@@ -309,8 +309,9 @@ def validate_chunk(chunk: RawChunk, spec: SourceSpec, state: FileState) -> Valid
     keep = pa.array(~problems.bad)
     kept = int((~problems.bad).sum())
     out = {"tenant_id": _repeated(state.tenant.tenant_id, kept)}
-    for column in contract.columns:
-        out[column.name] = pc.filter(values[column.name], keep)
+    for column in contract.columns:  # a clean chunk (most of them) is not copied
+        out[column.name] = pc.filter(values[column.name], keep) if kept < n \
+            else values[column.name]
     out["source_file_id"] = pa.repeat(pa.scalar(state.file_id, pa.int64()), kept)
     out["source_line"] = pa.array(chunk.line_numbers[~problems.bad])
     return ValidatedChunk(good=pa.table(out), quarantined=chunk.rejects + quarantined)

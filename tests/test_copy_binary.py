@@ -97,6 +97,14 @@ def test_plain_numbers_near_the_fixed_layouts_limits(engine: sa.Engine) -> None:
     assert as_binary == as_csv == [(amount,) for amount in amounts]
 
 
+def test_an_exponent_written_either_way_keeps_its_scale(engine: sa.Engine) -> None:
+    # one column per case: an exponent anywhere in a column sends it value by value
+    for amounts in (["2.5E2", "1.25"], ["2.5e2", "1.25"]):
+        as_csv, as_binary = _stored_both_ways(engine, pa.table({"amount": pa.array(amounts)}),
+                                              "UTC")
+        assert as_binary == as_csv == [("250",), ("1.25",)]
+
+
 def test_boolean_words_and_refusals(engine: sa.Engine) -> None:
     table = pa.table({"flag": pa.array(["true", "False", " yes ", "0", "ON", None])})
     as_csv, as_binary = _stored_both_ways(engine, table, "UTC")
