@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ingestion.loader import LoadResult, ProgressFn, load_file, reject_file
-from ingestion.spec import SourceSpec, SpecError, detect_spec, spec_for_source
+from ingestion.readers import detect_spec
+from ingestion.spec import SourceSpec, SpecError, spec_for_source
 
 _TARGET_ORDER = {"stores": 0, "products": 1, "sales_lines": 2}
 

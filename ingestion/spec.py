@@ -239,26 +239,3 @@ def spec_for_source(source: str, source_dir: Path | None = None) -> SourceSpec:
         raise SpecError(f"no spec named '{source}' (shipped: {', '.join(sorted(specs))}); "
                         f"add {source_dir or source}/spec.yaml")
     return specs[source]
-
-
-def detect_spec(path: Path) -> SourceSpec:
-    """The spec that reads ``path``: among the shipped specs and a ``spec.yaml`` beside the
-    file, the one whose format and columns fit it. None or several: a SpecError that says
-    which were tried or which fit, and to pass the source."""
-    from ingestion.readers import fits  # readers import this module
-
-    path = Path(path)
-    candidates = dict(shipped_specs())
-    own = path.parent / "spec.yaml"
-    if own.exists():
-        local = load_spec(own)
-        candidates[local.name] = local
-    fitting = sorted(name for name, spec in candidates.items() if fits(path, spec))
-    if len(fitting) == 1:
-        return candidates[fitting[0]]
-    if not fitting:
-        raise SpecError(f"{path.name}: no spec fits its columns (tried "
-                        f"{', '.join(sorted(candidates))}); add a spec.yaml beside it or pass "
-                        "--source")
-    raise SpecError(f"{path.name}: several specs fit its columns ({', '.join(fitting)}); "
-                    "pass --source to choose")

@@ -252,7 +252,8 @@ def specs_check(path: Path, source: str | None, tenant_id: str | None, rows: int
     from tabulate import tabulate
 
     from ingestion.dry_run import PLACEHOLDER_TENANT, describe, dry_run
-    from ingestion.spec import detect_spec, load_spec, spec_for_source
+    from ingestion.readers import detect_spec
+    from ingestion.spec import load_spec, spec_for_source
 
     if source and source.endswith((".yaml", ".yml")):
         spec = load_spec(Path(source))

@@ -17,9 +17,9 @@ from ingestion.readers.delimited import read_csv
 from ingestion.readers.json_orders import read_jsonl
 from ingestion.readers.text_columns import read_text_columns
 from ingestion.readers.xlsx import read_xlsx
-from ingestion.spec import EXTENSIONS, SourceSpec
+from ingestion.spec import EXTENSIONS, SourceSpec, SpecError, load_spec, shipped_specs
 
-__all__ = ["FileRejected", "RawChunk", "Reject", "fits", "read_chunks"]
+__all__ = ["FileRejected", "RawChunk", "Reject", "detect_spec", "fits", "read_chunks"]
 
 
 def read_chunks(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
@@ -46,3 +46,23 @@ def fits(path: Path, spec: SourceSpec) -> bool:
     finally:
         chunks.close()
 
+
+def detect_spec(path: Path) -> SourceSpec:
+    """The spec that reads ``path``: among the shipped specs and a ``spec.yaml`` beside the
+    file, the one whose format and columns fit it. None or several: a SpecError that says
+    which were tried or which fit, and to pass the source."""
+    path = Path(path)
+    candidates = dict(shipped_specs())
+    own = path.parent / "spec.yaml"
+    if own.exists():
+        local = load_spec(own)
+        candidates[local.name] = local
+    fitting = sorted(name for name, spec in candidates.items() if fits(path, spec))
+    if len(fitting) == 1:
+        return candidates[fitting[0]]
+    if not fitting:
+        raise SpecError(f"{path.name}: no spec fits its columns (tried "
+                        f"{', '.join(sorted(candidates))}); add a spec.yaml beside it or pass "
+                        "--source")
+    raise SpecError(f"{path.name}: several specs fit its columns ({', '.join(fitting)}); "
+                    "pass --source to choose")
