@@ -23,8 +23,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from bench.common import scratch_database
-from bench.end_to_end import step_spans
+from bench.common import scratch_database, step_spans
 from ingestion.generator import TenantProfile, generate_sample
 from storepulse.tenants import Tenant, add_tenant
 from tests.celery_runs import start_worker, wait_ready

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import sqlalchemy as sa
+from dagster import DagsterEventType
 from sqlalchemy.engine import URL
 
 from storepulse.migrate import migrate
@@ -89,3 +90,17 @@ def print_table(title: str, headers: list[str], rows: list[list[object]]) -> Non
 
 def emit_json(figures: dict[str, object]) -> None:
     print(json.dumps(figures, sort_keys=True))
+
+
+def step_spans(instance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step of the run: the timestamps of its start and of its end (success or failure)."""
+    starts, spans = {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = record.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            spans[event.step_key] = (starts[event.step_key], record.timestamp)
+    return spans

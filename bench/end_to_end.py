@@ -41,9 +41,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterInstance
 
-from bench.common import emit_json, machine, print_table, scratch_database
+from bench.common import emit_json, machine, print_table, scratch_database, step_spans
 from ingestion.generator import DEMO_TENANTS, END_DATE, TenantProfile, generate_sample
 from orchestration.definitions import defs
 from orchestration.pipeline import PipelineRun, PlatformLoop
@@ -138,20 +138,6 @@ def run_pipeline(loop: PlatformLoop) -> dict:
         print(f"    {stage:<15} {figure['seconds']:8.1f} s   peak {figure['peak_mib']:7.0f} MiB",
               flush=True)
     return figures
-
-
-def step_spans(instance, run_id: str) -> dict[str, tuple[float, float]]:
-    """Each step of the run: the timestamps of its start and of its end (success or failure)."""
-    starts, spans = {}, {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or not event.step_key:
-            continue
-        if event.event_type == DagsterEventType.STEP_START:
-            starts[event.step_key] = record.timestamp
-        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            spans[event.step_key] = (starts[event.step_key], record.timestamp)
-    return spans
 
 
 def _step_seconds(instance, run_id: str) -> dict[str, float]:
