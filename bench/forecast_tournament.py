@@ -4,8 +4,8 @@ Series: 50 generated store series of ten shapes (ingestion.generator.daily_store
 trend breaks, 6- and 7-day weeks, holidays, promotions, low and intermittent volume, refund
 days, level shifts, growth) and, unless --skip-uci, the UCI Online Retail store (loaded and
 built through the platform). Each series is backtested on 3 rolling folds of 28 days by every
-candidate of ml.models.tournament_factories and by the median combination, with bands
-calibrated cross-fold (ml.intervals).
+candidate of ml.models.tournament_factories and by the combination (the mean of Prophet and
+MSTL), with bands calibrated cross-fold (ml.intervals).
 
 Reported per model: mean WAPE over series, mean rank, series won, MAPE above the floor,
 calibrated band coverage, and seconds per fit.

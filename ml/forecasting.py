@@ -38,7 +38,8 @@ class SeriesResult:
     backtests: pd.DataFrame
     champion: Champion
     model_version: str
-    # The champion's fitted parameters (None for the baselines): tomorrow's refit starts here.
+    # The champion's fitted parameters (None for the baselines; for the combination, its
+    # members' by name): tomorrow's refit starts here.
     params: dict | None = None
     warm_started: bool = False
     band_edges: dict[float, tuple[float, float]] | None = None
@@ -130,7 +131,8 @@ def forecast_series(task: SeriesTask) -> SeriesResult:
         version = _version(champion.model_name, factories)
         if state and (state.model_name, state.model_version) == (champion.model_name, version):
             if state.params:
-                warm[champion.model_name] = state.params
+                warm.update(state.params if champion.model_name == COMBINATION
+                            else {champion.model_name: state.params})
             edges = state.band_edges
     else:
         run = run_backtest(history, factories, folds=task.folds, horizon=task.fold_days,
@@ -143,21 +145,24 @@ def forecast_series(task: SeriesTask) -> SeriesResult:
     future = pd.Series(pd.date_range(last + pd.Timedelta(days=1), through))
     members = [champion.model_name] if champion.model_name != COMBINATION else \
         [name for name in COMBINED if name in factories]
-    init = warm.get(champion.model_name)
-    forecasts, params = [], None
+    warm_started = task.champion is not None and any(name in warm for name in members)
+    forecasts, fitted = [], {}
     for name in members:
         model = build_model(factories[name], warm.get(name))
         model.fit(history)
         # A calibrated band replaces the model's own, so it is only computed without one.
         forecasts.append(model.predict(future, bands=not edges))
-        params = model.params if len(members) == 1 else None
+        if model.params:
+            fitted[name] = model.params
     forecast = forecasts[0] if len(forecasts) == 1 else combine(forecasts)
+    params = fitted.get(champion.model_name) if champion.model_name != COMBINATION \
+        else fitted or None
     if edges:
         forecast = intervals.apply_band(forecast, edges, mape_floor(
             history["y"].to_numpy(float), history["closed"].to_numpy(bool)))
     return SeriesResult(task.store_id, task.metric, forecast, results, champion,
                         _version(champion.model_name, factories), params,
-                        warm_started=task.champion is not None and init is not None,
+                        warm_started=warm_started,
                         band_edges=edges, partial_day_dropped=partial)
 
 

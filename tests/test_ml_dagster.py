@@ -55,13 +55,14 @@ def test_forecast_and_anomaly_assets(warehouse):
     assert len(forecasts) == 21 * 2  # one store, revenue and orders
     assert set(forecasts.metric) == {"net_revenue", "orders"}
     assert forecasts.run_id.nunique() == 1 and forecasts.model_version.str.len().gt(0).all()
-    assert forecasts.champion_reason.str.contains("lowest backtest WAPE").all()
+    assert forecasts.champion_reason.str.contains("backtest WAPE").all()
+    assert forecasts.champion_reason.str.contains("3 folds of 28 days").all()
     # Northwind is closed on Sundays: those days are forecast as closed, with zero sales.
     sundays = forecasts[__import__("pandas").to_datetime(forecasts.ds).dt.day_of_week == 6]
     assert len(sundays) > 0 and sundays.is_closed_day.all() and (sundays.yhat == 0).all()
     backtests = frame(engine, "select * from ml.forecast_backtests")
     assert set(backtests.model_name) == {"prophet", "mstl", "seasonal_naive",
-                                         "seasonal_median_4w", "combination_median"}
+                                         "seasonal_median_4w", "combination_mean"}
     assert backtests.groupby(["metric", "model_name"]).fold.nunique().min() >= 3
     meta = {e.materialization.asset_key: e.materialization.metadata
             for e in first.get_asset_materialization_events()}
@@ -133,17 +134,20 @@ def test_recent_backtests_are_reused_then_redone_when_old(warehouse):
     meta = {e.materialization.asset_key: e.materialization.metadata
             for e in reused.get_asset_materialization_events()}
     assert meta[AssetKey(["ml", "forecasts"])]["series_backtested"].value == 0
-    # Prophet champions were refitted from the state the previous run stored, and stored anew.
+    # Champions with Prophet in them (Prophet, or the combination of Prophet and MSTL) were
+    # refitted from the state the previous run stored, and stored anew.
     states = frame(engine, "select store_id, metric, model_name, params, fitted_through, "
                            "run_id from ml.model_states where tenant_id = 'northwind'")
     champions = frame(engine, "select distinct store_id, metric, model_name from ml.forecasts "
                               "where tenant_id = 'northwind'")
-    prophet = champions[champions.model_name == "prophet"]
-    assert len(prophet) > 0
-    assert sorted(states.metric) == sorted(prophet.metric)
-    assert meta[AssetKey(["ml", "forecasts"])]["series_warm_started"].value == len(prophet)
+    with_prophet = champions[champions.model_name.isin(["prophet", "combination_mean"])]
+    assert len(with_prophet) > 0
+    assert sorted(states.metric) == sorted(with_prophet.metric)
+    assert meta[AssetKey(["ml", "forecasts"])]["series_warm_started"].value == len(with_prophet)
     assert (states.run_id == reused.run_id).all()
-    assert states.params.map(lambda p: len(p["beta"]) > 0 and "k" in p).all()
+    prophet_params = [row.params if row.model_name == "prophet" else row.params["prophet"]
+                      for row in states.itertuples()]
+    assert all(len(p["beta"]) > 0 and "k" in p for p in prophet_params)
     last_day = frame(engine, "select max(day) as d from marts.mart_daily_store_kpis "
                              "where tenant_id = 'northwind'").d[0]
     assert (states.fitted_through == last_day).all()

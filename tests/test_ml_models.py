@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ml import metrics
-from ml.backtest import backtest, choose_champion, fold_cutoffs
+from ml.backtest import COMBINATION, backtest, choose_champion, fold_cutoffs
 from ml.forecasting import SeriesTask, forecast_series, forecast_through
 from ml.models import ClosedDayRule, ProphetModel, SeasonalMedian, SeasonalNaive
 
@@ -110,13 +110,42 @@ def test_champion_is_lowest_wape_with_reason():
     assert "2 folds of 28 days" in champion.reason
 
 
-def test_a_model_that_loses_to_the_baseline_is_not_used():
-    """On pure weekly noise with a level step at the end, the champion must win its backtest."""
+def _fold_scores(wapes: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"model_name": name, "fold": fold, "horizon_days": 28, "wape": wape}
+                         for name, values in wapes.items()
+                         for fold, wape in enumerate(values, start=1)])
+
+
+def test_the_combination_stays_champion_unless_a_model_beats_it_clearly_in_every_fold():
+    # MSTL has the lowest mean WAPE, but in fold 2 it is not 5% better than the combination
+    close = _fold_scores({COMBINATION: [0.20, 0.20, 0.20], "mstl": [0.15, 0.195, 0.15],
+                          "seasonal_naive": [0.30, 0.30, 0.30]})
+    champion = choose_champion(close)
+    assert champion.model_name == COMBINATION
+    assert "mstl 16.5%, beat it by more than 5% in 2 of 3 folds" in champion.reason
+    # 5% better in every fold: MSTL replaces the combination
+    clear = _fold_scores({COMBINATION: [0.20, 0.20, 0.20], "mstl": [0.15, 0.189, 0.15],
+                          "seasonal_naive": [0.30, 0.30, 0.30]})
+    champion = choose_champion(clear)
+    assert champion.model_name == "mstl"
+    assert champion.reason.startswith("beat the combination by more than 5% in every fold")
+    # only the single model with the lowest mean is compared: here the seasonal median beat
+    # the combination in every fold, MSTL (the lower mean) did not
+    assert choose_champion(_fold_scores({
+        COMBINATION: [0.20, 0.20, 0.20], "mstl": [0.10, 0.10, 0.30],
+        "seasonal_median_4w": [0.18, 0.18, 0.18]})).model_name == COMBINATION
+
+
+def test_the_champion_follows_its_backtest():
+    """On weekly noise with a level step at the end: the combination unless the best single
+    model beat it by more than 5% in every fold."""
     history = weekly_series(days=300, closed_weekday=None, seed=3)
     task = SeriesTask("S1", "net_revenue", history, "GB", horizon=14, folds=3, fold_days=28)
     result = forecast_series(task)
-    means = result.backtests.groupby("model_name")["wape"].mean()
-    assert result.champion.model_name == means.idxmin()
+    by_fold = result.backtests.pivot_table(index="fold", columns="model_name", values="wape")
+    single = by_fold.drop(columns=COMBINATION).mean().idxmin()
+    clearly_better = (by_fold[single] < 0.95 * by_fold[COMBINATION]).all()
+    assert result.champion.model_name == (single if clearly_better else COMBINATION)
     assert len(result.forecast) == 14
     assert result.model_version.startswith(result.champion.model_name)
 

@@ -1,6 +1,6 @@
-"""The forecast tournament's newer parts: MSTL on the trading-day clock, the median
-combination, bands calibrated on backtest errors, metrics that survive refunds, and a cut-short
-last day detected from the data."""
+"""The forecast tournament's newer parts: MSTL on the trading-day clock, the combination (the
+mean of Prophet and MSTL), bands calibrated on backtest errors, metrics that survive refunds,
+and a cut-short last day detected from the data."""
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,8 @@ from tests.test_ml_models import weekly_series
 
 FAST = {"mstl": MSTLModel, "seasonal_naive": SeasonalNaive,
         "seasonal_median_4w": SeasonalMedian}
+# The combination's members are Prophet and MSTL: with Prophet too, a backtest scores it.
+WITH_PROPHET = {"prophet": model_factories(None)["prophet"], **FAST}
 
 
 def test_mstl_uses_the_stores_real_week_and_forecasts_closed_days_as_zero():
@@ -31,16 +33,20 @@ def test_mstl_uses_the_stores_real_week_and_forecasts_closed_days_as_zero():
     assert mstl_wape < metrics.wape(actual, naive["yhat"].to_numpy(float))
 
 
-def test_combination_is_the_daily_median_of_its_members_and_is_scored_like_them():
+def test_combination_is_the_daily_mean_of_prophet_and_mstl_and_is_scored_like_them():
     history = weekly_series(days=300, closed_weekday=6, seed=3)
-    run = run_backtest(history, FAST, folds=3, horizon=28)
-    assert set(run.scores["model_name"]) == {*FAST, COMBINATION}
+    assert COMBINATION not in set(run_backtest(history, FAST, folds=2, horizon=28)
+                                  .scores["model_name"])  # one member alone is no combination
+    run = run_backtest(history, WITH_PROPHET, folds=3, horizon=28)
+    assert set(run.scores["model_name"]) == {*WITH_PROPHET, COMBINATION}
     assert run.scores.groupby("model_name")["fold"].nunique().eq(3).all()
     daily = run.daily.set_index(["model_name", "fold", "ds"])["yhat"]
-    members = np.column_stack([daily.loc[name].to_numpy()
-                               for name in ("mstl", "seasonal_median_4w")])
-    # two members: the median is their mean
+    members = np.column_stack([daily.loc[name].to_numpy() for name in ("prophet", "mstl")])
     assert np.allclose(daily.loc[COMBINATION].to_numpy(), members.mean(axis=1))
+    # closed Sundays stay closed, at zero
+    sundays = run.daily[(run.daily["model_name"] == COMBINATION)
+                        & (pd.DatetimeIndex(run.daily["ds"]).day_of_week == 6)]
+    assert len(sundays) and (sundays["yhat"] == 0).all()
 
 
 def test_conformal_band_edges_follow_the_finite_sample_rule():
@@ -90,16 +96,28 @@ def test_the_champions_forecast_carries_its_calibrated_band_and_a_refit_reuses_i
     assert np.allclose(refit.forecast["yhat_lower_95"], first.forecast["yhat_lower_95"])
 
 
-def test_a_combination_champion_is_refitted_as_the_median_of_its_members():
+def test_a_combination_champion_is_refitted_as_the_mean_of_its_members_warm_started():
     history = weekly_series(days=300, closed_weekday=None, seed=11)
     champion = Champion(COMBINATION, "chosen earlier")
-    result = _forecast(SeriesTask("s1", "orders", history, None, horizon=14, folds=3,
-                                  fold_days=28, champion=champion), FAST)
-    future = result.forecast["ds"]
-    members = [MSTLModel().fit(history).predict(future)["yhat"].to_numpy(),
-               SeasonalMedian().fit(history).predict(future)["yhat"].to_numpy()]
-    assert result.model_version.startswith(f"{COMBINATION}(")
-    assert np.allclose(result.forecast["yhat"].to_numpy(), np.median(members, axis=0))
+
+    def refit(state: ModelState | None):
+        return _forecast(SeriesTask("s1", "orders", history, None, horizon=14, folds=3,
+                                    fold_days=28, champion=champion, state=state),
+                         WITH_PROPHET)
+
+    cold = refit(None)
+    future = cold.forecast["ds"]
+    members = [WITH_PROPHET["prophet"]().fit(history).predict(future)["yhat"].to_numpy(),
+               MSTLModel().fit(history).predict(future)["yhat"].to_numpy()]
+    assert cold.model_version.startswith(f"{COMBINATION}(")
+    assert np.allclose(cold.forecast["yhat"].to_numpy(), np.mean(members, axis=0))
+    # what is stored for tomorrow: the members' parameters by name (MSTL has none)
+    assert set(cold.params) == {"prophet"} and "k" in cold.params["prophet"]
+    assert not cold.warm_started
+    warm = refit(ModelState(COMBINATION, cold.model_version, cold.params))
+    assert warm.warm_started and set(warm.params) == {"prophet"}
+    assert np.allclose(warm.forecast["yhat"].to_numpy(), cold.forecast["yhat"].to_numpy(),
+                       rtol=0.02)
 
 
 def test_mape_skips_days_below_the_floor_and_refund_days():
