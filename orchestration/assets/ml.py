@@ -76,8 +76,8 @@ def _today(config: ForecastConfig, timezone: str) -> date:
 @multi_asset(
     name="store_forecasts",
     description=("Per store: daily net revenue and orders forecast with 80/95% intervals by the "
-                 "champion of a rolling-origin backtest: the mean of Prophet and MSTL unless "
-                 "one model (Prophet, MSTL or a seasonal baseline) beat it in every fold)."),
+                 "champion of a rolling-origin backtest: the mean of Prophet and MSTL, unless "
+                 "Prophet, MSTL or a seasonal baseline beat it by more than 5% in every fold."),
     specs=[
         AssetSpec(["ml", "forecasts"], deps=ML_DEPS, group_name="ml",
                   automation_condition=FORECAST_REFRESH, freshness_policy=FORECASTS_FRESHNESS,
