@@ -8,40 +8,149 @@ candidate of ml.models.tournament_factories and by the combination (the mean of 
 MSTL), with bands calibrated cross-fold (ml.intervals).
 
 Reported per model: mean WAPE over series, mean rank, series won, MAPE above the floor,
-calibrated band coverage, and seconds per fit.
+calibrated band coverage, and seconds per fit. Then other combinations, scored on the same
+folds from their members' fold forecasts (no extra fit): the mean of each pair and triple of
+the better candidates (``COMBINABLE``), and means weighted by each member's WAPE on the other
+folds of the series. #20 asks whether combinations win here, and which. With --holdout,
+the folds end before each series' last days, and every candidate, fitted on the days before,
+forecasts them: the combinations are scored there too, on days no choice was made on.
 
-    python bench/forecast_tournament.py [--series 50] [--skip-uci] [--workers 2]
+    python bench/forecast_tournament.py [--series 50] [--seeds 1] [--skip-uci]
+        [--without autoarima] [--holdout 28] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import announce_machine, emit_json, print_table
 from ingestion.generator import daily_store_series
-from ml.backtest import COMBINATION, run_backtest
+from ml.backtest import COMBINATION, COMBINED, combine, run_backtest
 from ml.forecasting import drop_partial_last_day
-from ml.models import load_prophet, tournament_factories
+from ml.models import build_model, load_prophet, tournament_factories
+
+# Candidates whose pairs and triples are scored as combinations: the production pair and the
+# single models that came close to or beat them in these folds.
+COMBINABLE = ("prophet", "mstl", "autoets", "autoets_notrend", "autotheta")
 
 
-def contest(item: tuple[str, pd.DataFrame, str | None]) -> pd.DataFrame:
-    """One series: every candidate's fold scores, and the seconds the whole backtest took."""
+def candidates(country: str | None, without: tuple[str, ...] = ()) -> dict:
+    return {name: factory for name, factory in tournament_factories(country).items()
+            if name not in without}
+
+
+HELD_OUT = 0  # the fold number of held-out days in the day-by-day forecasts
+
+
+def contest(item: tuple[str, pd.DataFrame, str | None], without: tuple[str, ...] = (),
+            holdout: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One series: every candidate's fold scores with the seconds the whole backtest took,
+    and every candidate's forecasts day by day. With ``holdout`` days, the folds end before
+    them, and each candidate is also fitted on the days before and forecasts them (fold
+    ``HELD_OUT``)."""
     import warnings
 
     warnings.filterwarnings("ignore")  # statsforecast's ARIMA optimizer notes
     name, history, country = item
     history, _ = drop_partial_last_day(history)
+    train = history.iloc[:-holdout] if holdout else history
+    factories = candidates(country, without)
     started = time.perf_counter()
-    scores = run_backtest(history, tournament_factories(country), folds=3, horizon=28).scores
-    return scores.assign(series=name, series_seconds=time.perf_counter() - started)
+    run = run_backtest(train, factories, folds=3, horizon=28)
+    seconds = time.perf_counter() - started
+    daily = [run.daily[run.daily["model_name"] != COMBINATION]]
+    if holdout:
+        test = history.iloc[-holdout:]
+        for model, factory in factories.items():
+            forecast = build_model(factory).fit(train).predict(test["ds"], bands=False)
+            daily.append(pd.DataFrame({
+                "model_name": model, "fold": HELD_OUT, "ds": test["ds"].to_numpy(),
+                "actual": test["y"].to_numpy(float), "yhat": forecast["yhat"].to_numpy(float),
+                "predicted_closed": forecast["is_closed_day"].to_numpy(bool)}))
+    columns = ["model_name", "fold", "ds", "actual", "yhat", "predicted_closed"]
+    return (run.scores.assign(series=name, series_seconds=seconds),
+            pd.concat([frame[columns] for frame in daily], ignore_index=True)
+            .assign(series=name))
+
+
+def fold_wape(actual: pd.Series, predicted: pd.Series | pd.DataFrame
+              ) -> pd.Series | pd.DataFrame:
+    """WAPE per series and fold of day-by-day forecasts indexed by (series, fold, ds); a
+    frame of forecasts (one column per model) gives one column per model."""
+    keys = ["series", "fold"]
+    return (predicted.sub(actual, axis=0).abs().groupby(level=keys).sum()
+            .div(actual.abs().groupby(level=keys).sum(), axis=0))
+
+
+def combination_table(daily: pd.DataFrame) -> pd.DataFrame:
+    """Mean WAPE over series (folds averaged per series; held-out days apart) of the
+    ``COMBINABLE`` models and of combinations of them, with their members: the mean of every
+    pair and triple, and the means of all candidates and of the combinable weighted by
+    1 / each member's mean WAPE on the series' other backtest folds (so no fold's own result,
+    and no held-out day, sets its weights)."""
+    wide = daily.set_index(["series", "fold", "ds", "model_name"]).unstack("model_name")
+    actual = wide["actual"].iloc[:, 0]
+
+    def frame(model: str) -> pd.DataFrame:
+        forecast = wide["yhat"][model].to_numpy(float)
+        return pd.DataFrame({"ds": wide.index.get_level_values("ds"), "yhat": forecast,
+                             **{f"yhat_{side}_{level}": forecast for side in ("lower", "upper")
+                                for level in (80, 95)},
+                             "is_closed_day": wide["predicted_closed"][model].to_numpy(bool)})
+
+    singles = fold_wape(actual, wide["yhat"])
+    available = [name for name in COMBINABLE if name in wide["yhat"]]
+    forecasts: dict[str, tuple[tuple[str, ...], pd.Series]] = {
+        name: ((name,), wide["yhat"][name]) for name in available}
+    for size in (2, 3):
+        for members in combinations(available, size):
+            mean = combine([frame(m) for m in members])["yhat"].to_numpy()
+            forecasts[f"mean({', '.join(members)})"] = (members, pd.Series(mean, wide.index))
+    for label, members in (("every candidate", tuple(wide["yhat"].columns)),
+                           ("the combinable", tuple(available))):
+        forecasts[f"weighted mean of {label}"] = (members,
+                                                  weighted_mean(wide, members, singles))
+    rows = []
+    for name, (members, predicted) in forecasts.items():
+        wapes = fold_wape(actual, predicted)
+        held_out = wapes.index.get_level_values("fold") == HELD_OUT
+        rows.append({"forecast": name, "members": members,
+                     "mean_wape": wapes[~held_out].groupby(level="series").mean().mean(),
+                     "holdout_wape": wapes[held_out].mean() if held_out.any() else np.nan})
+    return pd.DataFrame(rows).set_index("forecast").sort_values("mean_wape")
+
+
+def weighted_mean(wide: pd.DataFrame, members: tuple[str, ...], fold_wapes: pd.DataFrame
+                  ) -> pd.Series:
+    """Day by day, the members' forecasts weighted by 1 / their mean WAPE on the series'
+    other backtest folds (held-out days: on all of them); a closed day (most members say
+    so) stays zero."""
+    wapes = fold_wapes[list(members)]
+    backtest = wapes.index.get_level_values("fold") != HELD_OUT
+    totals = wapes[backtest].groupby(level="series").sum()
+    counts = wapes[backtest].groupby(level="series").count()
+    series = wapes.index.get_level_values("series")
+    own = np.where(backtest[:, None], wapes.to_numpy(), 0.0)
+    others = (totals.reindex(series).to_numpy() - own) \
+        / (counts.reindex(series).to_numpy() - backtest[:, None])
+    weights = 1 / np.clip(others, 1e-6, None)
+    weights = pd.DataFrame(weights / weights.sum(axis=1, keepdims=True), wapes.index)
+    per_day = weights.reindex(wide.index.droplevel("ds")).to_numpy()
+    forecast = (wide["yhat"][list(members)].to_numpy(float) * per_day).sum(axis=1)
+    closed = wide["predicted_closed"][list(members)].to_numpy(bool).mean(axis=1) > 0.5
+    return pd.Series(np.where(closed, 0.0, forecast), wide.index)
 
 
 def uci_series() -> tuple[str, pd.DataFrame, str]:
@@ -51,11 +160,11 @@ def uci_series() -> tuple[str, pd.DataFrame, str]:
     return "uci_online_retail", store_histories(uci_daily(), "net_revenue")["online"], "GB"
 
 
-def timed_fits() -> dict[str, float]:
+def timed_fits(without: tuple[str, ...] = ()) -> dict[str, float]:
     """Seconds per fit and 28-day prediction of each candidate, on one two-year series."""
     _, history = daily_store_series(count=1, seed=99)[0]
     seconds = {}
-    for name, factory in tournament_factories("GB").items():
+    for name, factory in candidates("GB", without).items():
         factory().fit(history)  # first fit pays imports and compilation
         started = time.perf_counter()
         for _ in range(3):
@@ -66,19 +175,35 @@ def timed_fits() -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=50, help="generated series")
+    parser.add_argument("--series", type=int, default=50, help="generated series per seed")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="draws of the generated series (seeds 0 to N-1)")
     parser.add_argument("--skip-uci", action="store_true", help="generated series only")
+    parser.add_argument("--without", nargs="*", default=[], metavar="MODEL",
+                        help="candidates to leave out (autoarima takes most of the time)")
+    parser.add_argument("--holdout", type=int, default=0, metavar="DAYS",
+                        help="also hold out each series' last DAYS days (the folds end "
+                             "before them) and score every forecast on them")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    without = tuple(args.without)
+    unknown = set(without) - set(tournament_factories(None))
+    if unknown:
+        parser.error(f"no candidate named {', '.join(sorted(unknown))}; the candidates are "
+                     f"{', '.join(tournament_factories(None))}")
     announce_machine()
-    items = [(name, frame, None) for name, frame in daily_store_series(args.series, seed=0)]
+    items = [(name if seed == 0 else f"s{seed}/{name}", frame, None)
+             for seed in range(args.seeds)
+             for name, frame in daily_store_series(args.series, seed=seed)]
     if not args.skip_uci:
         items.append(uci_series())
     load_prophet()
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        scores = pd.concat(pool.map(contest, items), ignore_index=True)
+        results = list(pool.map(partial(contest, without=without, holdout=args.holdout), items))
     wall = time.perf_counter() - started
+    scores = pd.concat([scores for scores, _ in results], ignore_index=True)
+    daily = pd.concat([daily for _, daily in results], ignore_index=True)
 
     per_series = scores.groupby(["series", "model_name"])["wape"].mean().unstack()
     ranks = per_series.rank(axis=1, method="min")
@@ -92,10 +217,10 @@ def main() -> None:
         "coverage_80": scores.groupby("model_name")["coverage_80"].mean(),
         "coverage_95": scores.groupby("model_name")["coverage_95"].mean(),
     }).sort_values("mean_rank")
-    seconds = timed_fits()
+    seconds = timed_fits(without)
     table["seconds_per_fit"] = pd.Series(seconds)
-    shapes = per_series.assign(shape=per_series.index.str.rsplit("_", n=1).str[0]) \
-        .groupby("shape").mean()
+    shape = per_series.index.str.replace(r"^s\d+/", "", regex=True).str.rsplit("_", n=1).str[0]
+    shapes = per_series.assign(shape=shape).groupby("shape").mean()
     best_by_shape = shapes.idxmin(axis=1)
 
     print_table(f"{len(items)} series x 3 folds of 28 days ({wall:.0f} s with "
@@ -110,6 +235,17 @@ def main() -> None:
     print_table("best mean WAPE by series shape", ["shape", "best model", "its WAPE"],
                 [[shape, model, f"{shapes.loc[shape, model]:.1%}"]
                  for shape, model in best_by_shape.items()])
+    combos = combination_table(daily)
+    production = combos.loc[f"mean({', '.join(COMBINED)})"]
+    print_table("the combinable models and their combinations on the same folds"
+                + (f" and on the last {args.holdout} days, held out" if args.holdout else "")
+                + "; sorted by mean WAPE in the folds; vs: the production combination",
+                ["forecast", "folds WAPE", "vs", "held-out WAPE", "vs", "s/fit of members"],
+                [[name, f"{r.mean_wape:.2%}", f"{r.mean_wape - production.mean_wape:+.2%}",
+                  *(["-", "-"] if pd.isna(r.holdout_wape) else
+                    [f"{r.holdout_wape:.2%}", f"{r.holdout_wape - production.holdout_wape:+.2%}"]),
+                  f"{sum(seconds.get(m, 0.0) for m in r.members):.2f}"]
+                 for name, r in combos.iterrows()])
     figures = {"series": len(items), "folds": 3, "wall_seconds": round(wall, 1),
                "best_mean_rank_model": table.index[0],
                "combination_mean_rank": round(float(table.loc[COMBINATION, "mean_rank"]), 2),
@@ -119,6 +255,14 @@ def main() -> None:
         figures[f"mean_rank_{name}"] = round(float(r.mean_rank), 2)
         figures[f"coverage_95_{name}"] = round(float(r.coverage_95), 3)
         figures[f"coverage_80_{name}"] = round(float(r.coverage_80), 3)
+    combined = combos[combos["members"].str.len() > 1]
+    figures["best_combination"] = combined.index[0]
+    for name, r in combos.iterrows():
+        key = re.sub(r"[^a-z]+", "_", name).strip("_")
+        if len(r.members) > 1:
+            figures[f"combination_wape_{key}"] = round(float(r.mean_wape), 4)
+        if not pd.isna(r.holdout_wape):
+            figures[f"holdout_wape_{key}"] = round(float(r.holdout_wape), 4)
     emit_json(figures)
 
 
