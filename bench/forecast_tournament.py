@@ -44,14 +44,13 @@ from ml.models import build_model, load_prophet, tournament_factories
 # Candidates whose pairs and triples are scored as combinations: the production pair and the
 # single models that came close to or beat them in these folds.
 COMBINABLE = ("prophet", "mstl", "autoets", "autoets_notrend", "autotheta")
+HELD_OUT = 0  # the fold number of held-out days in the day-by-day forecasts
 
 
 def candidates(country: str | None, without: tuple[str, ...] = ()) -> dict:
+    """The tournament's candidates, less those named in ``without``."""
     return {name: factory for name, factory in tournament_factories(country).items()
             if name not in without}
-
-
-HELD_OUT = 0  # the fold number of held-out days in the day-by-day forecasts
 
 
 def contest(item: tuple[str, pd.DataFrame, str | None], without: tuple[str, ...] = (),
