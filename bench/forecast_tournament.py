@@ -39,7 +39,7 @@ from bench.common import announce_machine, emit_json, print_table
 from ingestion.generator import daily_store_series
 from ml.backtest import COMBINATION, COMBINED, combine, run_backtest
 from ml.forecasting import drop_partial_last_day
-from ml.models import build_model, load_prophet, tournament_factories
+from ml.models import FORECAST_COLUMNS, build_model, load_prophet, tournament_factories
 
 # Candidates whose pairs and triples are scored as combinations: the production pair and the
 # single models that came close to or beat them in these folds.
@@ -101,21 +101,13 @@ def combination_table(daily: pd.DataFrame) -> pd.DataFrame:
     and no held-out day, sets its weights)."""
     wide = daily.set_index(["series", "fold", "ds", "model_name"]).unstack("model_name")
     actual = wide["actual"].iloc[:, 0]
-
-    def frame(model: str) -> pd.DataFrame:
-        forecast = wide["yhat"][model].to_numpy(float)
-        return pd.DataFrame({"ds": wide.index.get_level_values("ds"), "yhat": forecast,
-                             **{f"yhat_{side}_{level}": forecast for side in ("lower", "upper")
-                                for level in (80, 95)},
-                             "is_closed_day": wide["predicted_closed"][model].to_numpy(bool)})
-
     singles = fold_wape(actual, wide["yhat"])
     available = [name for name in COMBINABLE if name in wide["yhat"]]
     forecasts: dict[str, tuple[tuple[str, ...], pd.Series]] = {
         name: ((name,), wide["yhat"][name]) for name in available}
     for size in (2, 3):
         for members in combinations(available, size):
-            mean = combine([frame(m) for m in members])["yhat"].to_numpy()
+            mean = combined(wide, members)["yhat"].to_numpy()
             forecasts[f"mean({', '.join(members)})"] = (members, pd.Series(mean, wide.index))
     for label, members in (("every candidate", tuple(wide["yhat"].columns)),
                            ("the combinable", tuple(available))):
@@ -131,11 +123,22 @@ def combination_table(daily: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("forecast").sort_values("mean_wape")
 
 
+def combined(wide: pd.DataFrame, members: tuple[str, ...]) -> pd.DataFrame:
+    """The platform's combination (``ml.backtest.combine``) of the members' day-by-day
+    forecasts in ``wide``; their bands are not kept, so each stands in for its own."""
+    frames = [pd.DataFrame({"ds": wide.index.get_level_values("ds"),
+                            **{column: wide["yhat"][model].to_numpy(float)
+                               for column in FORECAST_COLUMNS[1:-1]},
+                            "is_closed_day": wide["predicted_closed"][model].to_numpy(bool)})
+              for model in members]
+    return combine(frames)
+
+
 def weighted_mean(wide: pd.DataFrame, members: tuple[str, ...], fold_wapes: pd.DataFrame
                   ) -> pd.Series:
     """Day by day, the members' forecasts weighted by 1 / their mean WAPE on the series'
-    other backtest folds (held-out days: on all of them); a closed day (most members say
-    so) stays zero."""
+    other backtest folds (held-out days: on all of them); a day the combination calls
+    closed stays zero."""
     wapes = fold_wapes[list(members)]
     backtest = wapes.index.get_level_values("fold") != HELD_OUT
     totals = wapes[backtest].groupby(level="series").sum()
@@ -148,7 +151,7 @@ def weighted_mean(wide: pd.DataFrame, members: tuple[str, ...], fold_wapes: pd.D
     weights = pd.DataFrame(weights / weights.sum(axis=1, keepdims=True), wapes.index)
     per_day = weights.reindex(wide.index.droplevel("ds")).to_numpy()
     forecast = (wide["yhat"][list(members)].to_numpy(float) * per_day).sum(axis=1)
-    closed = wide["predicted_closed"][list(members)].to_numpy(bool).mean(axis=1) > 0.5
+    closed = combined(wide, members)["is_closed_day"].to_numpy(bool)
     return pd.Series(np.where(closed, 0.0, forecast), wide.index)
 
 
@@ -190,6 +193,11 @@ def main() -> None:
     if unknown:
         parser.error(f"no candidate named {', '.join(sorted(unknown))}; the candidates are "
                      f"{', '.join(tournament_factories(None))}")
+    if set(without) & set(COMBINED):
+        parser.error(f"{' and '.join(COMBINED)} make the production combination every "
+                     f"figure is compared with: leave out other candidates")
+    if args.seeds < 1 or args.holdout < 0:
+        parser.error("--seeds takes 1 or more, --holdout 0 days or more")
     announce_machine()
     items = [(name if seed == 0 else f"s{seed}/{name}", frame, None)
              for seed in range(args.seeds)
