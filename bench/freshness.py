@@ -18,6 +18,11 @@ own step events; `overhead_share` is that over landed -> email.
 Target at 200 stores: email under 180 s, overhead under 25% of it.
 
     python bench/freshness.py [--sizes 10,50,200] [--scale 0.35]
+
+``--executor celery --workers N`` runs the steps as docker-compose.yml does: on N real
+``dagster-celery worker`` processes (one step at a time each, RabbitMQ on 127.0.0.1:5672 or
+STOREPULSE_CELERY_BROKER, a queue of this run's own) started before the daemon. By default a
+run's steps execute in the run's own process.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,6 +55,7 @@ from orchestration.definitions import defs
 from orchestration.pipeline import PlatformLoop
 from storepulse.settings import load_settings
 from storepulse.tenants import Tenant, add_tenant
+from tests.celery_runs import start_worker, wait_ready
 from tests.test_daemon import instance_yaml, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +66,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 HISTORY_END = END_DATE + timedelta(days=(6 - END_DATE.weekday()))
 NEW_DAY = HISTORY_END + timedelta(days=1)
 TIMEOUT_S = int(os.environ.get("FRESHNESS_TIMEOUT_S", "900"))
+BROKER = os.environ.get("STOREPULSE_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//")
 
 
 def land_next_day(landing: Path, profiles, scale: float) -> None:
@@ -103,12 +111,36 @@ def _restored_environment():
         os.environ.update(saved)
 
 
-def bench_size(stores: int, scale: float) -> dict:
+@contextlib.contextmanager
+def step_workers(executor: str, workers: int, env: dict, logs: Path):
+    """The executor's environment for the daemon: nothing for in-process steps; for Celery,
+    ``workers`` ready workers on a queue no other run shares, stopped afterwards."""
+    if executor != "celery":
+        yield {}
+        return
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]):
+        pass  # its tables, before the workers race to create them
+    celery_env = {**env, "STOREPULSE_EXECUTOR": "celery", "STOREPULSE_CELERY_BROKER": BROKER,
+                  "STOREPULSE_CELERY_QUEUE": f"storepulse-fresh-{uuid.uuid4().hex[:8]}"}
+    started = [start_worker(f"fresh{i}-{celery_env['STOREPULSE_CELERY_QUEUE'][-8:]}",
+                            celery_env, logs / f"celery-worker-{i}.log")
+               for i in range(workers)]
+    try:
+        for i, worker in enumerate(started):
+            wait_ready(logs / f"celery-worker-{i}.log", worker)
+        yield celery_env
+    finally:
+        for worker in started:
+            stop_process_group(worker)
+
+
+def bench_size(stores: int, scale: float, executor: str = "in_process",
+               workers: int = 2) -> dict:
     from tests.alerting_servers import SmtpServer  # a real SMTP server on loopback
 
     profiles = tenant_profiles(stores)
     with scratch_database("sp_fresh") as (url, engine), tempfile.TemporaryDirectory() as tmp, \
-            _restored_environment():
+            _restored_environment(), contextlib.ExitStack() as stack:
         landing, dagster_home = Path(tmp) / "landing", Path(tmp) / "dagster"
         dagster_home.mkdir()
         (dagster_home / "dagster.yaml").write_text(instance_yaml(url, dagster_home))
@@ -136,6 +168,7 @@ def bench_size(stores: int, scale: float) -> dict:
         with SmtpServer() as smtp, open(daemon_log, "w") as log:
             env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SMTP_HOST": "127.0.0.1",
                    "SMTP_PORT": str(smtp.port), "ALERT_FROM": "alerts@bench.local"}
+            env |= stack.enter_context(step_workers(executor, workers, env, daemon_log.parent))
             daemon = subprocess.Popen([str(DAEMON), "run", "-m", "orchestration.definitions"],
                                       cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
@@ -160,6 +193,7 @@ def bench_size(stores: int, scale: float) -> dict:
             print(f"  daemon log: {daemon_log}")
     email = figures["landed_to_email_s"]
     figures |= {"stores": stores, "tenants": len(profiles), "rows": rows, "runs": runs,
+                "executor": executor if executor != "celery" else f"celery x{workers}",
                 "busy_s": round(busy, 1), "overhead_s": round(email - busy, 1),
                 "overhead_share": round((email - busy) / email, 3)}
     print(f"    {figures}", flush=True)
@@ -258,19 +292,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,50,200", help="store counts, comma-separated")
     parser.add_argument("--scale", type=float, default=0.35, help="order volume per store")
+    parser.add_argument("--executor", choices=("in_process", "celery"), default="in_process",
+                        help="where the runs' steps execute (docker-compose.yml: celery)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="Celery workers, with --executor celery")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     facts = machine()
     print(f"machine: {facts}")
-    results = [bench_size(int(n), args.scale) for n in args.sizes.split(",")]
+    results = [bench_size(int(n), args.scale, args.executor, args.workers)
+               for n in args.sizes.split(",")]
     print_table(f"Daily file to inbox through dagster-daemon (scale {args.scale}; overhead = "
                 "time no step was running: ticks, queue, launch, process start-up)",
-                ["stores", "tenants", "raw rows", "runs", "to marts s", "to forecasts s",
-                 "to email s", "steps busy s", "overhead s", "overhead share"],
-                [[r["stores"], r["tenants"], f"{r['rows']:,}", r["runs"],
+                ["stores", "tenants", "raw rows", "steps on", "runs", "to marts s",
+                 "to forecasts s", "to email s", "steps busy s", "overhead s", "overhead share"],
+                [[r["stores"], r["tenants"], f"{r['rows']:,}", r["executor"], r["runs"],
                   r["landed_to_marts_s"], r["landed_to_forecasts_s"], r["landed_to_email_s"],
                   r["busy_s"], r["overhead_s"], f"{r['overhead_share']:.0%}"]
                  for r in results])
-    emit_json({"machine": facts, "scale": args.scale,
+    emit_json({"machine": facts, "scale": args.scale, "executor": results[0]["executor"],
                **{str(r["stores"]): {k: r[k] for k in (
                    "landed_to_marts_s", "landed_to_forecasts_s", "landed_to_email_s",
                    "overhead_share", "overhead_s", "busy_s", "runs")} for r in results}})
