@@ -4,13 +4,14 @@ For each size (stores over tenants, two years of history, as in bench/end_to_end
 scratch database: the history is loaded and modelled in-process by the platform's own loop
 (not timed), then `dagster-daemon run` starts on the production instance file
 (docker/dagster.yaml: PostgreSQL storage, the run queue) with a real SMTP server on loopback.
-Every tenant's next-day file lands at once, one store's day tripled (an anomaly to alert on),
-and the script watches:
+Every tenant's next-day file lands at once, the first tenant's first store selling three times
+its usual orders for the weekday (an anomaly to alert on), and the script watches:
 
 - landed -> marts: every tenant's daily KPIs reach the new day;
 - landed -> forecasts: every tenant's forecasts are rewritten by a run after the landing
   (most series start the day after; a store whose new day looks cut short starts on it);
-- landed -> email: the alert for the tripled day arrives.
+- landed -> email: the alert about that store and day arrives (not any alert for the day:
+  another store's may come first, or instead).
 
 The daemon's overhead is the part of landed -> email when no step of the wave was running
 (ticks, queueing, launching runs, process start-up, the alert sensor's wait), from the runs'
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import os
 import subprocess
 import sys
@@ -50,7 +52,7 @@ from alerting.outbox import enqueue_anomalies
 from alerting.rules import AlertRules, save_rules
 from bench.common import emit_json, machine, print_table, scratch_database, step_spans
 from bench.end_to_end import settle, tenant_profiles
-from ingestion.generator import END_DATE, generate_sample, store_ids
+from ingestion.generator import END_DATE, TenantProfile, generate_sample, store_ids
 from orchestration.definitions import defs
 from orchestration.pipeline import PlatformLoop
 from storepulse.settings import load_settings
@@ -69,17 +71,35 @@ TIMEOUT_S = int(os.environ.get("FRESHNESS_TIMEOUT_S", "900"))
 BROKER = os.environ.get("STOREPULSE_CELERY_BROKER", "pyamqp://guest@127.0.0.1:5672//")
 
 
+def typical_orders(landing: Path, tenant_id: str, store_id: str, weekday: int) -> float:
+    """The store's median orders on this weekday over the history's last eight weeks."""
+    files = sorted((landing / tenant_id).rglob("sales_*.csv"))[-3:]
+    lines = pd.concat([pd.read_csv(path, dtype=str, usecols=["store_id", "order_id",
+                                                              "ordered_at"])
+                       for path in files], ignore_index=True)
+    lines = lines[lines["store_id"] == store_id]
+    lines = lines.assign(day=pd.to_datetime(lines["ordered_at"].str[:10]))
+    orders = lines[lines["day"].dt.weekday == weekday].groupby("day")["order_id"].nunique()
+    return float(orders.tail(8).median())
+
+
 def land_next_day(landing: Path, profiles, scale: float) -> None:
-    """Every tenant's next-day file; the first tenant's first store sells triple."""
+    """Every tenant's next-day file; the first tenant's first store sells at least three
+    times its usual orders for the weekday. (The next day is generated apart from the
+    history, so a store's day in it is not sized like its past: copies of its orders make
+    the spike, as many as it takes.)"""
     staging = landing.parent / "next_day"
     generate_sample(staging, seed=21, scale=scale, tenants=profiles, end_date=NEW_DAY,
                     history_days=1, broken_rows=False, order_offset=9_000_000)
     first = profiles[0]
+    store = store_ids(first)[0]
+    usual = typical_orders(landing, first.tenant_id, store, NEW_DAY.weekday())
     for path in sorted((staging / first.tenant_id).rglob("sales_*.csv")):
         day = pd.read_csv(path, dtype=str)
-        spike = day[day["store_id"] == store_ids(first)[0]]
-        copies = [spike.assign(order_id=spike["order_id"] + f"-x{n}") for n in (1, 2)]
-        pd.concat([day, *copies]).to_csv(path, index=False)
+        spike = day[day["store_id"] == store]
+        copies = max(2, math.ceil(3 * usual / spike["order_id"].nunique()) - 1)
+        pd.concat([day, *(spike.assign(order_id=spike["order_id"] + f"-x{n}")
+                          for n in range(1, copies + 1))]).to_csv(path, index=False)
     for tenant in [p.tenant_id for p in profiles]:
         for path in (staging / tenant).rglob("*.*"):
             if path.parent.name != "stores_csv":
@@ -201,8 +221,9 @@ def bench_size(stores: int, scale: float, executor: str = "in_process",
 
 
 def print_timeline(instance: DagsterInstance, since: datetime) -> None:
-    """Each run's hops, in seconds after the files landed: requested (created), its process
-    started, first step started, last step ended."""
+    """Each run's hops, in seconds after the landing began (the next day's files generated,
+    then moved into the landing folders; the figures count from when they were all there):
+    requested (created), its process started, first step started, last step ended."""
     rows = []
     for record in reversed(instance.get_run_records(RunsFilter(created_after=since))):
         run, marks = record.dagster_run, {}
@@ -218,7 +239,7 @@ def print_timeline(instance: DagsterInstance, since: datetime) -> None:
                      *(f"{at - since.timestamp():.1f}" if at else "-" for at in (
                          record.create_timestamp.timestamp(), marks.get("started"),
                          marks.get("first step"), marks.get("last step end")))])
-    print_table("Runs after the files landed (s)", ["job", "partition", "requested",
+    print_table("Runs after the landing began (s)", ["job", "partition", "requested",
                                                     "process up", "first step",
                                                     "last step end"], rows)
 
@@ -256,6 +277,15 @@ def explain_timeout(dagster_home: Path, since: datetime, daemon_log: Path) -> No
         print(f"    {line}")
 
 
+def planted_alert(message, first: TenantProfile) -> bool:
+    """The email about the tripled day: the first tenant's digest with a line for its first
+    store on the new day (store ids repeat across tenants; another tenant's alert for the new
+    day, or one about another of this tenant's stores, is not the one planted)."""
+    line = f"{NEW_DAY} store {store_ids(first)[0]}:"
+    return (f"] {first.tenant_id}:" in str(message["Subject"])
+            and line in message.get_body(("plain",)).get_content())
+
+
 def watch(engine, smtp, profiles, landed: float, landed_at: datetime,
           daemon: subprocess.Popen) -> dict:
     tenants = [p.tenant_id for p in profiles]
@@ -278,9 +308,8 @@ def watch(engine, smtp, profiles, landed: float, landed_at: datetime,
                     "tenant_id having min(created_at) >= :t) as t"),
                     {"t": landed_at}).scalar() == len(tenants):
                 seen["forecasts"] = time.monotonic() - landed
-        if "email" not in seen and any(
-                str(NEW_DAY) in message.get_body(("plain",)).get_content()
-                for message in list(smtp.messages)):
+        if "email" not in seen and any(planted_alert(message, profiles[0])
+                                       for message in list(smtp.messages)):
             seen["email"] = time.monotonic() - landed
         time.sleep(0.5)
     return {"landed_to_marts_s": round(seen["marts"], 1),
