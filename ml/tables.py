@@ -135,6 +135,7 @@ def write_anomalies(engine: sa.Engine, tenant_id: str, anomalies: pd.DataFrame,
     rows = anomalies.assign(tenant_id=tenant_id, run_id=run_id)
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     with engine.begin() as conn:
+        lock_anomaly_writes(conn)
         conn.execute(sa.text("""
             insert into ml.anomalies (tenant_id, anomaly_id, store_id, day, kpi, detector,
                 actual, expected, lower_bound, upper_bound, score, severity, explanation, run_id)
@@ -147,6 +148,16 @@ def write_anomalies(engine: sa.Engine, tenant_id: str, anomalies: pd.DataFrame,
                 explanation = excluded.explanation, run_id = excluded.run_id
         """), records)
     return len(records)
+
+
+def lock_anomaly_writes(conn: sa.Connection) -> None:
+    """One writer of ml.anomalies at a time, until its transaction ends. The alert sensor's
+    cursor is ``alert_seq``, which a row takes when inserted, not when committed: two
+    tenants' runs writing at once could commit out of order, the sensor could pass the later
+    number while the earlier one is still uncommitted, and that tenant's anomalies would never
+    be alerted. Serialized, every committed row's number is below any still to come.
+    (Readers are not blocked.)"""
+    conn.execute(sa.text("lock table ml.anomalies in share row exclusive mode"))
 
 
 def last_anomaly_scan(conn: sa.Connection, tenant_id: str) -> tuple | None:

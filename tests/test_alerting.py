@@ -1,8 +1,11 @@
 """Alert sensors over real rows, a real SMTP server and a Twilio-shaped HTTP server."""
 
-from datetime import UTC, datetime, time, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, time, timedelta
+from time import sleep
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster import (
@@ -19,6 +22,7 @@ from dagster import (
 
 from alerting.delivery import deliver_due
 from alerting.rules import AlertRules, save_rules
+from ml.tables import lock_anomaly_writes, write_anomalies
 from orchestration.alerts import (
     AlertChannelsResource,
     anomaly_alert_sensor,
@@ -127,6 +131,40 @@ def test_critical_anomaly_one_email_per_recipient_one_sms_and_never_again(
     assert idle.skip_message.startswith("0 new anomalies, 0 deliveries queued; 0 messages sent")
     assert len(smtp.messages) == 2 and len(twilio.state.messages) == 1
     assert len(deliveries(engine)) == 3
+
+
+def test_anomalies_committed_out_of_order_are_still_alerted(engine, shop, resources, smtp,
+                                                            twilio):
+    """Two runs write anomalies at once (Celery workers, concurrent runs). The first takes
+    the lower alert_seq but is still writing when the second would commit: a tick in between
+    must not move the cursor past the first's rows."""
+    tick = Ticks(anomaly_alert_sensor, resources)
+    tick()
+    first = engine.connect()
+    writing = first.begin()
+    lock_anomaly_writes(first)  # the first run's write_anomalies, mid-transaction
+    first.execute(sa.text("""
+        insert into ml.anomalies (tenant_id, anomaly_id, store_id, day, kpi, detector, actual,
+            expected, severity, explanation, run_id)
+        values ('shop', 'early', 'S1', '2026-10-13', 'revenue', 'seasonal_baseline', 460,
+                1000, 'critical', 'Revenue 54% below a typical Tuesday', 'r1')"""))
+    second = pd.DataFrame([{
+        "anomaly_id": "late", "store_id": "S2", "day": date(2026, 10, 13), "kpi": "revenue",
+        "detector": "seasonal_baseline", "actual": 3000.0, "expected": 1000.0,
+        "lower_bound": None, "upper_bound": None, "score": 9.0, "severity": "critical",
+        "explanation": "Revenue 3.0x a typical Tuesday"}])
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(write_anomalies, engine, "shop", second, "r2")
+        sleep(1.5)
+        assert not later.done()  # it waits for the first writer
+        tick()
+        writing.commit()
+        first.close()
+        assert later.result(timeout=30) == 1
+    tick()
+    alerted = {row.anomaly_id for row in rows(
+        engine, "select distinct anomaly_id from ops.alert_deliveries")}
+    assert alerted == {"early", "late"}
 
 
 def test_several_anomalies_in_one_tick_are_one_digest(engine, shop, resources, smtp, twilio):
