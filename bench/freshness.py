@@ -83,14 +83,19 @@ def typical_orders(landing: Path, tenant_id: str, store_id: str, weekday: int) -
     return float(orders.tail(8).median())
 
 
+def generate_next_day(folder: Path, profiles, scale: float) -> None:
+    """Every tenant's sales of NEW_DAY alone, with order ids apart from the history's."""
+    generate_sample(folder, seed=21, scale=scale, tenants=profiles, end_date=NEW_DAY,
+                    history_days=1, broken_rows=False, order_offset=9_000_000)
+
+
 def land_next_day(landing: Path, profiles, scale: float) -> None:
     """Every tenant's next-day file; the first tenant's first store sells at least three
     times its usual orders for the weekday. (The next day is generated apart from the
     history, so a store's day in it is not sized like its past: copies of its orders make
     the spike, as many as it takes.)"""
     staging = landing.parent / "next_day"
-    generate_sample(staging, seed=21, scale=scale, tenants=profiles, end_date=NEW_DAY,
-                    history_days=1, broken_rows=False, order_offset=9_000_000)
+    generate_next_day(staging, profiles, scale)
     first = profiles[0]
     store = store_ids(first)[0]
     usual = typical_orders(landing, first.tenant_id, store, NEW_DAY.weekday())

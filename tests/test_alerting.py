@@ -140,26 +140,26 @@ def test_anomalies_committed_out_of_order_are_still_alerted(engine, shop, resour
     must not move the cursor past the first's rows."""
     tick = Ticks(anomaly_alert_sensor, resources)
     tick()
-    first = engine.connect()
-    writing = first.begin()
-    lock_anomaly_writes(first)  # the first run's write_anomalies, mid-transaction
-    first.execute(sa.text("""
-        insert into ml.anomalies (tenant_id, anomaly_id, store_id, day, kpi, detector, actual,
-            expected, severity, explanation, run_id)
-        values ('shop', 'early', 'S1', '2026-10-13', 'revenue', 'seasonal_baseline', 460,
-                1000, 'critical', 'Revenue 54% below a typical Tuesday', 'r1')"""))
     second = pd.DataFrame([{
         "anomaly_id": "late", "store_id": "S2", "day": date(2026, 10, 13), "kpi": "revenue",
         "detector": "seasonal_baseline", "actual": 3000.0, "expected": 1000.0,
         "lower_bound": None, "upper_bound": None, "score": 9.0, "severity": "critical",
         "explanation": "Revenue 3.0x a typical Tuesday"}])
-    with ThreadPoolExecutor(1) as pool:
+    # The connection closes before the pool waits for its thread: a failed assertion ends the
+    # first writer's transaction instead of hanging on its lock.
+    with ThreadPoolExecutor(1) as pool, engine.connect() as first:
+        writing = first.begin()
+        lock_anomaly_writes(first)  # the first run's write_anomalies, mid-transaction
+        first.execute(sa.text("""
+            insert into ml.anomalies (tenant_id, anomaly_id, store_id, day, kpi, detector,
+                actual, expected, severity, explanation, run_id)
+            values ('shop', 'early', 'S1', '2026-10-13', 'revenue', 'seasonal_baseline', 460,
+                    1000, 'critical', 'Revenue 54% below a typical Tuesday', 'r1')"""))
         later = pool.submit(write_anomalies, engine, "shop", second, "r2")
         sleep(1.5)
         assert not later.done()  # it waits for the first writer
         tick()
         writing.commit()
-        first.close()
         assert later.result(timeout=30) == 1
     tick()
     alerted = {row.anomaly_id for row in rows(
