@@ -114,6 +114,40 @@ def test_xlsx_that_is_not_a_workbook(engine, tmp_path):
     assert result.status == "rejected" and "not an XLSX workbook" in result.error
 
 
+def test_a_column_named_twice_rejects_the_file_in_every_tabular_format(engine, tmp_path):
+    """Which "Quantity" is the quantity? Not the first by luck: the file is rejected."""
+    import openpyxl
+
+    from ingestion.spec import parse_spec
+
+    register(engine)
+    book = openpyxl.Workbook()
+    book.active.append(["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate",
+                        "UnitPrice", "CustomerID", "Country", "Quantity"])
+    book.active.append(["536365", "85123A", "HEART", 6, "2010-12-01 08:26:00", 2.55, 17850,
+                        "United Kingdom", 600])
+    book.save(tmp_path / "twice.xlsx")
+    text_spec = parse_spec({"name": "report", "format": "text", "rules": {"known_stores": "any"},
+                            "timestamp_format": "%Y-%m-%dT%H:%M",
+                            "columns": {"store_id": "store", "order_id": "order",
+                                        "line_number": "line", "ordered_at": "when",
+                                        "product_id": "sku", "quantity": "qty",
+                                        "unit_price": "price", "currency": {"constant": "GBP"},
+                                        "is_return": {"constant": False}}})
+    write(tmp_path / "twice.txt", "store order line when sku qty price qty\n"
+                                  "S1 O1 1 2025-03-01T10:00 P1 2 3.50 200\n")
+    cases = [(tmp_path / "twice.xlsx", shipped_specs()["uci_online_retail_xlsx"],
+              "twice.xlsx: sheet 'Sheet' row 1: column name(s) Quantity appear more than once"),
+             (tmp_path / "twice.txt", text_spec,
+              "twice.txt: line 1: column name(s) qty appear more than once")]
+    for path, spec, message in cases:
+        result = load_file(engine, path, "shop", spec)
+        assert result.status == "rejected" and message in result.error, result
+    assert scalar(engine, "select count(*) from raw.sales_lines") == 0
+    assert rows(engine, "select file_name, status from raw.ingest_files order by 1") == [
+        ("twice.txt", "rejected"), ("twice.xlsx", "rejected")]
+
+
 def test_json_problems(engine, tmp_path):
     register(engine)
     spec = shipped_specs()["json_orders"]

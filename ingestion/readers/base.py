@@ -81,6 +81,15 @@ def sniff_binary(path: Path, head: bytes, fmt: str, encoding: str = "utf-8") -> 
         raise FileRejected(f"{path.name}: contains NUL bytes; it is binary, not {fmt.upper()}")
 
 
+def check_unique_names(path: Path, header: list[str], where: str) -> None:
+    """A column named twice is ambiguous (which copy is the quantity?): reject the file rather
+    than load whichever copy comes first."""
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise FileRejected(f"{path.name}: {where}: column name(s) {', '.join(repeated)} appear "
+                           "more than once in the header; rename or drop the copies")
+
+
 def check_columns(path: Path, header: list[str], spec: SourceSpec, where: str) -> None:
     missing = [c for c in spec.source_columns if c.split(".")[0] not in header]
     if missing:

@@ -20,6 +20,7 @@ from ingestion.readers.base import (
     Rows,
     check_columns,
     check_has_rows,
+    check_unique_names,
     field_count_reject,
     head_lines,
     header_text,
@@ -38,10 +39,7 @@ def _read_csv_header(path: Path, spec: SourceSpec) -> list[str]:
     text = header_text(path, spec, lines)
     where = f"line {spec.header_line}"
     header = next(csv.reader([text], delimiter=spec.delimiter))
-    repeated = sorted({name for name in header if header.count(name) > 1 and name})
-    if repeated:
-        raise FileRejected(f"{path.name}: {where}: column name(s) {', '.join(repeated)} appear "
-                           "more than once in the header; rename or drop the copies")
+    check_unique_names(path, header, where)
     if len(header) == 1:
         for other in _OTHER_DELIMITERS:
             if other != spec.delimiter and other in text:

@@ -12,6 +12,7 @@ from ingestion.readers.base import (
     Rows,
     check_columns,
     check_has_rows,
+    check_unique_names,
     field_count_reject,
     head_lines,
     header_text,
@@ -31,10 +32,7 @@ def read_text_columns(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         header = list(spec.fixed_width)
     else:
         header = header_text(path, spec, lines).split()
-        repeated = sorted({name for name in header if header.count(name) > 1})
-        if repeated:
-            raise FileRejected(f"{path.name}: line {spec.header_line}: column name(s) "
-                               f"{', '.join(repeated)} appear more than once in the header")
+        check_unique_names(path, header, f"line {spec.header_line}")
         check_columns(path, header, spec, "in the header")
     if spec.header_line:
         check_has_rows(path, lines, head, spec)

@@ -16,6 +16,7 @@ from ingestion.readers.base import (
     RawChunk,
     Reject,
     check_columns,
+    check_unique_names,
 )
 from ingestion.spec import SourceSpec
 
@@ -65,7 +66,9 @@ def read_xlsx(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                                + (f" at row {spec.header_line})" if spec.header_line > 1
                                   else ")"))
         header = [str(h).strip() if h is not None else "" for h in header_row]
-        check_columns(path, header, spec, f"in sheet {sheet.title!r} row {spec.header_line}")
+        where = f"sheet {sheet.title!r} row {spec.header_line}"
+        check_unique_names(path, header, where)
+        check_columns(path, header, spec, f"in {where}")
         positions = {c: header.index(c) for c in spec.source_columns if c in header}
         buffer: list[tuple] = []
         rejects: list[Reject] = []
