@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+from collections.abc import Iterable
 from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,10 +63,29 @@ def validate_tenant(tenant: Tenant) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise StorePulseError(f"unknown time zone {tenant.timezone!r} "
                               "(use an IANA name such as Europe/London)") from None
-    if not re.fullmatch(r"[A-Z]{3}", tenant.currency):
-        raise StorePulseError(f"currency {tenant.currency!r} must be an ISO 4217 code like EUR")
-    if not re.fullmatch(r"[A-Z]{2}", tenant.country_code):
-        raise StorePulseError(f"country {tenant.country_code!r} must be an ISO 3166 code like GB")
+    check_currencies([tenant.currency])
+    # The country picks the public-holiday calendar that keeps holidays out of the forecasts'
+    # errors and the anomaly alerts: a code no calendar knows would silently mean none.
+    if tenant.country_code not in _countries_with_calendars():
+        raise StorePulseError(f"country {tenant.country_code!r} is not an ISO 3166 code with a "
+                              "public-holiday calendar: use two capital letters, like GB, "
+                              "DE or US")
+
+
+def check_currencies(codes: Iterable[str]) -> None:
+    """ISO 4217 codes only: a typo (GPB) would otherwise show in every alert and dashboard."""
+    from babel.numbers import list_currencies
+
+    bad = [code for code in codes if code not in list_currencies()]
+    if bad:
+        raise StorePulseError(f"not an ISO 4217 currency code: {', '.join(bad)} (use three "
+                              "capital letters, like EUR, GBP or USD)")
+
+
+def _countries_with_calendars() -> set[str]:
+    import holidays
+
+    return {code for code in holidays.list_supported_countries() if len(code) == 2}
 
 
 def new_role_name(prefix: str = DEFAULT_ROLE_PREFIX) -> str:
@@ -226,9 +246,7 @@ def set_gate_limits(engine: Engine, tenant_id: str, max_unit_price: float | None
     get_tenant(engine, tenant_id)
     if max_unit_price is not None and not max_unit_price > 0:
         raise StorePulseError(f"--max-unit-price must be above 0 (got {max_unit_price:g})")
-    bad = [c for c in accepted_currencies or () if not re.fullmatch(r"[A-Z]{3}", c)]
-    if bad:
-        raise StorePulseError(f"currencies must be ISO 4217 codes like EUR (got {bad})")
+    check_currencies(accepted_currencies or ())
     with engine.begin() as conn:
         before = _gate_limits(conn, tenant_id)
         if max_unit_price is None and accepted_currencies is None:

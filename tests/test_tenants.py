@@ -57,3 +57,26 @@ def test_purge_erases_every_row_in_one_transaction_and_reports_counts(engine, tm
 def test_remove_unknown_tenant(engine):
     with pytest.raises(StorePulseError, match="not registered"):
         remove_tenant(engine, "nobody")
+
+
+@pytest.mark.parametrize("currency, country, says", [
+    ("GPB", "GB", "not an ISO 4217 currency code: GPB"),  # a typo of GBP
+    ("EUR", "EN", "country 'EN' is not an ISO 3166 code with a public-holiday calendar"),
+    ("EUR", "ZZ", "country 'ZZ' is not an ISO 3166 code"),
+])
+def test_a_tenant_needs_a_real_currency_and_a_country_with_holidays(engine, currency, country,
+                                                                    says):
+    # A country no calendar knows once meant no holidays at all: Easter Monday an outage.
+    with pytest.raises(StorePulseError, match=says):
+        add_tenant(engine, Tenant("boutique", "Boutique", "Europe/Paris", currency, country))
+    assert scalar(engine, "select count(*) from ops.tenants") == 0
+
+
+def test_the_gate_accepts_only_real_currencies(engine):
+    from storepulse.tenants import set_gate_limits
+
+    register(engine, "shop")
+    with pytest.raises(StorePulseError, match="not an ISO 4217 currency code: XYZ"):
+        set_gate_limits(engine, "shop", accepted_currencies=("EUR", "XYZ"))
+    assert set_gate_limits(engine, "shop", accepted_currencies=("EUR", "CHF")
+                           ).accepted_currencies == ("EUR", "CHF")
