@@ -548,6 +548,7 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
 
 
 def main() -> None:
+    from alerting.rules import InvalidAlertRules
     from dashboards.provision import MetabaseError
     from dashboards.specs import DashboardSpecError
     from ingestion.loader import IngestError
@@ -555,7 +556,8 @@ def main() -> None:
 
     try:
         cli(standalone_mode=True)
-    except (StorePulseError, IngestError, SpecError, DashboardSpecError, MetabaseError) as exc:
+    except (StorePulseError, IngestError, SpecError, DashboardSpecError, MetabaseError,
+            InvalidAlertRules) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
     except Exception as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -94,6 +95,10 @@ def _handler(state: TwilioState):
             missing = [f for f in ("To", "From", "Body") if not form.get(f)]
             if missing:
                 return self._error(400, 21604, f"A '{missing[0]}' parameter is required.")
+            if not re.fullmatch(r"\+[1-9][0-9]{1,14}", form["To"]):
+                # Twilio's 21211: a To number not in E.164 (no +, a local format, spaces)
+                return self._error(400, 21211, f"The 'To' number {form['To']} is not a valid "
+                                               "phone number.")
             if state.fail_next:
                 status = state.fail_next.pop(0)
                 return self._error(status, 20429 if status == 429 else 20500,

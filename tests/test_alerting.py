@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from alerting.delivery import deliver_due
-from alerting.rules import AlertRules, save_rules
+from alerting.rules import AlertRules, InvalidAlertRules, save_rules
 from ml.tables import lock_anomaly_writes, write_anomalies
 from orchestration.alerts import (
     AlertChannelsResource,
@@ -244,6 +244,32 @@ def test_twilio_errors_are_retried_with_backoff_and_recorded(engine, shop, resou
     assert sms.status == "sent" and sms.attempts == 3 and sms.last_error is None
     assert sms.message_id == twilio.state.messages[0]["sid"]
     assert len(twilio.state.messages) == 1 and twilio.state.requests == 3
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"sms_recipients": ("07700900001",)}, "is not an E.164 number"),
+    ({"sms_recipients": ("+44 7700 900001",)}, "is not an E.164 number"),
+    ({"email_recipients": ("manager.shop.test",)}, "is not an email address"),
+    ({"max_messages_per_hour": 0}, "at least 1 message per hour"),
+    ({"stale_after": timedelta(0)}, "stale-after must be longer than zero"),
+])
+def test_rules_that_could_never_deliver_are_refused_before_saving(engine, shop, change, says):
+    with pytest.raises(InvalidAlertRules, match=says):
+        save_rules(engine, AlertRules(**{**shop.__dict__, **change}))
+    assert scalar(engine, "select sms_recipients from ops.alert_rules") == [PHONE]
+
+
+def test_a_number_twilio_refuses_is_recorded_with_twilios_reason(engine, shop, resources,
+                                                                 twilio):
+    # rules saved before numbers were checked: Twilio answers 400, error 21211
+    with engine.begin() as conn:
+        conn.execute(sa.text("update ops.alert_rules set sms_recipients = '{07700900001}'"))
+    add_anomaly(engine, "unreachable")
+    Ticks(anomaly_alert_sensor, resources)()
+    (sms,) = deliveries(engine, channel="sms")
+    assert sms.status == "pending" and sms.attempts == 1
+    assert "is not a valid phone number" in sms.last_error, sms.last_error
+    assert twilio.state.messages == []
 
 
 def test_unconfigured_channels_are_recorded_not_lost(engine, shop, database_url):

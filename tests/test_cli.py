@@ -101,6 +101,15 @@ def test_alerts_set_stores_rules(database_env, engine):
     bad = runner.invoke(cli, ["alerts", "set", "shop", "--quiet", "late"])
     assert bad.exit_code == 2 and "HH:MM-HH:MM" in bad.output
     assert "empty" in runner.invoke(cli, ["alerts", "outbox"]).output
+    # a number Twilio would refuse on every attempt is one line now, and nothing changes
+    url = {"DATABASE_URL": database_env.render_as_string(False)}
+    for args, says in [(["--sms", "07700900001"], "SMS recipient '07700900001' is not an E.164"),
+                       (["--email", "a.shop.test"], "'a.shop.test' is not an email address"),
+                       (["--cap", "0"], "at least 1 message per hour")]:
+        done = _storepulse("alerts", "set", "shop", *args, env=url)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("error: ") and says in done.stderr, done.stderr
+    assert scalar(engine, "select sms_recipients from ops.alert_rules") == ["+447700900001"]
 
 
 def test_ingest_exits_non_zero_when_a_file_loads_nothing(database_env, engine, tmp_path):
