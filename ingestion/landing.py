@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,32 +51,81 @@ OUTSIDE = ("is a symbolic link; landing files must be regular files inside "
 def discover(landing_dir: Path, tenant_id: str) -> list[LandingFile]:
     """Every data file for ``tenant_id``, in load order. A file that cannot be loaded at all
     (its source has no valid spec; it is a link, which could point at another tenant's export
-    or a system file) comes with its ``problem`` instead of stopping the others."""
-    tenant_dir = Path(landing_dir) / tenant_id
+    or a system file; it is not in a source folder) comes with its ``problem`` instead of
+    stopping the others."""
     found: list[LandingFile] = []
-    if not tenant_dir.is_dir() or tenant_dir.is_symlink():
-        return found
-    for source_dir in sorted(p for p in tenant_dir.iterdir() if p.is_dir()):
-        if source_dir.name.startswith("."):
+    specs: dict[str, tuple[SourceSpec | None, str | None]] = {}
+    for entry in landing_entries(Path(landing_dir) / tenant_id):
+        if entry.misplaced:
+            found.append(LandingFile(tenant_id, entry.source, entry.path, None,
+                                     f"{entry.path.name} {entry.misplaced}"))
             continue
-        spec, problem = None, None
-        if source_dir.is_symlink():
-            problem = f"its folder {source_dir.name}/ {OUTSIDE}"
+        if entry.source not in specs:
+            specs[entry.source] = _source_spec(entry.path.parent)
+        spec, problem = specs[entry.source]
+        if entry.path.is_symlink():
+            found.append(LandingFile(tenant_id, entry.source, entry.path, spec,
+                                     f"{entry.path.name} {OUTSIDE}"))
         else:
-            try:
-                spec = spec_for_source(source_dir.name, source_dir)
-            except SpecError as exc:
-                problem = f"no usable spec for source '{source_dir.name}': {exc}"
-        for path in sorted(source_dir.iterdir()):
+            found.append(LandingFile(tenant_id, entry.source, entry.path, spec,
+                                     problem and f"{entry.path.name}: {problem}"))
+    return sorted(found, key=lambda f: f.sort_key)
+
+
+def _source_spec(source_dir: Path) -> tuple[SourceSpec | None, str | None]:
+    if source_dir.is_symlink():
+        return None, f"its folder {source_dir.name}/ {OUTSIDE}"
+    try:
+        return spec_for_source(source_dir.name, source_dir), None
+    except SpecError as exc:
+        return None, f"no usable spec for source '{source_dir.name}': {exc}"
+
+
+@dataclass(frozen=True)
+class LandingEntry:
+    source: str  # the source folder's name; for a misplaced file, the folder it is in
+    path: Path
+    misplaced: str | None = None  # where the file should be, when it is not there
+
+
+def landing_entries(tenant_dir: Path) -> list[LandingEntry]:
+    """Every file (or link) in a tenant's landing folder, at any depth, but hidden ones and
+    specs. Files belong in ``<tenant>/<source>/``; one beside the source folders or in a
+    folder inside one is listed as misplaced, so that it gets a ledger row saying where to
+    move it instead of waiting unseen. Links to folders are not followed below a source."""
+    if not tenant_dir.is_dir() or tenant_dir.is_symlink():
+        return []
+    entries = []
+    for top in sorted(tenant_dir.iterdir()):
+        if top.name.startswith("."):
+            continue
+        if not top.is_dir():
+            entries.append(LandingEntry(".", top, "is not in a source folder: move it to "
+                                                  f"landing/{tenant_dir.name}/<source>/, the "
+                                                  "folder named for its spec"))
+            continue
+        for path in sorted(top.iterdir()):
             if path.name.startswith(".") or path.name == "spec.yaml":
                 continue
-            if path.is_symlink():
-                found.append(LandingFile(tenant_id, source_dir.name, path, spec,
-                                         f"{path.name} {OUTSIDE}"))
-            elif path.is_file():
-                found.append(LandingFile(tenant_id, source_dir.name, path, spec,
-                                         problem and f"{path.name}: {problem}"))
-    return sorted(found, key=lambda f: f.sort_key)
+            if path.is_file() or path.is_symlink():
+                entries.append(LandingEntry(top.name, path))
+            elif path.is_dir():
+                entries.extend(_nested(tenant_dir, top, path))
+    return entries
+
+
+def _nested(tenant_dir: Path, source_dir: Path, folder: Path) -> list[LandingEntry]:
+    where = (f"is in a folder inside {source_dir.name}/: move it up to "
+             f"landing/{tenant_dir.name}/{source_dir.name}/ (subfolders are not read)")
+    found = []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                path = Path(parent) / name
+                found.append(LandingEntry(path.parent.relative_to(tenant_dir).as_posix(),
+                                          path, where))
+    return found
 
 
 def given_files(path: Path, tenant_id: str, source: str | None = None) -> list[LandingFile]:
@@ -178,19 +228,15 @@ def pending_files(engine: Engine, landing_dir: Path, tenant_id: str) -> dict[str
 
 
 def fingerprints(landing_dir: Path, tenant_id: str) -> dict[str, str]:
-    """A cheap change marker per file: size and the inode's change time. Not the modification
-    time, which `cp -p`, rsync and unzip set to the original's, older than the last load,
-    on a corrected file; the change time is the system's and moves on any write or rename.
-    The loader's sha256 stays the authority. Links are listed too (and rejected)."""
-    tenant_dir = Path(landing_dir) / tenant_id
-    if not tenant_dir.is_dir():
-        return {}
+    """A cheap change marker per file, keyed by ``<source>/<name>`` as the ledger records it:
+    size and the inode's change time. Not the modification time, which `cp -p`, rsync and
+    unzip set to the original's, older than the last load, on a corrected file; the change
+    time is the system's and moves on any write or rename. The loader's sha256 stays the
+    authority. Links and misplaced files are listed too (and rejected)."""
     marks = {}
-    for path in sorted(tenant_dir.glob("*/*")):
-        if (path.is_file() or path.is_symlink()) and not path.name.startswith(".") \
-                and path.name != "spec.yaml":
-            stat = path.lstat()
-            marks[str(path.relative_to(tenant_dir))] = f"{stat.st_size}:{_changed_ns(stat)}"
+    for entry in landing_entries(Path(landing_dir) / tenant_id):
+        stat = entry.path.lstat()
+        marks[f"{entry.source}/{entry.path.name}"] = f"{stat.st_size}:{_changed_ns(stat)}"
     return marks
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 
-from ingestion.landing import ingest_tenant
+from ingestion.landing import ingest_tenant, pending_files
 from tests.ingestion_helpers import POS_HEADER, good_row, pos_csv, register, rows, scalar, write
 
 
@@ -101,6 +101,36 @@ def test_bad_files_are_rejected_with_a_reason_and_the_rest_still_loads(engine, t
     again = ingest_tenant(engine, landing, "shop")
     assert scalar(engine, "select count(*) from raw.ingest_files") == before
     assert {r.status for r in again} <= {"duplicate", "rejected"}
+
+
+def test_a_file_outside_a_source_folder_is_rejected_with_where_it_belongs(engine, tmp_path):
+    # Both once waited unseen: no run, no ledger row, nothing in `storepulse status`.
+    register(engine, "shop")
+    landing = tmp_path / "landing"
+    source = landing / "shop" / "generic_pos_csv"
+    pos_csv(landing / "shop" / "export.csv", _lines(2, "E"))  # beside the source folders
+    pos_csv(source / "2025" / "jan.csv", _lines(3, "J"))  # in a folder inside one
+    pos_csv(source / "ok.csv", _lines(4, "K"))
+    assert set(pending_files(engine, landing, "shop")) == {
+        "./export.csv", "generic_pos_csv/2025/jan.csv", "generic_pos_csv/ok.csv"}
+
+    results = {r.path.name: r for r in ingest_tenant(engine, landing, "shop")}
+    assert (results["ok.csv"].status, results["ok.csv"].rows_loaded) == ("loaded", 4)
+    assert results["export.csv"].status == "rejected"
+    assert ("export.csv is not in a source folder: move it to landing/shop/<source>/"
+            in results["export.csv"].error)
+    assert results["jan.csv"].status == "rejected"
+    assert ("jan.csv is in a folder inside generic_pos_csv/: move it up to "
+            "landing/shop/generic_pos_csv/" in results["jan.csv"].error)
+    assert dict(rows(engine, "select file_name, source from raw.ingest_files "
+                             "where status = 'rejected'")) == {
+        "export.csv": ".", "jan.csv": "generic_pos_csv/2025"}
+    assert pending_files(engine, landing, "shop") == {}  # the sensor asks for no more runs
+
+    (source / "2025" / "jan.csv").rename(source / "jan.csv")
+    assert set(pending_files(engine, landing, "shop")) == {"generic_pos_csv/jan.csv"}
+    moved = {r.path.name: r for r in ingest_tenant(engine, landing, "shop")}
+    assert (moved["jan.csv"].status, moved["jan.csv"].rows_loaded) == ("loaded", 3)
 
 
 def test_a_corrected_file_with_an_old_mtime_is_read_again(engine, tmp_path):
