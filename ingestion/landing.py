@@ -37,11 +37,28 @@ class LandingFile:
         return (_TARGET_ORDER[self.target], self.source, self.path.name)
 
 
-def tenant_folders(landing_dir: Path) -> list[str]:
+def unregistered_folders(landing_dir: Path, registered: set[str]) -> dict[str, int]:
+    """Landing folders that hold files but name no registered tenant (a typo, or a tenant
+    not onboarded yet), with their file counts: nothing reads them, so they are reported
+    instead of waiting unseen."""
+    landing_dir = Path(landing_dir)
     if not landing_dir.is_dir():
-        return []
-    return sorted(p.name for p in landing_dir.iterdir() if p.is_dir() and not
-                  p.name.startswith("."))
+        return {}
+    found = {}
+    for folder in sorted(landing_dir.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir() or folder.name in registered:
+            continue
+        files = sum(1 for _, _, names in os.walk(folder)
+                    for name in names if not name.startswith("."))
+        if files:
+            found[folder.name] = files
+    return found
+
+
+def unregistered_message(folder: str, files: int) -> str:
+    return (f"landing/{folder}/ holds {files} file(s) but no tenant '{folder}' is registered: "
+            f"register it (storepulse tenants add {folder} --name ...) or move the files to "
+            "a registered tenant's folder")
 
 
 OUTSIDE = ("is a symbolic link; landing files must be regular files inside "

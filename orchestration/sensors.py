@@ -22,7 +22,7 @@ from dagster import (
     sensor,
 )
 
-from ingestion.landing import pending_files
+from ingestion.landing import pending_files, unregistered_folders, unregistered_message
 from orchestration.assets.ingestion import ingest_landing_files
 from orchestration.constants import EVERY_DAEMON_LOOP
 from orchestration.dbt import storepulse_dbt_models
@@ -51,7 +51,8 @@ RAW_DATA = [AssetKey(["raw", table]) for table in ("sales_lines", "stores", "pro
         default_status=DefaultSensorStatus.RUNNING,
         description="Requests an ingestion run for a tenant when landing/<tenant>/ holds files "
                     "the ledger (raw.ingest_files) has not seen as they are now; registers "
-                    "partitions for newly onboarded tenants.")
+                    "partitions for newly onboarded tenants; warns of landing folders that "
+                    "name no registered tenant.")
 def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource,
                    landing: LandingResource):
     engine = warehouse.engine()
@@ -75,11 +76,18 @@ def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResourc
         run_requests.append(RunRequest(
             partition_key=tenant_id, run_key=f"{tenant_id}:{digest}",
             tags={"storepulse/files": str(len(pending)), "storepulse/trigger": "landing"}))
+    # Files in a folder that names no tenant are read by nothing: say so when that changes
+    # (each tick's log would bury it), and keep it in the cursor, shown on the sensor's page.
+    unregistered = unregistered_folders(landing_dir, set(registered))
+    previous = json.loads(context.cursor).get("unregistered", {}) if context.cursor else {}
+    for folder, files in unregistered.items():
+        if previous.get(folder) != files:
+            context.log.warning(unregistered_message(folder, files))
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=(
             [tenant_partitions.build_add_request(new_tenants)] if new_tenants else []),
-        cursor=json.dumps({"pending": waiting}, sort_keys=True),
+        cursor=json.dumps({"pending": waiting, "unregistered": unregistered}, sort_keys=True),
     )
 
 

@@ -303,9 +303,15 @@ def specs_schema() -> None:
 def status() -> None:
     """Per tenant: the last file loaded, rejected and held files, the quality gate's last
     result, how far the marts and forecasts reach, and alerts waiting to be sent."""
+    from ingestion.landing import unregistered_folders, unregistered_message
+    from storepulse.settings import load_settings
     from storepulse.status import tenant_status
 
     rows = tenant_status(_engine())
+    unregistered = unregistered_folders(load_settings().landing_dir,
+                                        {t.tenant_id for t in rows})
+    for folder, files in unregistered.items():
+        click.echo(f"warning: {unregistered_message(folder, files)}")
     if not rows:
         click.echo("no tenants registered")
         return

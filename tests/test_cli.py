@@ -281,3 +281,21 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path):
     assert blocks["idle"][:3] == ["last file - (-); 0 rejected, 0 held", "gate never run",
                                   "marts through -"]
     assert blocks["idle"][-1] == "alerts 0 pending"
+
+
+def test_status_warns_of_a_landing_folder_no_tenant_reads(database_env, engine, tmp_path,
+                                                           monkeypatch):
+    from tests.ingestion_helpers import good_row, pos_csv, register
+
+    register(engine, "shop")
+    monkeypatch.setenv("STOREPULSE_LANDING", str(tmp_path / "landing"))
+    pos_csv(tmp_path / "landing" / "shop" / "generic_pos_csv" / "a.csv", [good_row()])
+    pos_csv(tmp_path / "landing" / "shopp" / "generic_pos_csv" / "a.csv", [good_row()])
+    pos_csv(tmp_path / "landing" / "shopp" / "generic_pos_csv" / "b.csv", [good_row()])
+    shown = CliRunner().invoke(cli, ["status"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[0] == (
+        "warning: landing/shopp/ holds 2 file(s) but no tenant 'shopp' is registered: register "
+        "it (storepulse tenants add shopp --name ...) or move the files to a registered "
+        "tenant's folder")
+    assert "landing/shop/" not in shown.output

@@ -73,7 +73,7 @@ def test_rejected_file_is_reported_in_dagster(engine, database_url, tmp_path, in
 
 
 def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tmp_path,
-                                                         instance):
+                                                         instance, capfd):
     from ingestion.landing import ingest_tenant
 
     landing = tmp_path / "landing"
@@ -85,17 +85,26 @@ def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tm
     def tick():
         return landing_sensor(build_sensor_context(instance=instance, resources=resources))
 
+    def tick_after(previous):
+        return landing_sensor(build_sensor_context(instance=instance, resources=resources,
+                                                   cursor=previous.cursor))
+
     first = tick()
     assert isinstance(first, SensorResult)
     assert [r.partition_key for r in first.run_requests] == ["shop"]
     assert first.dynamic_partitions_requests[0].partition_keys == ["shop"]
     instance.add_dynamic_partitions("tenants", ["shop"])
+    # the stranger's file is read by nothing: said once, and kept in the cursor
+    said = "landing/stranger/ holds 1 file(s) but no tenant 'stranger' is registered"
+    assert said in capfd.readouterr().err
+    assert json.loads(first.cursor)["unregistered"] == {"stranger": 1}
 
     # Still pending on the next tick (no run has loaded it): the same run key, so the daemon
     # launches no second run for it.
-    second = tick()
+    second = tick_after(first)
     assert [r.run_key for r in second.run_requests] == [first.run_requests[0].run_key]
     assert second.dynamic_partitions_requests == []
+    assert said not in capfd.readouterr().err  # unchanged: not said again
 
     # Loaded outside Dagster (the CLI, the demo): never requested again, without any cursor.
     ingest_tenant(engine, landing, "shop")
@@ -107,7 +116,7 @@ def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tm
     assert len(third.run_requests) == 1
     assert third.run_requests[0].run_key != first.run_requests[0].run_key
     assert third.run_requests[0].tags["storepulse/files"] == "1"
-    assert json.loads(third.cursor) == {"pending": {"shop": 1}}
+    assert json.loads(third.cursor) == {"pending": {"shop": 1}, "unregistered": {"stranger": 1}}
     ingest_tenant(engine, landing, "shop")
 
     # A changed file (same name, new content, later mtime) is pending again.
