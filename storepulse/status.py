@@ -21,6 +21,7 @@ class TenantStatus:
     forecasts_made: datetime | None
     forecasts_from: date | None
     alerts_pending: int
+    alert_recipients: int  # email and SMS recipients in its alert rules (0: alerts reach nobody)
 
 
 _STATUS = """
@@ -43,16 +44,21 @@ with files as (
 ), alerts as (
     select tenant_id, count(*) as pending from ops.alert_deliveries
     where status = 'pending' group by tenant_id
+), recipients as (
+    select tenant_id,
+           cardinality(email_recipients) + cardinality(sms_recipients) as recipients
+    from ops.alert_rules
 )
 select t.tenant_id, files.file_name, files.loaded_at, coalesce(counts.rejected, 0) as rejected,
        coalesce(counts.held, 0) as held,
        case gate_result.passed when true then 'passed' when false then 'failed' end as gate,
-       coalesce(alerts.pending, 0) as pending
+       coalesce(alerts.pending, 0) as pending, coalesce(recipients.recipients, 0) as recipients
 from ops.tenants as t
 left join files using (tenant_id)
 left join counts using (tenant_id)
 left join gate_result using (tenant_id)
 left join alerts using (tenant_id)
+left join recipients using (tenant_id)
 order by t.tenant_id
 """
 
@@ -68,7 +74,7 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
                                 "group by tenant_id")
     return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.rejected, r.held, r.gate,
                          marts.get(r.tenant_id, (None,))[0],
-                         *forecasts.get(r.tenant_id, (None, None)), r.pending)
+                         *forecasts.get(r.tenant_id, (None, None)), r.pending, r.recipients)
             for r in rows]
 
 

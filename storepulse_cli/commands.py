@@ -326,7 +326,10 @@ def status() -> None:
         click.echo(f"  gate        {t.last_gate or 'never run'}")
         click.echo(f"  marts       through {t.marts_through or '-'}")
         click.echo(f"  forecasts   made {when(t.forecasts_made)}, from {t.forecasts_from or '-'}")
-        click.echo(f"  alerts      {t.alerts_pending} pending")
+        nobody = "" if t.alert_recipients else (
+            f"; no recipients, so anomalies reach nobody: storepulse alerts set {t.tenant_id} "
+            "--email ...")
+        click.echo(f"  alerts      {t.alerts_pending} pending{nobody}")
 
 
 @cli.command()

@@ -257,10 +257,12 @@ def test_tenants_add_prints_no_dagster_instance_warning(database_env, engine, tm
 
 
 def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path):
+    from alerting.rules import AlertRules, save_rules
     from tests.ingestion_helpers import good_row, pos_csv, register, write
 
     register(engine, "shop")
     register(engine, "idle")
+    save_rules(engine, AlertRules("shop", email_recipients=("manager@shop.test",)))
     folder = tmp_path / "generic_pos_csv"
     pos_csv(folder / "monday.csv", [good_row()])
     write(folder / "broken.csv", b"\x00\x01 not a csv")
@@ -280,7 +282,10 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path):
     assert blocks["shop"][1:3] == ["gate passed", "marts through -"]  # no dbt build yet
     assert blocks["idle"][:3] == ["last file - (-); 0 rejected, 0 held", "gate never run",
                                   "marts through -"]
-    assert blocks["idle"][-1] == "alerts 0 pending"
+    assert blocks["shop"][-1] == "alerts 0 pending"
+    # a tenant without alert rules: its anomalies would be queued for nobody
+    assert blocks["idle"][-1] == ("alerts 0 pending; no recipients, so anomalies reach nobody: "
+                                  "storepulse alerts set idle --email ...")
 
 
 def test_status_warns_of_a_landing_folder_no_tenant_reads(database_env, engine, tmp_path,
