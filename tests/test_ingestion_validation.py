@@ -86,6 +86,12 @@ FILE_CASES = [
     ("wrong delimiter", (POS_HEADER.replace(",", ";") + "\n" + good_row().replace(",", ";")
                          + "\n").encode(), "wrong delimiter"),
     ("missing columns", b"store_id,order_id\nS1,O1\n", "missing required column(s)"),
+    ("a name off by case and spaces", (POS_HEADER.replace("quantity", " Quantity") + "\n"
+                                       + good_row()).encode(),
+     "missing required column(s) quantity in the header (found: store_id, order_id, "
+     "line_number, ordered_at, sku, product_name,  Quantity, unit_price, currency, customer_id, "
+     "channel, transaction_type); the header has ' Quantity' for 'quantity': names must match "
+     "the spec exactly, case and spaces included"),
     ("undecodable bytes", (POS_HEADER + "\n" + good_row()).encode() + b"\nS1,O2,1,2025-03-01 "
      b"10:00:00,SKU1,Caf\xe9,1,1,GBP,,store,sale\n", "undecodable bytes"),
     ("xlsx named csv", b"PK\x03\x04" + b"\x00" * 200, "not CSV as its name says"),

@@ -95,8 +95,20 @@ def check_columns(path: Path, header: list[str], spec: SourceSpec, where: str) -
     if missing:
         raise FileRejected(
             f"{path.name}: missing required column(s) {', '.join(missing)} {where} "
-            f"(found: {', '.join(header[:12])})"
+            f"(found: {', '.join(header[:12])}){_near_misses(missing, header)}"
         )
+
+
+def _near_misses(missing: list[str], header: list[str]) -> str:
+    """Names that differ from a required one only in case or surrounding spaces, which are
+    hard to see in the list of names found."""
+    loose = {name.strip().casefold(): name for name in header}
+    near = [f"{loose[c.casefold()]!r} for {c!r}" for c in (m.split(".")[0] for m in missing)
+            if c.casefold() in loose]
+    if not near:
+        return ""
+    return (f"; the header has {', '.join(near)}: names must match the spec exactly, case and "
+            "spaces included")
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
