@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +48,7 @@ def unregistered_folders(landing_dir: Path, registered: set[str]) -> dict[str, i
     for folder in sorted(landing_dir.iterdir()):
         if folder.name.startswith(".") or not folder.is_dir() or folder.name in registered:
             continue
-        files = sum(1 for _, _, names in os.walk(folder)
-                    for name in names if not name.startswith("."))
+        files = sum(1 for _ in _visible_files(folder))
         if files:
             found[folder.name] = files
     return found
@@ -134,15 +133,18 @@ def landing_entries(tenant_dir: Path) -> list[LandingEntry]:
 def _nested(tenant_dir: Path, source_dir: Path, folder: Path) -> list[LandingEntry]:
     where = (f"is in a folder inside {source_dir.name}/: move it up to "
              f"landing/{tenant_dir.name}/{source_dir.name}/ (subfolders are not read)")
-    found = []
+    return [LandingEntry(path.parent.relative_to(tenant_dir).as_posix(), path, where)
+            for path in _visible_files(folder)]
+
+
+def _visible_files(folder: Path) -> Iterator[Path]:
+    """Files (and links) at any depth under ``folder``, hidden files and folders left out;
+    links to folders are not followed."""
     for parent, folders, names in os.walk(folder):
         folders[:] = sorted(f for f in folders if not f.startswith("."))
         for name in sorted(names):
             if not name.startswith("."):
-                path = Path(parent) / name
-                found.append(LandingEntry(path.parent.relative_to(tenant_dir).as_posix(),
-                                          path, where))
-    return found
+                yield Path(parent) / name
 
 
 def given_files(path: Path, tenant_id: str, source: str | None = None) -> list[LandingFile]:

@@ -76,7 +76,8 @@ def check_currencies(codes: Iterable[str]) -> None:
     """ISO 4217 codes only: a typo (GPB) would otherwise show in every alert and dashboard."""
     from babel.numbers import list_currencies
 
-    bad = [code for code in codes if code not in list_currencies()]
+    known = list_currencies()
+    bad = [code for code in codes if code not in known]
     if bad:
         raise StorePulseError(f"not an ISO 4217 currency code: {', '.join(bad)} (use three "
                               "capital letters, like EUR, GBP or USD)")

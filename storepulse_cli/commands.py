@@ -302,7 +302,8 @@ def specs_schema() -> None:
 @cli.command()
 def status() -> None:
     """Per tenant: the last file loaded, rejected and held files, the quality gate's last
-    result, how far the marts and forecasts reach, and alerts waiting to be sent."""
+    result, how far the marts and forecasts reach, and alerts waiting to be sent (or that
+    would reach nobody); first, landing folders that name no registered tenant."""
     from ingestion.landing import unregistered_folders, unregistered_message
     from storepulse.settings import load_settings
     from storepulse.status import tenant_status
