@@ -5,6 +5,10 @@ rows are locked (``for update skip locked``, so two sensors never send the same 
 and marked in the same transaction: a restart resends nothing that was marked sent. (If the
 process dies between the provider accepting a message and the commit, that one message is
 sent again: delivery is at least once, never zero times.)
+
+A failed send is retried with backoff, up to ``MAX_ATTEMPTS``; a refusal that another try
+cannot change (an unknown mailbox, a number that is not a phone number) fails at once, with
+the provider's reason in ``last_error``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from alerting.channels import EmailChannel, SmsChannel
+from alerting.channels import DeliveryRefused, EmailChannel, SmsChannel
 from alerting.messages import compose_email, compose_sms
 from alerting.rules import AlertRules, load_rules
 
@@ -106,10 +110,12 @@ def _deliver_group(conn: sa.Connection, now: datetime, tenant_id: str, kind: str
             provider_id = email.send(message)
         else:
             provider_id = sms.send(recipient, compose_sms(tenant_id, kind, items))
-    except Exception as exc:  # any provider error: record it and retry later
+    except Exception as exc:  # any provider error: record it; retry it unless it was final
         attempts = max(r["attempts"] for r in rows) + 1
-        final = attempts >= MAX_ATTEMPTS
-        error = f"{type(exc).__name__}: {exc}"[:1000]
+        refused = isinstance(exc, DeliveryRefused)
+        final = refused or attempts >= MAX_ATTEMPTS
+        error = (f"refused, not retried: {exc}" if refused
+                 else f"{type(exc).__name__}: {exc}")[:1000]
         log.warning("sending %s to %s failed (attempt %s): %s", channel, recipient, attempts,
                     error)
         conn.execute(sa.text("""

@@ -22,6 +22,10 @@ class TenantStatus:
     forecasts_from: date | None
     alerts_pending: int
     alert_recipients: int  # email and SMS recipients in its alert rules (0: alerts reach nobody)
+    # Deliveries queued in the last week that will not be sent: refused for good, out of
+    # retries, or for a channel the deployment has no settings for; and the latest reason
+    alerts_undelivered: int
+    last_undelivered: str | None
 
 
 _STATUS = """
@@ -42,8 +46,17 @@ with files as (
         on q.run_id = g.run_id and q.tenant_id = g.tenant_id and q.suite = 'raw_sales_lines'
     group by g.tenant_id
 ), alerts as (
-    select tenant_id, count(*) as pending from ops.alert_deliveries
-    where status = 'pending' group by tenant_id
+    select tenant_id, count(*) filter (where status = 'pending') as pending,
+           count(*) filter (where status in ('failed', 'not_configured')) as undelivered
+    from ops.alert_deliveries
+    where status = 'pending' or created_at > now() - interval '7 days'
+    group by tenant_id
+), last_undelivered as (
+    select distinct on (tenant_id) tenant_id,
+           channel || ' to ' || recipient || ': ' || last_error as reason
+    from ops.alert_deliveries
+    where status in ('failed', 'not_configured') and created_at > now() - interval '7 days'
+    order by tenant_id, created_at desc, delivery_id desc
 ), recipients as (
     select tenant_id,
            cardinality(email_recipients) + cardinality(sms_recipients) as recipients
@@ -52,13 +65,15 @@ with files as (
 select t.tenant_id, files.file_name, files.loaded_at, coalesce(counts.rejected, 0) as rejected,
        coalesce(counts.held, 0) as held,
        case gate_result.passed when true then 'passed' when false then 'failed' end as gate,
-       coalesce(alerts.pending, 0) as pending, coalesce(recipients.recipients, 0) as recipients
+       coalesce(alerts.pending, 0) as pending, coalesce(recipients.recipients, 0) as recipients,
+       coalesce(alerts.undelivered, 0) as undelivered, last_undelivered.reason
 from ops.tenants as t
 left join files using (tenant_id)
 left join counts using (tenant_id)
 left join gate_result using (tenant_id)
 left join alerts using (tenant_id)
 left join recipients using (tenant_id)
+left join last_undelivered using (tenant_id)
 order by t.tenant_id
 """
 
@@ -74,7 +89,8 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
                                 "group by tenant_id")
     return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.rejected, r.held, r.gate,
                          marts.get(r.tenant_id, (None,))[0],
-                         *forecasts.get(r.tenant_id, (None, None)), r.pending, r.recipients)
+                         *forecasts.get(r.tenant_id, (None, None)), r.pending, r.recipients,
+                         r.undelivered, r.reason)
             for r in rows]
 
 

@@ -302,8 +302,9 @@ def specs_schema() -> None:
 @cli.command()
 def status() -> None:
     """Per tenant: the last file loaded, rejected and held files, the quality gate's last
-    result, how far the marts and forecasts reach, and alerts waiting to be sent (or that
-    would reach nobody); first, landing folders that name no registered tenant."""
+    result, how far the marts and forecasts reach, and alerts waiting to be sent, not
+    delivered this week (with the latest reason) or reaching nobody; first, landing folders
+    that name no registered tenant."""
     from ingestion.landing import unregistered_folders, unregistered_message
     from storepulse.settings import load_settings
     from storepulse.status import tenant_status
@@ -330,7 +331,10 @@ def status() -> None:
         nobody = "" if t.alert_recipients else (
             f"; no recipients, so anomalies reach nobody: storepulse alerts set {t.tenant_id} "
             "--email ...")
-        click.echo(f"  alerts      {t.alerts_pending} pending{nobody}")
+        undelivered = "" if not t.alerts_undelivered else (
+            f", {t.alerts_undelivered} not delivered in the last 7 days "
+            f"(latest: {t.last_undelivered})")
+        click.echo(f"  alerts      {t.alerts_pending} pending{undelivered}{nobody}")
 
 
 @cli.command()

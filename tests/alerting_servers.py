@@ -20,6 +20,17 @@ from tests.loopback import LoopbackHttpServer
 class _Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.unknown: set[str] = set()  # mailboxes refused for good, as Postfix does (550)
+        self.busy: set[str] = set()  # mailboxes refused for now (450)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.unknown:
+            return (f"550 5.1.1 <{address}>: Recipient address rejected: User unknown in "
+                    "local recipient table")
+        if address in self.busy:
+            return f"450 4.2.1 <{address}>: Recipient address rejected: mailbox busy"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
@@ -36,6 +47,11 @@ class SmtpServer:
             probe.bind(("127.0.0.1", 0))
             self._port = probe.getsockname()[1]
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self._port)
+
+    def refuse(self, *, unknown: tuple[str, ...] = (), busy: tuple[str, ...] = ()) -> None:
+        """Refuse these mailboxes at RCPT: for good (550) or for now (450)."""
+        self.inbox.unknown.update(unknown)
+        self.inbox.busy.update(busy)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()
@@ -59,6 +75,7 @@ class TwilioState:
     auth_token: str
     messages: list[dict] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)  # statuses to answer with, in order
+    unsubscribed: set[str] = field(default_factory=set)  # numbers that texted STOP
     requests: int = 0
 
 
@@ -99,6 +116,9 @@ def _handler(state: TwilioState):
                 # Twilio's 21211: a To number not in E.164 (no +, a local format, spaces)
                 return self._error(400, 21211, f"The 'To' number {form['To']} is not a valid "
                                                "phone number.")
+            if form["To"] in state.unsubscribed:
+                # Twilio's 21610: the recipient replied STOP to this sender
+                return self._error(400, 21610, "Attempt to send to unsubscribed recipient")
             if state.fail_next:
                 status = state.fail_next.pop(0)
                 return self._error(status, 20429 if status == 429 else 20500,

@@ -267,9 +267,56 @@ def test_a_number_twilio_refuses_is_recorded_with_twilios_reason(engine, shop, r
     add_anomaly(engine, "unreachable")
     Ticks(anomaly_alert_sensor, resources)()
     (sms,) = deliveries(engine, channel="sms")
-    assert sms.status == "pending" and sms.attempts == 1
-    assert "is not a valid phone number" in sms.last_error, sms.last_error
-    assert twilio.state.messages == []
+    # the same number gets the same answer: failed at once, not retried for hours
+    assert sms.status == "failed" and sms.attempts == 1
+    assert sms.last_error == ("refused, not retried: HTTP 400, Twilio error 21211: Unable to "
+                              "create record: The 'To' number 07700900001 is not a valid "
+                              "phone number."), sms.last_error
+    deliver_due(engine, datetime.now(UTC) + timedelta(days=1),
+                sms=resources["alert_channels"].sms_channel())
+    assert twilio.state.messages == [] and twilio.state.requests == 1
+
+
+def test_refusals_fail_at_once_and_the_rest_is_still_sent(engine, shop, resources, smtp,
+                                                          twilio):
+    smtp.refuse(unknown=(MANAGERS[0],))
+    twilio.state.unsubscribed.add(PHONE)  # the on-call phone texted STOP
+    add_anomaly(engine, "refused")
+    Ticks(anomaly_alert_sensor, resources)()
+    gone, owner, sms = deliveries(engine)
+    assert (gone.recipient, gone.status, gone.attempts) == (MANAGERS[0], "failed", 1)
+    assert gone.last_error.startswith(f"refused, not retried: {MANAGERS[0]}: 550 5.1.1"), \
+        gone.last_error
+    assert "User unknown" in gone.last_error
+    assert (sms.status, sms.attempts) == ("failed", 1)
+    assert "Twilio error 21610: Unable to create record: Attempt to send to unsubscribed " \
+           "recipient" in sms.last_error, sms.last_error
+    assert (owner.recipient, owner.status) == (MANAGERS[1], "sent")
+    assert [m["To"] for m in smtp.messages] == [MANAGERS[1]]
+
+
+def test_a_busy_mailbox_and_wrong_twilio_credentials_are_retried(engine, shop, resources,
+                                                                 smtp, twilio):
+    smtp.refuse(busy=(MANAGERS[0],))
+    twilio.state.auth_token = "rotated"  # the deployment still has the old token
+    add_anomaly(engine, "later")
+    Ticks(anomaly_alert_sensor, resources)()
+    busy, _, sms = deliveries(engine)
+    assert (busy.status, busy.attempts) == ("pending", 1)
+    assert busy.last_error == (f"DeliveryFailed: {MANAGERS[0]}: 450 4.2.1 <{MANAGERS[0]}>: "
+                               "Recipient address rejected: mailbox busy"), busy.last_error
+    assert (sms.status, sms.attempts) == ("pending", 1)
+    assert sms.last_error.startswith("DeliveryFailed: HTTP 401, Twilio error 20003"), \
+        sms.last_error
+
+    smtp.inbox.busy.clear()
+    twilio.state.auth_token = "secret"  # fixed: the retry goes out
+    channels = resources["alert_channels"]
+    deliver_due(engine, busy.next_attempt_at + timedelta(seconds=1),
+                email=channels.email_channel(), sms=channels.sms_channel())
+    assert {d.status for d in deliveries(engine)} == {"sent"}
+    assert sorted(m["To"] for m in smtp.messages) == sorted(MANAGERS)
+    assert len(twilio.state.messages) == 1
 
 
 def test_unconfigured_channels_are_recorded_not_lost(engine, shop, database_url):

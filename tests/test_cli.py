@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from storepulse_cli.commands import cli
@@ -266,6 +267,16 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path):
     folder = tmp_path / "generic_pos_csv"
     pos_csv(folder / "monday.csv", [good_row()])
     write(folder / "broken.csv", b"\x00\x01 not a csv")
+    with engine.begin() as conn:  # a refusal this week, an older one, a sent alert
+        conn.execute(sa.text("""
+            insert into ops.alert_deliveries (tenant_id, anomaly_id, channel, recipient, status,
+                                              last_error, created_at)
+            values ('shop', 'a1', 'sms', '+447700900001', 'failed', 'refused, not retried: '
+                    || 'HTTP 400, Twilio error 21610: Attempt to send to unsubscribed '
+                    || 'recipient', now() - interval '1 day'),
+                   ('shop', 'a0', 'email', 'old@shop.test', 'failed', 'long ago',
+                    now() - interval '8 days'),
+                   ('shop', 'a1', 'email', 'manager@shop.test', 'sent', null, now())"""))
     runner = CliRunner()
     runner.invoke(cli, ["ingest", str(folder), "--tenant", "shop"])
     assert runner.invoke(cli, ["quality", "check", "shop"]).exit_code == 0
@@ -282,7 +293,10 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path):
     assert blocks["shop"][1:3] == ["gate passed", "marts through -"]  # no dbt build yet
     assert blocks["idle"][:3] == ["last file - (-); 0 rejected, 0 held", "gate never run",
                                   "marts through -"]
-    assert blocks["shop"][-1] == "alerts 0 pending"
+    assert blocks["shop"][-1] == ("alerts 0 pending, 1 not delivered in the last 7 days "
+                                  "(latest: sms to +447700900001: refused, not retried: HTTP "
+                                  "400, Twilio error 21610: Attempt to send to unsubscribed "
+                                  "recipient)")
     # a tenant without alert rules: its anomalies would be queued for nobody
     assert blocks["idle"][-1] == ("alerts 0 pending; no recipients, so anomalies reach nobody: "
                                   "storepulse alerts set idle --email ...")
