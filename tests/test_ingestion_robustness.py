@@ -306,3 +306,35 @@ def test_an_id_of_the_wrong_json_type_is_quarantined_not_a_guest(engine, tmp_pat
         (2, "customer_id", "customer.id is a JSON object, not an id"),
         (3, "order_id", "id is a JSON boolean, not an id")]
     assert scalar(engine, "select count(*) from raw.sales_lines where customer_id is null") == 0
+
+
+def test_a_key_named_twice_in_a_json_order_quarantines_it(engine, tmp_path):
+    import json
+
+    from ingestion.loader import load_file
+    from ingestion.spec import shipped_specs
+
+    register(engine, "web", timezone="Europe/Berlin", currency="EUR", country="DE")
+    spec = shipped_specs()["json_orders"]
+    qty_twice = json.dumps(_order("D2")).replace('"qty": 1', '"qty": 1, "qty": 100', 1)
+    lines_twice = json.dumps(_order("D3"))[:-1] + ', "lines": [{"line": 9, "sku": "S9"}]}'
+    # a key the spec never reads, named twice, makes no value ambiguous: the order loads
+    note_twice = json.dumps(dict(_order("D4"), note="a"))[:-1] + ', "note": "b"}'
+    orders = [json.dumps(_order("D1")), qty_twice, lines_twice, note_twice]
+    expected = [(2, "quantity", "key(s) qty appear more than once in one JSON object; which "
+                                "value is meant is unclear"),
+                (3, None, "key(s) lines appear more than once in one JSON object; which "
+                          "value is meant is unclear")]
+    as_lines = write(tmp_path / "orders.jsonl", "\n".join(orders) + "\n")
+    # the same orders as one pretty-printed array: each order starts on its own line
+    as_array = write(tmp_path / "orders.json", "[\n" + ",\n".join(orders) + "\n]\n")
+    for path, first_line in ((as_lines, 1), (as_array, 2)):
+        result = load_file(engine, path, "web", spec)
+        assert (result.status, result.rows_read, result.rows_loaded,
+                result.rows_quarantined) == ("loaded", 6, 4, 2), path.name
+        assert rows(engine, "select line_number, field, reason from raw.quarantine "
+                            "where file_id = :f order by 1", f=result.file_id) == [
+            (line + first_line - 1, field, reason) for line, field, reason in expected]
+        assert rows(engine, "select distinct order_id from raw.sales_lines "
+                            "where source_file_id = :f order by 1",
+                    f=result.file_id) == [("D1",), ("D4",)]

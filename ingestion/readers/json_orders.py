@@ -69,22 +69,59 @@ def _wrong_id_type(order: dict, items: list, spec: SourceSpec, prefix: str
     return None
 
 
-def _orders_from_lines(stream: io.TextIOBase) -> Iterator[tuple[int, str, object]]:
+class _KeyTracker:
+    """A JSON decoder that notes every key an object names twice. Python's json keeps the
+    last of them and says nothing (RFC 8259 leaves duplicates to the parser), so a line
+    with ``"qty": 1, "qty": 5`` would load whichever copy came last; such an order is
+    rejected instead, as a tabular header that names a column twice is."""
+
+    def __init__(self) -> None:
+        self.repeated: list[str] = []
+        self.decoder = json.JSONDecoder(object_pairs_hook=self._object)
+
+    def _object(self, pairs: list[tuple[str, object]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen: set[str] = set()
+            self.repeated.extend(k for k, _ in pairs if k in seen or seen.add(k))
+        return obj
+
+    def take_repeated(self) -> list[str]:
+        repeated, self.repeated = self.repeated, []
+        return repeated
+
+
+def _keys_read(spec: SourceSpec) -> dict[str, str | None]:
+    """Every key on a path the spec reads (``customer`` and ``id`` of ``customer.id``, the
+    lines field) -> the field it feeds. A key named twice elsewhere is never read, so it
+    cannot make a value ambiguous."""
+    keys: dict[str, str | None] = {spec.lines_field: None}
+    for field_name, mapping in spec.columns.items():
+        for column in mapping.source_columns:
+            for key in column.split("."):
+                keys.setdefault(key, field_name)
+    return keys
+
+
+def _orders_from_lines(stream: io.TextIOBase, keys: _KeyTracker
+                       ) -> Iterator[tuple[int, str, object]]:
     """(line number, text, order or a JSONDecodeError) for each non-blank line."""
+    decode = keys.decoder.decode
     for line_no, raw in enumerate(stream, start=1):
         stripped = raw.strip()
         if not stripped:
             continue
         try:
-            yield line_no, stripped, json.loads(stripped)
+            yield line_no, stripped, decode(stripped)
         except json.JSONDecodeError as exc:
             yield line_no, stripped, exc
 
 
-def _orders_from_array(path: Path, text: str, start: int) -> Iterator[tuple[int, str, object]]:
+def _orders_from_array(path: Path, text: str, start: int, keys: _KeyTracker
+                       ) -> Iterator[tuple[int, str, object]]:
     """The elements of one JSON array of orders (pretty-printed or not), each with the line
     it starts on. The array is parsed element by element, so the file is in memory once."""
-    decoder = json.JSONDecoder()
+    decoder = keys.decoder
     at = start + 1  # after "["
     while True:
         while at < len(text) and text[at] in " \t\r\n,":
@@ -139,17 +176,26 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         line_no = 0
         try:
             # One JSON array of orders (what many APIs export) or one order per line.
+            keys, read_keys = _KeyTracker(), _keys_read(spec)
             if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] == b"[":
                 text = text_stream.read()
-                source = _orders_from_array(path, text, text.index("["))
+                source = _orders_from_array(path, text, text.index("["), keys)
             else:
-                source = _orders_from_lines(text_stream)
+                source = _orders_from_lines(text_stream, keys)
             for line_no, stripped, order in source:
+                repeated = [k for k in keys.take_repeated() if k in read_keys]
                 if isinstance(order, json.JSONDecodeError):
                     first_error = first_error or f"line {line_no}: {order.msg}"
                     rejects.append(Reject(line_no, stripped, f"not valid JSON ({order.msg})"))
                     continue
                 seen_any = True
+                if repeated:
+                    names = ", ".join(dict.fromkeys(repeated))
+                    rejects.append(Reject(line_no, stripped,
+                                          f"key(s) {names} appear more than once in one JSON "
+                                          "object; which value is meant is unclear",
+                                          read_keys[repeated[0]]))
+                    continue
                 if not isinstance(order, dict):
                     rejects.append(Reject(line_no, stripped, "is not a JSON object (an order)"))
                     continue
