@@ -148,6 +148,38 @@ def test_xlsx_sheet_and_header_row_and_a_formula_without_its_value(engine, tmp_p
     assert "has no sheet 'Umsatz' (sheets: Cover, Sales)" in rejected.error
 
 
+def test_xlsx_with_more_sheets_of_the_same_columns_names_them_instead_of_reading_one(
+        engine, tmp_path):
+    register(engine)
+    header = ["store", "order", "line", "when", "sku", "qty", "price"]
+    book = openpyxl.Workbook()
+    book.active.title = "January"
+    for month, title in ((1, "January"), (2, "February"), (3, "March")):
+        sheet = book[title] if month == 1 else book.create_sheet(title)
+        sheet.append(header)
+        sheet.append(["S1", f"O{month}", 1, f"2025-0{month}-01 10:00", "P1", 1, 2.5])
+    book.create_sheet("Notes").append(["store", "exported by the back office"])
+    path = tmp_path / "custom" / "quarter.xlsx"
+    path.parent.mkdir(parents=True)
+    book.save(path)
+    rejected = load_file(engine, path, "shop", spec(tmp_path, format="xlsx",
+                                                    rules={"known_stores": "any"}))
+    assert rejected.status == "rejected"
+    assert rejected.error == (
+        "quarter.xlsx: sheet(s) 'February', 'March' have the columns of 'January' too, but "
+        "one sheet is read per file: set xlsx.sheet in the spec to the one to load, or export "
+        "one sheet per file")
+    assert loaded(engine) == []
+
+    # a notes sheet beside the data is no second sheet of sales: the file loads as before
+    for title in ("February", "March"):
+        del book[title]
+    book.save(path)
+    result = load_file(engine, path, "shop", spec(tmp_path, format="xlsx",
+                                                  rules={"known_stores": "any"}))
+    assert (result.status, result.rows_loaded) == ("loaded", 1)
+
+
 def test_an_unclosed_quote_is_quarantined_alone_and_a_multi_line_value_loads(engine, tmp_path):
     register(engine)
     source = spec(tmp_path, rules={"known_stores": "any"},

@@ -69,6 +69,8 @@ def read_xlsx(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         where = f"sheet {sheet.title!r} row {spec.header_line}"
         check_unique_names(path, header, where)
         check_columns(path, header, spec, f"in {where}")
+        if not spec.sheet:
+            _check_no_other_sheet_alike(path, book, spec)
         positions = {c: header.index(c) for c in spec.source_columns if c in header}
         buffer: list[tuple] = []
         rejects: list[Reject] = []
@@ -102,6 +104,26 @@ def read_xlsx(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
         book.close()
         if formulas_book is not None:
             formulas_book.close()
+
+
+def _check_no_other_sheet_alike(path: Path, book, spec: SourceSpec) -> None:
+    """Without ``xlsx.sheet`` the first sheet is read. A later sheet whose header holds every
+    column the spec reads is more of the same data (a sheet per month or per store), and
+    reading the first alone would leave its rows out without a word; a sheet of notes or
+    totals is no such sheet and is left alone."""
+    needed = {c.split(".")[0] for c in spec.source_columns}
+    alike = []
+    for sheet in book.worksheets[1:]:
+        rows = sheet.iter_rows(max_row=spec.header_line, values_only=True)
+        header = list(rows)[-1:] or [()]
+        if needed <= {str(h).strip() for h in header[0] if h is not None}:
+            alike.append(sheet.title)
+    if alike:
+        first = book.worksheets[0].title
+        raise FileRejected(
+            f"{path.name}: sheet(s) {', '.join(map(repr, alike))} have the columns of "
+            f"{first!r} too, but one sheet is read per file: set xlsx.sheet in the spec to "
+            "the one to load, or export one sheet per file")
 
 
 def _sheet_has_formulas(path: Path, title: str) -> bool:
