@@ -75,8 +75,10 @@ def run_on_workers(profiles: tuple[TenantProfile, ...], scale: float, workers: i
         with DagsterInstance.from_config(str(home)):
             pass  # its tables, before workers race to create them
         run_tag = uuid.uuid4().hex[:8]  # queue and worker names no other run shares
+        # runs launched by hand on files written whole: no upload to wait out
         env = {"DATABASE_URL": url.render_as_string(hide_password=False),
                "DAGSTER_HOME": str(home), "STOREPULSE_LANDING": str(landing),
+               "STOREPULSE_LANDING_SETTLE_SECONDS": "0",
                "STOREPULSE_HOME": str(tmp_path / "home"), "STOREPULSE_EXECUTOR": "celery",
                "STOREPULSE_CELERY_BROKER": BROKER,
                "STOREPULSE_CELERY_QUEUE": f"storepulse-bench-{run_tag}"}

@@ -175,6 +175,9 @@ def bench_size(stores: int, scale: float, workers: int, incremental: bool) -> di
         # The platform's own definitions, pointed at this database and landing folder.
         os.environ["DATABASE_URL"] = url.render_as_string(hide_password=False)
         os.environ["STOREPULSE_LANDING"] = str(landing)
+        # The files were written whole just now; the loop would otherwise wait a few seconds
+        # for them to be still (what the landing sensor does for uploads), and time that.
+        os.environ["STOREPULSE_LANDING_SETTLE_SECONDS"] = "0"
         loop = PlatformLoop(defs, instance, run_config=QUIET,
                             op_config={"store_forecasts": {"workers": workers}})
         full = run_pipeline(loop)

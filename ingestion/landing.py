@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,15 +167,54 @@ def given_files(path: Path, tenant_id: str, source: str | None = None) -> list[L
     return found
 
 
+def still_changing(path: Path, settle_seconds: float, now: float | None = None) -> bool:
+    """Whether ``path`` changed less than ``settle_seconds`` ago: a file being copied or
+    uploaded in place (scp, SFTP, a mounted share) is visible while only part of it is
+    written, and a day loaded from its first half reads as a collapse in sales. The inode's
+    change time moves on every write and cannot be set back by a copy tool. A change time
+    ahead of ``now`` is another machine's clock (a network share): it cannot be judged, and
+    the file is taken as it is."""
+    if settle_seconds <= 0:
+        return False
+    age = (time.time() if now is None else now) - path.lstat().st_ctime
+    return 0 <= age < settle_seconds
+
+
+def wait_until_still(landing_dir: Path, settle_seconds: float) -> float:
+    """Sleep until no file in the landing folder changed in the last ``settle_seconds``
+    (at most that long): what the landing sensor's next tick would wait for, for a loop that
+    runs once. Returns the seconds slept."""
+    now = time.time()
+    young = []
+    for path in _visible_files(Path(landing_dir)):
+        try:
+            age = now - path.lstat().st_ctime
+        except FileNotFoundError:  # moved away meanwhile
+            continue
+        if 0 <= age < settle_seconds:
+            young.append(age)
+    pause = settle_seconds - min(young) if young else 0.0
+    if pause > 0:
+        time.sleep(pause)
+    return pause
+
+
 def ingest_tenant(engine: Engine, landing_dir: Path, tenant_id: str,
                   progress: ProgressFn | None = None,
                   on_file: Callable[[LoadResult], None] | None = None,
-                  batch_id: str | None = None) -> list[LoadResult]:
+                  batch_id: str | None = None, settle_seconds: float = 0.0,
+                  on_wait: Callable[[LandingFile], None] | None = None) -> list[LoadResult]:
     """Load every file of the tenant's landing folder; already-loaded (or already rejected)
     files are skipped. A file that fails is recorded as rejected and the next one goes on;
-    only a lost database connection ends the run early (ConnectionLost)."""
+    only a lost database connection ends the run early (ConnectionLost). A file that changed
+    less than ``settle_seconds`` ago may still be being written: it is left, untouched and
+    still pending, for a later run (``on_wait`` is told)."""
     results = []
     for item in discover(landing_dir, tenant_id):
+        if still_changing(item.path, settle_seconds):
+            if on_wait:
+                on_wait(item)
+            continue
         result = unchanged_since_recorded(engine, item, tenant_id)
         if result is None and item.problem:
             result = reject_file(engine, item.path, tenant_id, item.source, item.target,
@@ -223,12 +263,14 @@ def unchanged_since_recorded(engine: Engine, item: LandingFile, tenant_id: str
                       error="same size and not modified since it was loaded; not re-read")
 
 
-def pending_files(engine: Engine, landing_dir: Path, tenant_id: str) -> dict[str, str]:
+def pending_files(engine: Engine, landing_dir: Path, tenant_id: str,
+                  settle_seconds: float = 0.0, now: float | None = None) -> dict[str, str]:
     """The tenant's landing files the ledger has not seen as they are now: no row for the
     same source and name, recorded after the file's last change with the same size.
     Returns {relative path: size:changed}. Whoever loaded a file (a run, the CLI, the
-    demo), it is not pending again until it changes."""
-    marks = fingerprints(landing_dir, tenant_id)
+    demo), it is not pending again until it changes. A file still changing (see
+    ``still_changing``) is not pending yet."""
+    marks = fingerprints(landing_dir, tenant_id, settle_seconds, now)
     if not marks:
         return {}
     with engine.connect() as conn:
@@ -246,14 +288,18 @@ def pending_files(engine: Engine, landing_dir: Path, tenant_id: str) -> dict[str
     return pending
 
 
-def fingerprints(landing_dir: Path, tenant_id: str) -> dict[str, str]:
+def fingerprints(landing_dir: Path, tenant_id: str, settle_seconds: float = 0.0,
+                 now: float | None = None) -> dict[str, str]:
     """A cheap change marker per file, keyed by ``<source>/<name>`` as the ledger records it:
     size and the inode's change time. Not the modification time, which `cp -p`, rsync and
     unzip set to the original's, older than the last load, on a corrected file; the change
     time is the system's and moves on any write or rename. The loader's sha256 stays the
-    authority. Links and misplaced files are listed too (and rejected)."""
+    authority. Links and misplaced files are listed too (and rejected); files still
+    changing are not."""
     marks = {}
     for entry in landing_entries(Path(landing_dir) / tenant_id):
+        if still_changing(entry.path, settle_seconds, now):
+            continue
         stat = entry.path.lstat()
         marks[f"{entry.source}/{entry.path.name}"] = f"{stat.st_size}:{_changed_ns(stat)}"
     return marks

@@ -27,6 +27,7 @@ from dagster import (
     materialize,
 )
 
+from ingestion.landing import wait_until_still
 from orchestration.partitions import tenant_partitions
 
 # A chain is ingestion -> dbt -> ML -> dashboards: a few ticks; more means a loop.
@@ -96,6 +97,10 @@ class PlatformLoop:
             # A baseline tick first: automation reacts to what changes after it, as the
             # daemon does from its first tick on.
             self.tick(launch, evaluation_time)
+        # The daemon would take a file that just changed a tick later, once it is still;
+        # this loop looks once, so it waits for that (a few seconds at most).
+        landing = self.defs.resources["landing"]
+        wait_until_still(landing.path(), landing.settle())
         ingest_runs = [self._run_job("landing_sensor", "ingest_job", request, on_start,
                                      on_run, runs)
                        for request in _landing_requests(self.defs, self.instance)]

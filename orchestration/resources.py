@@ -37,6 +37,16 @@ class LandingResource(ConfigurableResource):
 
     landing_dir: str | None = Field(
         default=None, description="Overrides STOREPULSE_LANDING / $STOREPULSE_HOME/landing")
+    settle_seconds: float | None = Field(
+        default=None, ge=0,
+        description="Overrides STOREPULSE_LANDING_SETTLE_SECONDS (5): a file is loaded once it "
+                    "has not changed for this long, so a copy in progress is not read half "
+                    "written")
 
     def path(self) -> Path:
         return Path(self.landing_dir) if self.landing_dir else load_settings().landing_dir
+
+    def settle(self) -> float:
+        if self.settle_seconds is not None:
+            return self.settle_seconds
+        return load_settings().landing_settle_seconds

@@ -66,7 +66,7 @@ def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResourc
     for tenant_id in sorted(registered):
         # The ledger is the memory: files loaded by any run, the CLI or the demo are not
         # requested again, and no cursor can drift from what was really loaded.
-        pending = pending_files(engine, landing_dir, tenant_id)
+        pending = pending_files(engine, landing_dir, tenant_id, landing.settle())
         if not pending:
             continue
         waiting[tenant_id] = len(pending)

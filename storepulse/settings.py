@@ -18,6 +18,8 @@ class Settings:
     sample_dir: Path
     metabase_url: str | None
     role_prefix: str = "tenant_"
+    # A landing file is loaded once it has not changed for this long (ingestion.landing)
+    landing_settle_seconds: float = 5.0
 
     @property
     def pgdata_dir(self) -> Path:
@@ -34,7 +36,23 @@ def load_settings() -> Settings:
         sample_dir=home / "sample",
         metabase_url=os.environ.get("METABASE_URL") or None,
         role_prefix=os.environ.get("STOREPULSE_ROLE_PREFIX", "tenant_"),
+        landing_settle_seconds=_seconds("STOREPULSE_LANDING_SETTLE_SECONDS", 5.0),
     )
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        from storepulse.errors import StorePulseError
+
+        raise StorePulseError(f"{variable} is {text!r}: give a number of seconds, 0 or more")
+    return value
 
 
 @dataclass(frozen=True)

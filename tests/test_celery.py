@@ -55,7 +55,10 @@ def celery_env(database_env, tmp_path, small_sample, monkeypatch):
     # would race to create them ("type secondary_indexes already exists").
     with DagsterInstance.from_config(str(dagster_home)):
         pass
+    # Runs are launched by hand here, not by the landing sensor, on files copied whole: no
+    # upload to wait out (STOREPULSE_LANDING_SETTLE_SECONDS)
     env = {"DAGSTER_HOME": str(dagster_home), "STOREPULSE_LANDING": str(landing),
+           "STOREPULSE_LANDING_SETTLE_SECONDS": "0",
            "STOREPULSE_HOME": str(tmp_path / "home"), "STOREPULSE_EXECUTOR": "celery",
            "STOREPULSE_CELERY_BROKER": BROKER,
            "STOREPULSE_CELERY_QUEUE": f"storepulse-test-{uuid.uuid4().hex[:8]}"}

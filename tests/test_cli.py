@@ -220,6 +220,15 @@ def test_ordinary_mistakes_get_one_line_and_no_traceback(database_env, engine, a
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("value", ["soon", "-5", "nan"])
+def test_a_settle_time_that_is_not_seconds_is_one_line(database_env, value):
+    done = _storepulse("status", env={"DATABASE_URL": database_env.render_as_string(False),
+                                      "STOREPULSE_LANDING_SETTLE_SECONDS": value})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (f"error: STOREPULSE_LANDING_SETTLE_SECONDS is {value!r}: "
+                                   "give a number of seconds, 0 or more")
+
+
 def test_a_broken_dashboard_spec_is_one_line_before_metabase_is_asked(tmp_path):
     (tmp_path / "sales.yaml").write_text("key: sales\nname: Sales\naudience: everyone\n"
                                          "cards: []\n")

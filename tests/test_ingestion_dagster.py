@@ -22,7 +22,8 @@ def instance():
 def _resources(database_url, landing) -> dict:
     return {"warehouse": WarehouseResource(
                 database_url=database_url.render_as_string(hide_password=False)),
-            "landing": LandingResource(landing_dir=str(landing))}
+            # files here are written whole before a tick: no copy to wait out
+            "landing": LandingResource(landing_dir=str(landing), settle_seconds=0)}
 
 
 def test_asset_loads_a_tenant_partition_once(engine, database_url, tmp_path, instance,
@@ -125,3 +126,50 @@ def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tm
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**10))
     fourth = tick()
     assert len(fourth.run_requests) == 1
+
+
+def test_a_file_still_being_written_waits_until_it_is_still(engine, database_url, tmp_path,
+                                                            instance, capfd):
+    import time
+
+    from ingestion.landing import still_changing
+
+    landing = tmp_path / "landing"
+    register(engine, "shop")
+    instance.add_dynamic_partitions("tenants", ["shop"])
+    resources = {**_resources(database_url, landing),
+                 "landing": LandingResource(landing_dir=str(landing), settle_seconds=2)}
+    path = landing / "shop" / "generic_pos_csv" / "upload.csv"
+    # the first half of an upload: a whole header and line, the rest still on its way
+    pos_csv(path, [good_row("O1")])
+    written = time.time()
+
+    def tick():
+        return landing_sensor(build_sensor_context(instance=instance, resources=resources))
+
+    assert tick().run_requests == []  # just changed: not pending yet
+    early = materialize([ingest_landing_files], partition_key="shop", instance=instance,
+                        resources=resources)
+    assert early.success and early.get_asset_materialization_events() == []
+    assert scalar(engine, "select count(*) from raw.ingest_files") == 0  # untouched
+    assert ("generic_pos_csv/upload.csv changed in the last 2 s and may still be being "
+            "written: left for the next run") in capfd.readouterr().err
+
+    pos_csv(path, [good_row("O1"), good_row("O2")])  # the upload completes
+    assert tick().run_requests == []  # a write restarts the wait
+    while time.time() - path.lstat().st_ctime < 2.1:
+        time.sleep(0.1)
+    assert time.time() - written > 2
+    (request,) = tick().run_requests
+    assert request.tags["storepulse/files"] == "1"
+    loaded = materialize([ingest_landing_files], partition_key="shop", instance=instance,
+                         resources=resources)
+    assert loaded.success
+    assert scalar(engine, "select count(*) from raw.sales_lines") == 2  # the whole file
+
+    # a change time ahead of this machine's clock (a share's server): taken as it is
+    changed = path.lstat().st_ctime
+    assert still_changing(path, 2, now=changed + 1)
+    assert not still_changing(path, 2, now=changed + 3)
+    assert not still_changing(path, 2, now=changed - 60)
+    assert not still_changing(path, 0, now=changed)

@@ -338,3 +338,24 @@ def test_a_key_named_twice_in_a_json_order_quarantines_it(engine, tmp_path):
         assert rows(engine, "select distinct order_id from raw.sales_lines "
                             "where source_file_id = :f order by 1",
                     f=result.file_id) == [("D1",), ("D4",)]
+
+
+def test_a_loop_that_looks_once_waits_for_the_newest_file_to_be_still(tmp_path):
+    import time
+
+    from ingestion.landing import still_changing, wait_until_still
+
+    landing = tmp_path / "landing"
+    pos_csv(landing / "shop" / "generic_pos_csv" / "old.csv", [good_row("O1")])
+    time.sleep(0.6)
+    new = landing / "shop" / "generic_pos_csv" / "new.csv"
+    pos_csv(new, [good_row("O2")])
+    time.sleep(0.6)
+    # an upload under a hidden name, renamed when whole, is never read: not waited for
+    pos_csv(landing / "shop" / "generic_pos_csv" / ".new.csv.part", [good_row("O3")])
+    started = time.monotonic()
+    slept = wait_until_still(landing, 1.5)
+    assert 0.5 < slept < 1.3  # about 0.9 s: for the newest visible file only
+    assert time.monotonic() - started >= slept
+    assert not still_changing(new, 1.5)
+    assert wait_until_still(landing, 1.5) == 0.0

@@ -38,7 +38,7 @@ def run_tenant(database_url, tmp_path):
     landing = tmp_path / "landing"
     resources = {**RESOURCES, "warehouse": WarehouseResource(
         database_url=database_url.render_as_string(hide_password=False)),
-        "landing": LandingResource(landing_dir=str(landing))}
+        "landing": LandingResource(landing_dir=str(landing), settle_seconds=0)}
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("tenants", ["shop"])
 

@@ -19,7 +19,7 @@ from dagster import (
     multi_asset,
 )
 
-from ingestion.landing import ingest_tenant
+from ingestion.landing import LandingFile, ingest_tenant
 from ingestion.loader import LoadResult
 from orchestration.automation import RAW_SALES_FRESHNESS
 from orchestration.checks import RAW_SALES_LINES_KEY, check_specs, tenant_check_results
@@ -66,9 +66,15 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
         log = context.log.error if result.status == "rejected" else context.log.info
         log(result.message)
 
+    def wait(item: LandingFile) -> None:
+        context.log.info(f"{item.source}/{item.path.name} changed in the last "
+                         f"{landing.settle():g} s and may still be being written: left for "
+                         "the next run, which the landing sensor requests once it is still")
+
     # The run id names the batch, so the gate validates exactly what this run loaded.
     results = (ingest_tenant(engine, landing.path(), tenant_id, on_file=report,
-                             batch_id=context.run_id)
+                             batch_id=context.run_id, settle_seconds=landing.settle(),
+                             on_wait=wait)
                if context.selected_asset_keys else [])
     new_sales = any(r.status == "loaded" and r.target == "sales_lines" for r in results)
     checks: list[AssetCheckResult] = []
