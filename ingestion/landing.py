@@ -305,6 +305,29 @@ def fingerprints(landing_dir: Path, tenant_id: str, settle_seconds: float = 0.0,
     return marks
 
 
+# Files still unloaded this long after their last change are not waiting for the next
+# daemon pass (seconds) or the settle time: nothing is requesting runs.
+WAITING_TOO_LONG_SECONDS = 600
+
+
+def waiting_message(engine: Engine, landing_dir: Path, tenant_id: str,
+                    now: float | None = None) -> str | None:
+    """How many of the tenant's landing files the ledger has not seen as they are now, and
+    since when; with a hint when the oldest waited far longer than the daemon would let it
+    (a stopped daemon, or a sensor turned off). None when nothing waits."""
+    pending = pending_files(engine, landing_dir, tenant_id)
+    if not pending:
+        return None
+    oldest = min(int(mark.split(":")[1]) for mark in pending.values()) / 1e9
+    waited = (time.time() if now is None else now) - oldest
+    message = (f"{len(pending)} file(s) in landing/{tenant_id}/ not loaded yet, the oldest "
+               f"changed {time.strftime('%Y-%m-%d %H:%M', time.localtime(oldest))}")
+    if waited > WAITING_TOO_LONG_SECONDS:
+        message += (f"; {waited / 60:.0f} minutes without a load: is the Dagster daemon "
+                    "running, with landing_sensor on?")
+    return message
+
+
 def _changed_ns(stat) -> int:
     """When the file last changed in any way: its content (mtime) or its inode (ctime: a copy
     that kept an old mtime, a rename into the folder)."""

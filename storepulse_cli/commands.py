@@ -301,17 +301,19 @@ def specs_schema() -> None:
 
 @cli.command()
 def status() -> None:
-    """Per tenant: the last file loaded, rejected and held files, the quality gate's last
+    """Per tenant: the last file loaded, rejected and held files, files waiting in its
+    landing folder (and a hint when nothing has loaded them for long), the quality gate's last
     result, how far the marts and forecasts reach, and alerts waiting to be sent, not
     delivered this week (with the latest reason) or reaching nobody; first, landing folders
     that name no registered tenant."""
-    from ingestion.landing import unregistered_folders, unregistered_message
+    from ingestion.landing import unregistered_folders, unregistered_message, waiting_message
     from storepulse.settings import load_settings
     from storepulse.status import tenant_status
 
-    rows = tenant_status(_engine())
-    unregistered = unregistered_folders(load_settings().landing_dir,
-                                        {t.tenant_id for t in rows})
+    engine = _engine()
+    rows = tenant_status(engine)
+    landing_dir = load_settings().landing_dir
+    unregistered = unregistered_folders(landing_dir, {t.tenant_id for t in rows})
     for folder, files in unregistered.items():
         click.echo(f"warning: {unregistered_message(folder, files)}")
     if not rows:
@@ -325,6 +327,9 @@ def status() -> None:
         click.echo(f"{t.tenant_id}")
         click.echo(f"  last file   {t.last_file or '-'} ({when(t.last_file_at)}); "
                    f"{t.rejected_files} rejected, {t.held_files} held")
+        waiting = waiting_message(engine, landing_dir, t.tenant_id)
+        if waiting:
+            click.echo(f"  waiting     {waiting}")
         click.echo(f"  gate        {t.last_gate or 'never run'}")
         click.echo(f"  marts       through {t.marts_through or '-'}")
         click.echo(f"  forecasts   made {when(t.forecasts_made)}, from {t.forecasts_from or '-'}")

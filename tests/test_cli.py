@@ -326,4 +326,30 @@ def test_status_warns_of_a_landing_folder_no_tenant_reads(database_env, engine, 
         "warning: landing/shopp/ holds 2 file(s) but no tenant 'shopp' is registered: register "
         "it (storepulse tenants add shopp --name ...) or move the files to a registered "
         "tenant's folder")
-    assert "landing/shop/" not in shown.output
+    assert "landing/shop/ holds" not in shown.output
+    # shop's file is in its own folder, and nothing has loaded it yet
+    (waiting,) = [line.strip() for line in shown.output.splitlines()
+                  if line.strip().startswith("waiting")]
+    assert waiting.startswith("waiting     1 file(s) in landing/shop/ not loaded yet, the "
+                              "oldest changed 20"), waiting
+    assert "daemon" not in waiting  # just landed: the daemon has had no time for it
+
+
+def test_files_left_unloaded_for_long_point_at_the_daemon(engine, tmp_path):
+    import time
+
+    from ingestion.landing import ingest_tenant, waiting_message
+    from tests.ingestion_helpers import good_row, pos_csv, register
+
+    register(engine, "shop")
+    landing = tmp_path / "landing"
+    assert waiting_message(engine, landing, "shop") is None
+    pos_csv(landing / "shop" / "generic_pos_csv" / "a.csv", [good_row()])
+    pos_csv(landing / "shop" / "generic_pos_csv" / "b.csv", [good_row("O2")])
+    in_an_hour = time.time() + 3600
+    assert waiting_message(engine, landing, "shop", now=in_an_hour).endswith(
+        "; 60 minutes without a load: is the Dagster daemon running, with landing_sensor on?")
+    assert waiting_message(engine, landing, "shop").startswith(
+        "2 file(s) in landing/shop/ not loaded yet")
+    ingest_tenant(engine, landing, "shop")
+    assert waiting_message(engine, landing, "shop", now=in_an_hour) is None
