@@ -266,9 +266,11 @@ def test_tenants_add_prints_no_dagster_instance_warning(database_env, engine, tm
     assert "dagster.yaml" not in done.stdout + done.stderr
 
 
-def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path):
+def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, monkeypatch):
     from alerting.rules import AlertRules, save_rules
     from tests.ingestion_helpers import good_row, pos_csv, register, write
+
+    monkeypatch.setenv("STOREPULSE_LANDING", str(tmp_path / "landing"))  # nothing waiting
 
     register(engine, "shop")
     register(engine, "idle")
