@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,9 @@ from ingestion.readers.base import (
     check_unique_names,
 )
 from ingestion.spec import SourceSpec
+
+if TYPE_CHECKING:  # openpyxl is imported when a workbook is read
+    from openpyxl import Workbook
 
 
 def _cell_text(value: object, spec: SourceSpec) -> str | None:
@@ -106,7 +110,7 @@ def read_xlsx(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
             formulas_book.close()
 
 
-def _check_no_other_sheet_alike(path: Path, book, spec: SourceSpec) -> None:
+def _check_no_other_sheet_alike(path: Path, book: Workbook, spec: SourceSpec) -> None:
     """Without ``xlsx.sheet`` the first sheet is read. A later sheet whose header holds every
     column the spec reads is more of the same data (a sheet per month or per store), and
     reading the first alone would leave its rows out without a word; a sheet of notes or
