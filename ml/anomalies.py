@@ -536,16 +536,10 @@ def plan_scan(last_scanned_through: date | None, last_full_scan: datetime | None
 
 def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str,
                   report_from: date | None = None, country_code: str | None = None,
-                  thresholds: Thresholds = THRESHOLDS, today: date | None = None
-                  ) -> pd.DataFrame:
+                  thresholds: Thresholds = THRESHOLDS) -> pd.DataFrame:
     """All anomalies of one tenant's mart_daily_store_kpis rows (from ``report_from`` on, when
     given: earlier rows then only serve as history); the public holidays of ``country_code``
-    are not judged. Rows of ``today`` (the tenant's date) and later are left out: a file
-    exported during trading holds part of a day, which reads as a collapse in sales, and a
-    manager would be woken for an afternoon not yet sold. The day is judged by the first
-    scan after it is over."""
-    if today is not None and not daily_kpis.empty:
-        daily_kpis = daily_kpis[pd.to_datetime(daily_kpis["day"]).dt.date < today]
+    are not judged."""
     found: list[dict] = []
     feature_frames = []
     for _, store in daily_kpis.groupby("store_id"):

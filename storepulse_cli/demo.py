@@ -121,13 +121,10 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     # and the automation conditions each tenant's forecasts and anomalies and the dashboards.
     # dagster-dbt echoes every dbt event to stdout: keep the terminal readable.
     with open(log_path, "a") as log, contextlib.redirect_stdout(log):
-        # Forecasts start the day after the sample's last day, and anomalies judge every day
-        # of it, as on the morning after it (in any tenant's time zone).
-        morning_after = {"today": (as_of + timedelta(days=1)).isoformat()}
+        # Forecasts start the day after the sample's last day, as on the morning after it.
         runs = run_until_settled(defs, instance, run_config=QUIET, on_start=started_run,
-                                 on_run=finished_run,
-                                 op_config={"store_forecasts": morning_after,
-                                            "ml__anomalies": morning_after})
+                                 on_run=finished_run, op_config={"store_forecasts": {
+                                     "today": (as_of + timedelta(days=1)).isoformat()}})
     PROGRESS.removeHandler(progress)
     failed = [r for r in runs if not r.success]
 

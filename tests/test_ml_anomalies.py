@@ -268,24 +268,3 @@ def test_a_refund_is_weighed_against_what_the_day_sold_when_baselines_lag_a_reco
     # a quarter of the lagging baseline; two fifths is over both.
     assert large in refunds
     assert small not in refunds
-
-
-def test_a_day_not_over_yet_is_not_judged_until_it_is():
-    """An export taken during trading holds part of today: a third of a usual Friday's
-    orders by lunchtime is no collapse, and nobody is woken for it."""
-    frame = store_days(days=299)  # ends on a Friday
-    today = frame["day"].iloc[-1]
-    assert pd.Timestamp(today).day_name() == "Friday"
-    last = frame.index[-1]
-    frame.loc[last, "orders"] = round(frame.loc[last, "orders"] / 3)
-    frame.loc[last, "net_revenue"] = frame.loc[last, "net_revenue"] / 3
-    judged_as_over = detect_tenant(frame, "t1", "GBP")
-    assert (judged_as_over["day"] == today).any()  # a whole day this low is a collapse
-    in_progress = detect_tenant(frame, "t1", "GBP", today=today)
-    assert not (in_progress["day"] == today).any()
-    # nor does the part-day sway its neighbours: the days before are judged as yesterday
-    yesterday = detect_tenant(frame.iloc[:-1], "t1", "GBP")
-    assert sorted(in_progress["anomaly_id"]) == sorted(yesterday["anomaly_id"])
-    # once the day is over (the next morning), it is judged
-    tomorrow = today + pd.Timedelta(days=1).to_pytimedelta()
-    assert (detect_tenant(frame, "t1", "GBP", today=tomorrow)["day"] == today).any()

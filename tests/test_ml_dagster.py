@@ -184,24 +184,3 @@ def test_daily_anomaly_runs_judge_recent_days_and_weekly_rescans_all(warehouse):
     # the recent scan finds nothing new and drops nothing: same rows, ids stable
     assert frame(engine, "select anomaly_id, severity from ml.anomalies order by 1").equals(
         everything)
-
-
-def test_anomalies_leave_the_tenants_today_for_after_it(warehouse):
-    """Run during the sample's last day (as if its file were exported at lunchtime): that
-    day is neither judged nor recorded as scanned, so the next scan judges it whole."""
-    url, engine = warehouse
-    with DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("tenants", ["northwind"])
-        result = materialize(
-            [store_anomalies], partition_key="northwind", instance=instance,
-            resources={"warehouse": WarehouseResource(database_url=url.render_as_string(False))},
-            run_config={"ops": {"ml__anomalies": {"config": {
-                "full_history": True, "today": str(END_DATE)}}}})
-    assert result.success
-    with engine.connect() as conn:
-        assert conn.execute(sa.text(
-            "select scanned_through from ml.anomaly_scans where tenant_id = 'northwind'")
-        ).scalar_one() == END_DATE - timedelta(days=1)
-        assert conn.execute(sa.text(
-            "select count(*) from ml.anomalies where tenant_id = 'northwind' and day >= :d "
-            "and run_id = :r"), {"d": END_DATE, "r": result.run_id}).scalar_one() == 0

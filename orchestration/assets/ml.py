@@ -53,10 +53,6 @@ class AnomalyConfig(Config):
     full_history: bool = Field(
         default=False, description="Rescan all history now (otherwise: the first run, then "
                                    "weekly; daily runs judge the recent days only)")
-    today: str = Field(
-        default="", description="Judge as on this date (YYYY-MM-DD); empty: today in the "
-                                "tenant's timezone. Days from it on are not over, and not "
-                                "judged.")
 
 
 class ForecastConfig(Config):
@@ -72,7 +68,7 @@ class ForecastConfig(Config):
                                 "tenant's timezone. Forecasts reach horizon_days past it.")
 
 
-def _today(config: ForecastConfig | AnomalyConfig, timezone: str) -> date:
+def _today(config: ForecastConfig, timezone: str) -> date:
     return (date.fromisoformat(config.today) if config.today
             else datetime.now(ZoneInfo(timezone)).date())
 
@@ -167,14 +163,11 @@ def store_anomalies(context: AssetExecutionContext, config: AnomalyConfig,
         plan = plan_scan(last[0] if last else None, last[1] if last else None,
                          datetime.now(UTC), force_full=config.full_history)
         kpis = read_daily_kpis(conn, tenant.tenant_id, since=plan.kpis_from)
-    today = _today(config, tenant.timezone)
     anomalies = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
-                              report_from=plan.report_from, country_code=tenant.country_code,
-                              today=today)
+                              report_from=plan.report_from, country_code=tenant.country_code)
     written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id)
-    judged = [day for day in kpis["day"] if day < today] if not kpis.empty else []
-    if judged:
-        record_anomaly_scan(engine, tenant.tenant_id, max(judged), plan.full)
+    if not kpis.empty:
+        record_anomaly_scan(engine, tenant.tenant_id, max(kpis["day"]), plan.full)
     recent = anomalies.sort_values("day", ascending=False).head(10)
     return MaterializeResult(metadata={
         "dagster/row_count": MetadataValue.int(written),
