@@ -116,6 +116,10 @@ def _handler(state: TwilioState):
                 # Twilio's 21211: a To number not in E.164 (no +, a local format, spaces)
                 return self._error(400, 21211, f"The 'To' number {form['To']} is not a valid "
                                                "phone number.")
+            if len(form["Body"]) > 1600:
+                # Twilio's 21617: a Body over 1,600 characters is refused, never split
+                return self._error(400, 21617, "The concatenated message body exceeds the "
+                                               "1600 character limit")
             if form["To"] in state.unsubscribed:
                 # Twilio's 21610: the recipient replied STOP to this sender
                 return self._error(400, 21610, "Attempt to send to unsubscribed recipient")

@@ -295,6 +295,17 @@ def test_refusals_fail_at_once_and_the_rest_is_still_sent(engine, shop, resource
     assert [m["To"] for m in smtp.messages] == [MANAGERS[1]]
 
 
+def test_a_long_explanation_still_reaches_the_phone_shortened(engine, shop, resources,
+                                                               twilio):
+    # Twilio refuses a Body over 1,600 characters for good (21617): the SMS is cut to fit
+    add_anomaly(engine, "wordy", explanation="Revenue far below a typical Tuesday. " * 60)
+    Ticks(anomaly_alert_sensor, resources)()
+    (sms,) = deliveries(engine, channel="sms")
+    assert sms.status == "sent", sms.last_error
+    (sent,) = twilio.state.messages
+    assert len(sent["Body"]) <= 320 and sent["Body"].endswith("…")
+
+
 def test_a_busy_mailbox_and_wrong_twilio_credentials_are_retried(engine, shop, resources,
                                                                  smtp, twilio):
     smtp.refuse(busy=(MANAGERS[0],))
