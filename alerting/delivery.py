@@ -54,8 +54,11 @@ class DeliveryReport:
 
 
 def deliver_due(engine: Engine, now: datetime, email: EmailChannel | None = None,
-                sms: SmsChannel | None = None, default_link: str | None = None
-                ) -> DeliveryReport:
+                sms: SmsChannel | None = None, default_link: str | None = None,
+                missing_settings: dict[str, str] | None = None) -> DeliveryReport:
+    """Send what is due. ``missing_settings`` (channel -> what its settings lack, in the
+    deployment's words) is recorded on the rows of a channel that is not configured, so
+    whoever reads the outbox knows what to set."""
     report = DeliveryReport()
     with engine.connect() as conn:
         groups = conn.execute(sa.text("""
@@ -74,23 +77,24 @@ def deliver_due(engine: Engine, now: datetime, email: EmailChannel | None = None
             ).mappings().all()
             if rows:
                 _deliver_group(conn, now, tenant_id, kind, channel, recipient, list(rows),
-                               email, sms, default_link, report)
+                               email, sms, default_link, report, missing_settings or {})
     return report
 
 
 def _deliver_group(conn: sa.Connection, now: datetime, tenant_id: str, kind: str,
                    channel: str, recipient: str, rows: list, email: EmailChannel | None,
                    sms: SmsChannel | None, default_link: str | None,
-                   report: DeliveryReport) -> None:
+                   report: DeliveryReport, missing_settings: dict[str, str]) -> None:
     ids = [r["delivery_id"] for r in rows]
     sender = email if channel == "email" else sms
     if sender is None:
-        log.warning("%s alerts for %s to %s not sent: %s channel not configured",
-                    len(ids), tenant_id, recipient, channel)
+        missing = missing_settings.get(channel)
+        reason = f"{channel} channel not configured" + (f" ({missing})" if missing else "")
+        log.warning("%s alerts for %s to %s not sent: %s", len(ids), tenant_id, recipient,
+                    reason)
         conn.execute(sa.text(
             "update ops.alert_deliveries set status = 'not_configured', "
-            "last_error = :e where delivery_id = any(:ids)"),
-            {"ids": ids, "e": f"{channel} channel not configured"})
+            "last_error = :e where delivery_id = any(:ids)"), {"ids": ids, "e": reason})
         report.rows_not_configured += len(ids)
         return
 

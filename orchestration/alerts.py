@@ -74,7 +74,11 @@ class AlertChannelsResource(ConfigurableResource):
 
     def deliver(self, warehouse: WarehouseResource) -> DeliveryReport:
         return deliver_due(warehouse.engine(), datetime.now(UTC), email=self.email_channel(),
-                           sms=self.sms_channel(), default_link=self.dashboard_url)
+                           sms=self.sms_channel(), default_link=self.dashboard_url,
+                           missing_settings={
+                               "email": "SMTP_HOST is not set",
+                               "sms": "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM "
+                                      "must all be set"})
 
 
 _ENV = {  # field -> environment variable; EnvVar keeps secrets out of the run config

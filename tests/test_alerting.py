@@ -338,7 +338,11 @@ def test_unconfigured_channels_are_recorded_not_lost(engine, shop, database_url)
     Ticks(anomaly_alert_sensor, resources)()
     recorded = deliveries(engine)
     assert len(recorded) == 3 and {d.status for d in recorded} == {"not_configured"}
-    assert all("not configured" in d.last_error for d in recorded)
+    # what to set is said where an operator reads it (the outbox, storepulse status)
+    assert {d.channel: d.last_error for d in recorded} == {
+        "email": "email channel not configured (SMTP_HOST is not set)",
+        "sms": "sms channel not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and "
+               "TWILIO_FROM must all be set)"}
 
 
 def test_run_failure_emails_the_data_team_with_link_and_error(engine, resources, smtp):
