@@ -25,16 +25,23 @@ from ingestion.spec import SourceSpec
 JSONL_CHUNK_ORDERS = 20_000
 
 
-def _lookup(obj: object, dotted: str) -> object:
-    for part in dotted.split("."):
-        if not isinstance(obj, dict):
+def _lookup(obj: object, path: tuple[str, ...]) -> object:
+    """The value at ``path`` (a dotted name split once per file, not once per value)."""
+    for part in path:
+        if type(obj) is not dict:
             return None
         obj = obj.get(part)
     return obj
 
 
 def _as_text(value: object) -> str | None:
-    if value is None or value == "":
+    # Most values are text or whole numbers: those first, by exact type (bool is an int)
+    kind = type(value)
+    if kind is str:
+        return value or None
+    if kind is int:
+        return str(value)
+    if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -49,23 +56,31 @@ _ID_COLUMNS = ("store_id", "order_id", "product_id", "customer_id")
 _JSON_KINDS = {dict: "object", list: "array", bool: "boolean"}
 
 
-def _wrong_id_type(order: dict, items: list, spec: SourceSpec, prefix: str
-                   ) -> tuple[str, str, str] | None:
-    """An id given as an object, array or boolean (text or a number is an id): as text it
-    would load as something no export meant (a customer id of `{"id": 5}` once became a
-    guest). Returns (field, source path, JSON kind) for the first one found."""
+def _id_paths(spec: SourceSpec, prefix: str) -> list[tuple[str, str, bool, tuple[str, ...]]]:
+    """(field, source path, read from each line?, path) of the id columns the spec maps."""
+    paths = []
     for field_name in _ID_COLUMNS:
         mapping = spec.columns.get(field_name)
         if mapping is None or not mapping.column:
             continue
-        if mapping.column.startswith(prefix):
-            values = [_lookup(item, mapping.column[len(prefix):]) for item in items]
-        else:
-            values = [_lookup(order, mapping.column)]
+        in_lines = mapping.column.startswith(prefix)
+        inner = mapping.column[len(prefix):] if in_lines else mapping.column
+        paths.append((field_name, mapping.column, in_lines, tuple(inner.split("."))))
+    return paths
+
+
+def _wrong_id_type(order: dict, items: list,
+                   id_paths: list[tuple[str, str, bool, tuple[str, ...]]]
+                   ) -> tuple[str, str, str] | None:
+    """An id given as an object, array or boolean (text or a number is an id): as text it
+    would load as something no export meant (a customer id of `{"id": 5}` once became a
+    guest). Returns (field, source path, JSON kind) for the first one found."""
+    for field_name, column, in_lines, path in id_paths:
+        values = [_lookup(item, path) for item in items] if in_lines else [_lookup(order, path)]
         for value in values:
             kind = _JSON_KINDS.get(type(value))
             if kind:
-                return field_name, mapping.column, kind
+                return field_name, column, kind
     return None
 
 
@@ -145,6 +160,9 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
     prefix = spec.lines_field + "."
     header_cols = [c for c in spec.source_columns if not c.startswith(prefix)]
     line_cols = [c for c in spec.source_columns if c.startswith(prefix)]
+    header_paths = [(c, tuple(c.split("."))) for c in header_cols]
+    line_paths = [(c, tuple(c[len(prefix):].split("."))) for c in line_cols]
+    id_paths = _id_paths(spec, prefix)
     with open_bytes(path) as fh:
         head = fh.read(4096)
     sniff_binary(path, head, "json", spec.encoding)
@@ -205,7 +223,7 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                                           f"order has no '{spec.lines_field}' items",
                                           spec.lines_field))
                     continue
-                wrong = _wrong_id_type(order, items, spec, prefix)
+                wrong = _wrong_id_type(order, items, id_paths)
                 if wrong:
                     field_name, source_path, kind = wrong
                     rejects.append(Reject(line_no, stripped,
@@ -213,14 +231,13 @@ def read_jsonl(path: Path, spec: SourceSpec) -> Iterator[RawChunk]:
                                           field_name))
                     continue
                 raw_lines.append(stripped)
-                header_values = {c: _as_text(_lookup(order, c)) for c in header_cols}
-                for item in items:
-                    for c in header_cols:
-                        columns[c].append(header_values[c])
-                    for c in line_cols:
-                        columns[c].append(_as_text(_lookup(item, c[len(prefix):])))
-                    line_numbers.append(line_no)
-                    row_raw.append(len(raw_lines) - 1)
+                count = len(items)
+                for c, path in header_paths:
+                    columns[c].extend([_as_text(_lookup(order, path))] * count)
+                for c, path in line_paths:
+                    columns[c].extend([_as_text(_lookup(item, path)) for item in items])
+                line_numbers.extend([line_no] * count)
+                row_raw.extend([len(raw_lines) - 1] * count)
                 orders += 1
                 if orders >= JSONL_CHUNK_ORDERS:
                     yield flush()
