@@ -170,14 +170,20 @@ def given_files(path: Path, tenant_id: str, source: str | None = None) -> list[L
 def still_changing(path: Path, settle_seconds: float, now: float | None = None) -> bool:
     """Whether ``path`` changed less than ``settle_seconds`` ago: a file being copied or
     uploaded in place (scp, SFTP, a mounted share) is visible while only part of it is
-    written, and a day loaded from its first half reads as a collapse in sales. The inode's
-    change time moves on every write and cannot be set back by a copy tool. A change time
-    ahead of ``now`` is another machine's clock (a network share): it cannot be judged, and
-    the file is taken as it is."""
+    written, and a day loaded from its first half reads as a collapse in sales."""
+    return _left_to_settle(path.lstat(), settle_seconds, now) > 0
+
+
+def _left_to_settle(stat: os.stat_result, settle_seconds: float,
+                    now: float | None = None) -> float:
+    """Seconds until a file of this ``stat`` has been unchanged for ``settle_seconds`` (0: it
+    has). The inode's change time moves on every write and cannot be set back by a copy
+    tool. A change time ahead of ``now`` is another machine's clock (a network share): it
+    cannot be judged, and the file is taken as it is."""
     if settle_seconds <= 0:
-        return False
-    age = (time.time() if now is None else now) - path.lstat().st_ctime
-    return 0 <= age < settle_seconds
+        return 0.0
+    age = (time.time() if now is None else now) - stat.st_ctime
+    return settle_seconds - age if 0 <= age < settle_seconds else 0.0
 
 
 def wait_until_still(landing_dir: Path, settle_seconds: float) -> float:
@@ -185,15 +191,12 @@ def wait_until_still(landing_dir: Path, settle_seconds: float) -> float:
     (at most that long): what the landing sensor's next tick would wait for, for a loop that
     runs once. Returns the seconds slept."""
     now = time.time()
-    young = []
+    pause = 0.0
     for path in _visible_files(Path(landing_dir)):
         try:
-            age = now - path.lstat().st_ctime
+            pause = max(pause, _left_to_settle(path.lstat(), settle_seconds, now))
         except FileNotFoundError:  # moved away meanwhile
             continue
-        if 0 <= age < settle_seconds:
-            young.append(age)
-    pause = settle_seconds - min(young) if young else 0.0
     if pause > 0:
         time.sleep(pause)
     return pause
@@ -298,9 +301,9 @@ def fingerprints(landing_dir: Path, tenant_id: str, settle_seconds: float = 0.0,
     changing are not."""
     marks = {}
     for entry in landing_entries(Path(landing_dir) / tenant_id):
-        if still_changing(entry.path, settle_seconds, now):
-            continue
         stat = entry.path.lstat()
+        if _left_to_settle(stat, settle_seconds, now):
+            continue
         marks[f"{entry.source}/{entry.path.name}"] = f"{stat.st_size}:{_changed_ns(stat)}"
     return marks
 
