@@ -48,6 +48,9 @@ Returns are judged by the money they take back, not by their ratio to usual retu
 are near zero on most days, so any refund looks huge): critical when they reach a typical
 day's revenue, high at half of it, medium at 35%, low from the 25% at which they flag.
 
+A tenant's last day, when its export was taken during trading hours, is left out by the
+caller (``ml.day_in_progress``) until a later export completes it.
+
 Each anomaly has a stable id (tenant, store, day, KPI, detector), so reruns update rather than
 duplicate it. Every detection threshold above is a field of ``Thresholds`` (``detect_tenant``
 takes one); the severity rules are fixed, as documented.

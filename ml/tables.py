@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from ml.backtest import Champion
+from ml.day_in_progress import REFERENCE_WEEKS
 from ml.forecasting import ModelState, SeriesResult
 
 
@@ -20,6 +21,24 @@ def read_daily_kpis(conn: sa.Connection, tenant_id: str, since: date | None = No
         "is_closed_day from marts.mart_daily_store_kpis where tenant_id = :t "
         "and (cast(:since as date) is null or day >= :since) order by store_id, day"),
         conn, params={"t": tenant_id, "since": since})
+
+
+def read_last_sale_times(conn: sa.Connection, tenant_id: str, timezone: str,
+                         weeks: int = REFERENCE_WEEKS) -> pd.DataFrame:
+    """The local time of the tenant's latest order (across its stores) on its last day and
+    on the same weekday of the ``weeks`` weeks before: what ``day_in_progress`` judges by."""
+    last_day = conn.execute(sa.text(
+        "select max(order_date) from marts.fct_orders where tenant_id = :t"),
+        {"t": tenant_id}).scalar()
+    if last_day is None:
+        return pd.DataFrame({"day": [], "last_sale": []})
+    # Only the days compared, each found through the (tenant_id, order_date) index.
+    days = [last_day - timedelta(weeks=w) for w in range(weeks + 1)]
+    return pd.read_sql(sa.text(
+        "select order_date as day, max((ordered_at at time zone :tz)::time) as last_sale "
+        "from marts.fct_orders where tenant_id = :t and order_date = any(:days) "
+        "group by order_date order by order_date"),
+        conn, params={"t": tenant_id, "tz": timezone, "days": days})
 
 
 def recent_champions(conn: sa.Connection, tenant_id: str, max_age_days: int

@@ -4,12 +4,14 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, materialize
 
 from ingestion.generator import END_DATE
 from ingestion.landing import ingest_tenant
+from ml.tables import read_last_sale_times
 from orchestration.assets.ml import store_anomalies, store_forecasts
 from orchestration.resources import WarehouseResource
 from storepulse.migrate import migrate
@@ -184,3 +186,55 @@ def test_daily_anomaly_runs_judge_recent_days_and_weekly_rescans_all(warehouse):
     # the recent scan finds nothing new and drops nothing: same rows, ids stable
     assert frame(engine, "select anomaly_id, severity from ml.anomalies order by 1").equals(
         everything)
+
+
+def test_a_day_exported_mid_trading_is_judged_once_a_later_export_completes_it(
+        warehouse, small_sample, tmp_path):
+    """Last in this module: it adds a day to the shared warehouse."""
+    url, engine = warehouse
+    exports = pd.concat(pd.read_csv(f, dtype=str) for f in sorted(
+        (small_sample.root / "northwind" / "generic_pos_csv").glob("*.csv")))
+    exports["at"] = pd.to_datetime(exports["ordered_at"], errors="coerce")
+    monday = END_DATE + timedelta(days=2)  # Sunday the 1st is closed
+    # Monday's trade is the Monday before's, with new order ids, exported at 11:00 and
+    # again after the close.
+    day = exports[exports["at"].dt.date == monday - timedelta(weeks=1)].copy()
+    day["ordered_at"] = (day["at"] + pd.Timedelta(weeks=1)).dt.strftime("%Y-%m-%d %H:%M:%S")
+    day["order_id"] = "LATE-" + day["order_id"]
+    morning = day[day["at"].dt.hour < 11]
+    assert 0 < morning["order_id"].nunique() < day["order_id"].nunique()
+    source = tmp_path / "northwind" / "generic_pos_csv"
+    source.mkdir(parents=True)
+
+    def land_and_judge(part: pd.DataFrame, name: str):
+        part.drop(columns="at").to_csv(source / name, index=False)
+        loaded = {r.path.name: r.status for r in ingest_tenant(engine, tmp_path, "northwind")}
+        assert loaded[name] == "loaded"
+        publish(engine)
+        run_dbt(url, "run", "--select", "+mart_daily_store_kpis")
+        with DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions("tenants", ["northwind"])
+            result = materialize([store_anomalies], partition_key="northwind",
+                                 instance=instance, resources={"warehouse": WarehouseResource(
+                                     database_url=url.render_as_string(False))})
+        assert result.success
+        scanned = frame(engine, "select scanned_through from ml.anomaly_scans "
+                                "where tenant_id = 'northwind'").scanned_through[0]
+        return result.asset_materializations_for_node("ml__anomalies")[0].metadata, scanned
+
+    meta, scanned = land_and_judge(morning, "sales_2026-11-02_1100.csv")
+    assert meta["day_in_progress"].value.startswith(
+        f"{monday} not judged yet: its sales so far end at {morning['at'].max():%H:%M}")
+    assert scanned == monday - timedelta(days=1)
+    with engine.connect() as conn:  # local times, across British Summer Time too
+        times = read_last_sale_times(conn, "northwind", "Europe/London")
+    mondays = exports[exports["at"].dt.date.isin(set(times["day"]))]
+    expected = mondays.groupby(mondays["at"].dt.date)["at"].max().dt.time
+    assert len(times) == 9
+    assert times.set_index("day")["last_sale"].iloc[:-1].to_dict() == expected.to_dict()
+    assert frame(engine, "select count(*) as n from ml.anomalies where tenant_id = "
+                         f"'northwind' and day = '{monday}'").n[0] == 0
+
+    meta, scanned = land_and_judge(day[day["at"].dt.hour >= 11], "sales_2026-11-02_2200.csv")
+    assert meta["day_in_progress"].value == "none: every day was judged"
+    assert scanned == monday

@@ -17,6 +17,7 @@ from dagster import (
 from pydantic import Field
 
 from ml.anomalies import detect_tenant, plan_scan
+from ml.day_in_progress import day_in_progress, judged_days
 from ml.forecasting import forecast_tenant, store_histories
 from ml.plots import forecast_plot, save_forecast_plot
 from ml.summary import backtest_summary, headline_series, next_days
@@ -24,6 +25,7 @@ from ml.tables import (
     last_anomaly_scan,
     model_states,
     read_daily_kpis,
+    read_last_sale_times,
     recent_champions,
     record_anomaly_scan,
     write_anomalies,
@@ -163,15 +165,22 @@ def store_anomalies(context: AssetExecutionContext, config: AnomalyConfig,
         plan = plan_scan(last[0] if last else None, last[1] if last else None,
                          datetime.now(UTC), force_full=config.full_history)
         kpis = read_daily_kpis(conn, tenant.tenant_id, since=plan.kpis_from)
-    anomalies = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
+        in_progress = day_in_progress(read_last_sale_times(conn, tenant.tenant_id,
+                                                           tenant.timezone))
+    if in_progress is not None:
+        context.log.info(in_progress.describe())
+    judged = judged_days(kpis, in_progress)
+    anomalies = detect_tenant(judged, tenant.tenant_id, tenant.currency,
                               report_from=plan.report_from, country_code=tenant.country_code)
     written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id)
-    if not kpis.empty:
-        record_anomaly_scan(engine, tenant.tenant_id, max(kpis["day"]), plan.full)
+    if not judged.empty:
+        record_anomaly_scan(engine, tenant.tenant_id, max(judged["day"]), plan.full)
     recent = anomalies.sort_values("day", ascending=False).head(10)
     return MaterializeResult(metadata={
         "dagster/row_count": MetadataValue.int(written),
         "scan": MetadataValue.text(plan.describe()),
+        "day_in_progress": MetadataValue.text(
+            in_progress.describe() if in_progress else "none: every day was judged"),
         "by_severity": MetadataValue.json(anomalies["severity"].value_counts().to_dict()),
         "most_recent": MetadataValue.md(
             recent[["day", "store_id", "kpi", "severity", "explanation"]].to_markdown(

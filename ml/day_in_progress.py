@@ -1,0 +1,72 @@
+"""Whether a tenant's last day was still being traded when its export was taken.
+
+An export taken during trading hours holds part of its last day, and a part-day reads as a
+collapse: a store that has not opened yet looks like an outage. A POS that exports at the
+close holds the whole day, and that day should be judged at once. Told apart from the data:
+the day is in progress when its latest sale (across the tenant's stores, in its local time)
+is at least an hour before the earliest "latest sale" of the same weekday in the previous 8
+weeks. Exports that carry dates without times have every sale at midnight, so no day is ever
+in progress for them.
+
+A day held back is judged once a later export carries it past that time, or carries a later
+day: a store that really closed early is then reported, one export late.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+
+import pandas as pd
+
+REFERENCE_WEEKS = 8
+MARGIN = timedelta(hours=1)
+MIN_REFERENCE_DAYS = 3
+
+
+@dataclass(frozen=True)
+class DayInProgress:
+    day: date
+    last_sale: time  # the latest sale so far, local time
+    usually_until: time  # the earliest latest-sale of the same weekday in the reference weeks
+    reference_days: int
+
+    def describe(self) -> str:
+        weekday = self.day.strftime("%A")
+        return (f"{self.day} not judged yet: its sales so far end at {self.last_sale:%H:%M}, "
+                f"and on each of the last {self.reference_days} {weekday}s they went on to "
+                f"{self.usually_until:%H:%M} or later; it is judged when an export carries it "
+                f"further")
+
+
+def _seconds(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def day_in_progress(last_sales: pd.DataFrame, weeks: int = REFERENCE_WEEKS,
+                    margin: timedelta = MARGIN, min_reference_days: int = MIN_REFERENCE_DAYS
+                    ) -> DayInProgress | None:
+    """The tenant's last day, if it looks cut short by the export (see the module's rule).
+
+    ``last_sales`` has one row per day with any order: ``day`` (a date) and ``last_sale``
+    (the local time of that day's latest order, as a ``datetime.time``)."""
+    if last_sales.empty:
+        return None
+    frame = last_sales.assign(day=pd.to_datetime(last_sales["day"])).sort_values("day")
+    last_day, last_sale = frame["day"].iloc[-1], frame["last_sale"].iloc[-1]
+    reference = frame[(frame["day"] < last_day)
+                      & (frame["day"] >= last_day - pd.Timedelta(weeks=weeks))
+                      & (frame["day"].dt.day_of_week == last_day.day_of_week)]
+    if len(reference) < min_reference_days:
+        return None
+    usually_until = min(reference["last_sale"], key=_seconds)
+    if _seconds(last_sale) + margin.total_seconds() > _seconds(usually_until):
+        return None
+    return DayInProgress(last_day.date(), last_sale, usually_until, len(reference))
+
+
+def judged_days(daily_kpis: pd.DataFrame, in_progress: DayInProgress | None) -> pd.DataFrame:
+    """The KPI rows to judge: all but those of the day in progress, if there is one."""
+    if in_progress is None:
+        return daily_kpis
+    return daily_kpis[pd.to_datetime(daily_kpis["day"]) != pd.Timestamp(in_progress.day)]
