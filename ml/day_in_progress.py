@@ -10,6 +10,11 @@ in progress for them.
 
 A day held back is judged once a later export carries it past that time, or carries a later
 day: a store that really closed early is then reported, one export late.
+
+Forecasting drops a partial last day by a looser sign, its sales alone
+(``ml.forecasting.drop_partial_last_day``): forecasting a day instead of learning from it
+costs little. The anomaly scan cannot take a low day as the sign, a low day being what it
+looks for.
 """
 
 from __future__ import annotations
