@@ -20,12 +20,26 @@ class TenantStatus:
     marts_through: date | None  # the last day in the daily KPI mart
     forecasts_made: datetime | None
     forecasts_from: date | None
+    anomalies_through: date | None  # the last day the anomaly scan judged
+    anomalies_scanned: datetime | None
     alerts_pending: int
     alert_recipients: int  # email and SMS recipients in its alert rules (0: alerts reach nobody)
     # Deliveries queued in the last week that will not be sent: refused for good, out of
     # retries, or for a channel the deployment has no settings for; and the latest reason
     alerts_undelivered: int
     last_undelivered: str | None
+
+    def anomalies_line(self) -> str:
+        """How far the anomaly scan reaches, and why not to the marts' last day."""
+        if self.anomalies_through is None:
+            return "never judged"
+        line = (f"judged through {self.anomalies_through} "
+                f"(scan {self.anomalies_scanned:%Y-%m-%d %H:%M})")
+        if self.marts_through and self.marts_through > self.anomalies_through:
+            line += (f"; the marts reach {self.marts_through}: a day exported during trading "
+                     "waits for the rest of it, or no scan has run since (the last "
+                     "store_anomalies run's day_in_progress says which)")
+        return line
 
 
 _STATUS = """
@@ -87,9 +101,13 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
         forecasts = _per_tenant(conn, "ml.forecasts",
                                 "select tenant_id, max(created_at), min(ds) from ml.forecasts "
                                 "group by tenant_id")
+        scans = _per_tenant(conn, "ml.anomaly_scans",
+                            "select tenant_id, scanned_through, last_scan_at "
+                            "from ml.anomaly_scans")
     return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.rejected, r.held, r.gate,
                          marts.get(r.tenant_id, (None,))[0],
-                         *forecasts.get(r.tenant_id, (None, None)), r.pending, r.recipients,
+                         *forecasts.get(r.tenant_id, (None, None)),
+                         *scans.get(r.tenant_id, (None, None)), r.pending, r.recipients,
                          r.undelivered, r.reason)
             for r in rows]
 

@@ -303,7 +303,7 @@ def specs_schema() -> None:
 def status() -> None:
     """Per tenant: the last file loaded, rejected and held files, files waiting in its
     landing folder (and a hint when nothing has loaded them for long), the quality gate's last
-    result, how far the marts and forecasts reach, and alerts waiting to be sent, not
+    result, how far the marts, forecasts and anomaly scan reach, and alerts waiting to be sent, not
     delivered this week (with the latest reason) or reaching nobody; first, landing folders
     that name no registered tenant."""
     from ingestion.landing import unregistered_folders, unregistered_message, waiting_message
@@ -333,6 +333,7 @@ def status() -> None:
         click.echo(f"  gate        {t.last_gate or 'never run'}")
         click.echo(f"  marts       through {t.marts_through or '-'}")
         click.echo(f"  forecasts   made {when(t.forecasts_made)}, from {t.forecasts_from or '-'}")
+        click.echo(f"  anomalies   {t.anomalies_line()}")
         nobody = "" if t.alert_recipients else (
             f"; no recipients, so anomalies reach nobody: storepulse alerts set {t.tenant_id} "
             "--email ...")

@@ -288,6 +288,9 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, mo
                    ('shop', 'a0', 'email', 'old@shop.test', 'failed', 'long ago',
                     now() - interval '8 days'),
                    ('shop', 'a1', 'email', 'manager@shop.test', 'sent', null, now())"""))
+        conn.execute(sa.text("""
+            insert into ml.anomaly_scans (tenant_id, scanned_through, full_scan_at, last_scan_at)
+            values ('shop', '2026-11-01', now(), '2026-11-02 07:30+00')"""))
     runner = CliRunner()
     runner.invoke(cli, ["ingest", str(folder), "--tenant", "shop"])
     assert runner.invoke(cli, ["quality", "check", "shop"]).exit_code == 0
@@ -304,6 +307,10 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, mo
     assert blocks["shop"][1:3] == ["gate passed", "marts through -"]  # no dbt build yet
     assert blocks["idle"][:3] == ["last file - (-); 0 rejected, 0 held", "gate never run",
                                   "marts through -"]
+    assert "anomalies never judged" in blocks["idle"]
+    scan = next(line for line in blocks["shop"] if line.startswith("anomalies"))
+    assert scan.startswith("anomalies judged through 2026-11-01 (scan 2026-11-02 ")
+    assert scan.endswith(")")  # the marts reach no further: nothing waits
     assert blocks["shop"][-1] == ("alerts 0 pending, 1 not delivered in the last 7 days "
                                   "(latest: sms to +447700900001: refused, not retried: HTTP "
                                   "400, Twilio error 21610: Attempt to send to unsubscribed "

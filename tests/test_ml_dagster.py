@@ -15,6 +15,7 @@ from ml.tables import read_last_sale_times
 from orchestration.assets.ml import store_anomalies, store_forecasts
 from orchestration.resources import WarehouseResource
 from storepulse.migrate import migrate
+from storepulse.status import tenant_status
 from storepulse.warehouse import get_engine
 from tests.conftest import create_database, drop_database, register_demo_tenants
 from tests.dbt_helpers import frame, run_dbt
@@ -234,7 +235,13 @@ def test_a_day_exported_mid_trading_is_judged_once_a_later_export_completes_it(
     assert times.set_index("day")["last_sale"].iloc[:-1].to_dict() == expected.to_dict()
     assert frame(engine, "select count(*) as n from ml.anomalies where tenant_id = "
                          f"'northwind' and day = '{monday}'").n[0] == 0
+    status = next(t for t in tenant_status(engine) if t.tenant_id == "northwind")
+    assert status.anomalies_line().startswith(f"judged through {monday - timedelta(days=1)} ")
+    assert f"; the marts reach {monday}: a day exported during trading waits" in \
+        status.anomalies_line()
 
     meta, scanned = land_and_judge(day[day["at"].dt.hour >= 11], "sales_2026-11-02_2200.csv")
     assert meta["day_in_progress"].value == "none: every day was judged"
     assert scanned == monday
+    status = next(t for t in tenant_status(engine) if t.tenant_id == "northwind")
+    assert "marts reach" not in status.anomalies_line()
