@@ -1,0 +1,211 @@
+"""Exports taken during trading hours: how many raise anomalies about a day not yet over, with
+and without ``ml.day_in_progress`` holding such a day back, and what holding back costs on
+days exported whole.
+
+Data: UCI Online Retail and the demo's three generated tenants (seed 42), each loaded and
+built through the platform (ingestion, dbt). For each of a tenant's last 28 trading days
+before its final one, the day is cut as an export taken at 10:00, 13:00 and 16:00 local time
+would cut it, rebuilt from ``marts.fct_orders`` the way ``mart_daily_store_kpis`` builds a
+day, and judged with the days before it, as the anomaly scan judges a tenant's last day:
+
+* **without the rule** every anomaly found on the cut day reaches the alert sensor;
+* **with it** the cut day is held back when ``day_in_progress`` says so (its anomalies then
+  come a later export, on the whole day).
+
+The whole day is judged too: held back there is a day whose judgement, and any anomaly on
+it, waits one export. UCI's own final day, which its export cuts at 12:50, is shown apart.
+
+    python bench/intraday_exports.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import UCI_CSV, announce_machine, emit_json, print_table, scratch_database
+from bench.dbt_build import dbt_build
+from ingestion.generator import DEMO_TENANTS, generate_sample
+from ingestion.landing import ingest_tenant
+from ingestion.loader import load_file
+from ingestion.spec import shipped_specs
+from ml.anomalies import detect_tenant
+from ml.day_in_progress import day_in_progress
+from ml.tables import read_daily_kpis
+from storepulse.tenants import Tenant, add_tenant
+
+CUT_HOURS = (10, 13, 16)
+DAYS = 28
+CONTEXT = timedelta(days=210)  # the history a daily scan judges with (plan_scan: 180 + 30)
+
+
+def read_orders(engine, tenant: Tenant, since) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.text(
+            "select store_id, order_date as day, (ordered_at at time zone :tz) as local_at, "
+            "is_return, gross_amount, return_amount from marts.fct_orders "
+            "where tenant_id = :t and order_date >= :since"),
+            conn, params={"tz": tenant.timezone, "t": tenant.tenant_id, "since": since})
+
+
+def day_kpis(orders: pd.DataFrame, stores: list[str], day) -> pd.DataFrame:
+    """One day's mart rows from its orders, as mart_daily_store_kpis makes them: every store,
+    zeros (and closed) where it has no order."""
+    by_store = orders.groupby("store_id")
+    sales = orders[~orders["is_return"]].groupby("store_id")
+    frame = pd.DataFrame({
+        "gross": by_store["gross_amount"].sum(), "returns_amount": by_store["return_amount"].sum(),
+        "orders": sales.size(), "any_order": by_store.size()}).reindex(stores).fillna(0)
+    return pd.DataFrame({
+        "store_id": stores, "day": day,
+        "net_revenue": (frame["gross"] - frame["returns_amount"]).to_numpy(),
+        "orders": frame["orders"].astype(int).to_numpy(),
+        "avg_order_value": (frame["gross"] / frame["orders"].where(frame["orders"] > 0)
+                            ).round(4).to_numpy(),
+        "returns_amount": frame["returns_amount"].to_numpy(),
+        "is_closed_day": (frame["any_order"] == 0).to_numpy()})
+
+
+def last_sales(orders: pd.DataFrame) -> pd.DataFrame:
+    """What ``ml.tables.read_last_sale_times`` reads: each day's latest order, local time."""
+    latest = orders.groupby("day")["local_at"].max()
+    return pd.DataFrame({"day": latest.index, "last_sale": latest.dt.time.to_numpy()})
+
+
+def judge(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant, day, cut_hour: int | None
+          ) -> dict | None:
+    """Anomalies on ``day`` exported at ``cut_hour`` (None: whole), and whether the rule holds
+    the day back; None when the export would not hold the day at all (no order yet)."""
+    on_day = orders[orders["day"] == day]
+    if cut_hour is not None:
+        on_day = on_day[on_day["local_at"].dt.hour < cut_hour]
+    if on_day.empty:
+        return None
+    before = kpis[(kpis["day"] < day) & (kpis["day"] >= day - CONTEXT)]
+    judged = pd.concat([before, day_kpis(on_day, sorted(kpis["store_id"].unique()), day)],
+                       ignore_index=True)
+    history = orders[(orders["day"] < day) & (orders["day"] >= day - timedelta(weeks=9))]
+    held = day_in_progress(last_sales(pd.concat([history, on_day]))) is not None
+    found = detect_tenant(judged, tenant.tenant_id, tenant.currency, report_from=day,
+                          country_code=tenant.country_code)
+    return {"tenant": tenant.tenant_id, "day": day, "cut": cut_hour, "held": held,
+            "anomalies": len(found), "critical": int((found["severity"] == "critical").sum())}
+
+
+def check_rebuild(kpis: pd.DataFrame, orders: pd.DataFrame, day) -> None:
+    """The rebuilt whole day must be the mart's own row, or the bench judges something else."""
+    mart = kpis[kpis["day"] == day].set_index("store_id").sort_index()
+    rebuilt = day_kpis(orders[orders["day"] == day], list(mart.index), day).set_index("store_id")
+    for column in ("net_revenue", "orders", "returns_amount"):
+        diff = (mart[column].astype(float) - rebuilt[column].astype(float)).abs().max()
+        assert diff < 0.01, f"rebuilt {column} of {day} differs from the mart by {diff}"
+
+
+def tenant_runs(engine, tenant: Tenant) -> tuple[list[dict], dict | None]:
+    with engine.connect() as conn:
+        kpis = read_daily_kpis(conn, tenant.tenant_id)
+    kpis = kpis.assign(day=pd.to_datetime(kpis["day"]).dt.date)
+    final = kpis["day"].max()
+    orders = read_orders(engine, tenant, final - CONTEXT - timedelta(days=DAYS * 2))
+    orders = orders.assign(day=pd.to_datetime(orders["day"]).dt.date,
+                           local_at=pd.to_datetime(orders["local_at"]))
+    trading = sorted(set(orders["day"]) - {final})[-DAYS:]
+    runs = []
+    for day in trading:
+        check_rebuild(kpis, orders, day)
+        for cut in (*CUT_HOURS, None):
+            result = judge(kpis, orders, tenant, day, cut)
+            if result is not None:
+                runs.append(result)
+    own_final = judge(kpis, orders, tenant, final, None)
+    return runs, own_final
+
+
+def load_uci(engine) -> Tenant:
+    tenant = Tenant("uci", "UCI Online Retail", "Europe/London", "GBP", "GB")
+    add_tenant(engine, tenant)
+    load_file(engine, UCI_CSV, "uci", shipped_specs()["uci_online_retail_csv"])
+    return tenant
+
+
+def load_demo(engine, landing: Path) -> list[Tenant]:
+    generate_sample(landing, seed=42, scale=1.0)
+    tenants = []
+    for p in DEMO_TENANTS:
+        tenant = Tenant(p.tenant_id, p.name, p.timezone, p.currency, p.country_code)
+        add_tenant(engine, tenant)
+        ingest_tenant(engine, landing, p.tenant_id)
+        tenants.append(tenant)
+    return tenants
+
+
+def summary_rows(runs: pd.DataFrame) -> list[list]:
+    rows = []
+    for tenant, group in [*runs.groupby("tenant", sort=False), ("all", runs)]:
+        cut = group[group["cut"].notna()]
+        whole = group[group["cut"].isna()]
+        alerting = cut["anomalies"] > 0
+        rows.append([
+            tenant, len(cut), int(alerting.sum()), int((alerting & ~cut["held"]).sum()),
+            int((cut["critical"] > 0).sum()), int(((cut["critical"] > 0) & ~cut["held"]).sum()),
+            f"{cut['held'].mean():.0%}", len(whole), f"{whole['held'].mean():.1%}",
+            int((whole["held"] & (whole["anomalies"] > 0)).sum())])
+    return rows
+
+
+def main() -> None:
+    announce_machine()
+    runs, finals = [], []
+    with scratch_database() as (url, engine), tempfile.TemporaryDirectory() as tmp:
+        tenants = [load_uci(engine), *load_demo(engine, Path(tmp))]
+        dbt_build(url)
+        for tenant in tenants:
+            tenant_runs_, final = tenant_runs(engine, tenant)
+            runs.extend(tenant_runs_)
+            if final is not None:
+                finals.append(final)
+    frame = pd.DataFrame(runs)
+    frame["cut"] = frame["cut"].astype("Int64")
+    hours = ", ".join(f"{h}:00" for h in CUT_HOURS)
+    print_table(
+        f"Each tenant's last {DAYS} trading days, exported at {hours} (cut) and whole; "
+        f"exports with at least one anomaly on that day",
+        ["tenant", "cut exports", "alerting, no rule", "alerting, rule", "critical, no rule",
+         "critical, rule", "cut held", "whole days", "whole held", "whole held w/ anomaly"],
+        summary_rows(frame))
+    by_hour = frame[frame["cut"].notna()].groupby("cut").agg(
+        exports=("held", "size"), held=("held", "mean"),
+        alerting=("anomalies", lambda a: int((a > 0).sum())))
+    print_table("By export time (all tenants)", ["cut at", "exports", "held back",
+                                                 "alerting, no rule"],
+                [[f"{h}:00", r.exports, f"{r.held:.0%}", r.alerting]
+                 for h, r in by_hour.iterrows()])
+    uci_final = next(f for f in finals if f["tenant"] == "uci")
+    print(f"\nUCI's own final day ({uci_final['day']}, its export stops at 12:50): "
+          f"{uci_final['anomalies']} anomalies ({uci_final['critical']} critical) without the "
+          f"rule; held back by it: {uci_final['held']}")
+    cut = frame[frame["cut"].notna()]
+    whole = frame[frame["cut"].isna()]
+    emit_json({
+        "cut_exports": len(cut),
+        "cut_exports_alerting_without_rule": int((cut["anomalies"] > 0).sum()),
+        "cut_exports_alerting_with_rule": int(((cut["anomalies"] > 0) & ~cut["held"]).sum()),
+        "cut_exports_critical_without_rule": int((cut["critical"] > 0).sum()),
+        "cut_exports_critical_with_rule": int(((cut["critical"] > 0) & ~cut["held"]).sum()),
+        "whole_days": len(whole),
+        "whole_days_held_share": round(float(whole["held"].mean()), 4),
+        "whole_days_with_anomalies_delayed": int((whole["held"] & (whole["anomalies"] > 0)).sum()),
+        "uci_final_day_held": bool(uci_final["held"]),
+        "uci_final_day_anomalies_without_rule": int(uci_final["anomalies"]),
+    })
+
+
+if __name__ == "__main__":
+    main()
