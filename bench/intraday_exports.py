@@ -12,8 +12,9 @@ day, and judged with the days before it, as the anomaly scan judges a tenant's l
 * **with it** the cut day is held back when ``day_in_progress`` says so (its anomalies then
   come a later export, on the whole day).
 
-The whole day is judged too: held back there is a day whose judgement, and any anomaly on
-it, waits one export. UCI's own final day, which its export cuts at 12:50, is shown apart.
+The same days exported whole are judged too; and every whole day of each history is checked
+as if it were the last one exported: one the rule holds back is judged, with any anomaly on
+it, one export late. UCI's own final day, which its export cuts at 12:50, is shown apart.
 
     python bench/intraday_exports.py
 """
@@ -108,12 +109,25 @@ def check_rebuild(kpis: pd.DataFrame, orders: pd.DataFrame, day) -> None:
         assert diff < 0.01, f"rebuilt {column} of {day} differs from the mart by {diff}"
 
 
-def tenant_runs(engine, tenant: Tenant) -> tuple[list[dict], dict | None]:
+def whole_days_held(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant) -> dict:
+    """Every whole day of the history as if it were the last one exported: how many the rule
+    would hold back, and how many of those have anomalies (judged one export late)."""
+    sales = last_sales(orders)
+    days = list(sales["day"])[:-1]  # the final day is the export's own, judged apart
+    held = [day for i, day in enumerate(days) if day_in_progress(sales.iloc[:i + 1])]
+    found = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
+                          country_code=tenant.country_code)
+    flagged = set(pd.to_datetime(found["day"]).dt.date)
+    return {"tenant": tenant.tenant_id, "days": len(days), "held": len(held),
+            "held_with_anomalies": len(flagged & set(held))}
+
+
+def tenant_runs(engine, tenant: Tenant) -> tuple[list[dict], dict, dict | None]:
     with engine.connect() as conn:
         kpis = read_daily_kpis(conn, tenant.tenant_id)
     kpis = kpis.assign(day=pd.to_datetime(kpis["day"]).dt.date)
     final = kpis["day"].max()
-    orders = read_orders(engine, tenant, final - CONTEXT - timedelta(days=DAYS * 2))
+    orders = read_orders(engine, tenant, kpis["day"].min())
     orders = orders.assign(day=pd.to_datetime(orders["day"]).dt.date,
                            local_at=pd.to_datetime(orders["local_at"]))
     trading = sorted(set(orders["day"]) - {final})[-DAYS:]
@@ -125,7 +139,7 @@ def tenant_runs(engine, tenant: Tenant) -> tuple[list[dict], dict | None]:
             if result is not None:
                 runs.append(result)
     own_final = judge(kpis, orders, tenant, final, None)
-    return runs, own_final
+    return runs, whole_days_held(kpis, orders, tenant), own_final
 
 
 def load_uci(engine) -> Tenant:
@@ -155,20 +169,21 @@ def summary_rows(runs: pd.DataFrame) -> list[list]:
         rows.append([
             tenant, len(cut), int(alerting.sum()), int((alerting & ~cut["held"]).sum()),
             int((cut["critical"] > 0).sum()), int(((cut["critical"] > 0) & ~cut["held"]).sum()),
-            f"{cut['held'].mean():.0%}", len(whole), f"{whole['held'].mean():.1%}",
-            int((whole["held"] & (whole["anomalies"] > 0)).sum())])
+            f"{cut['held'].mean():.0%}", len(whole), int(whole["held"].sum()),
+            int((whole["anomalies"] > 0).sum())])
     return rows
 
 
 def main() -> None:
     announce_machine()
-    runs, finals = [], []
+    runs, wholes, finals = [], [], []
     with scratch_database() as (url, engine), tempfile.TemporaryDirectory() as tmp:
         tenants = [load_uci(engine), *load_demo(engine, Path(tmp))]
         dbt_build(url)
         for tenant in tenants:
-            tenant_runs_, final = tenant_runs(engine, tenant)
-            runs.extend(tenant_runs_)
+            cut_runs, whole, final = tenant_runs(engine, tenant)
+            runs.extend(cut_runs)
+            wholes.append(whole)
             if final is not None:
                 finals.append(final)
     frame = pd.DataFrame(runs)
@@ -178,30 +193,35 @@ def main() -> None:
         f"Each tenant's last {DAYS} trading days, exported at {hours} (cut) and whole; "
         f"exports with at least one anomaly on that day",
         ["tenant", "cut exports", "alerting, no rule", "alerting, rule", "critical, no rule",
-         "critical, rule", "cut held", "whole days", "whole held", "whole held w/ anomaly"],
+         "critical, rule", "cut held", "whole days", "whole held", "whole w/ anomaly"],
         summary_rows(frame))
-    by_hour = frame[frame["cut"].notna()].groupby("cut").agg(
-        exports=("held", "size"), held=("held", "mean"),
-        alerting=("anomalies", lambda a: int((a > 0).sum())))
+    by_hour = frame[frame["cut"].notna()].groupby("cut")
     print_table("By export time (all tenants)", ["cut at", "exports", "held back",
-                                                 "alerting, no rule"],
-                [[f"{h}:00", r.exports, f"{r.held:.0%}", r.alerting]
-                 for h, r in by_hour.iterrows()])
+                                                 "alerting, no rule", "alerting, rule"],
+                [[f"{h}:00", len(g), f"{g['held'].mean():.0%}", int((g["anomalies"] > 0).sum()),
+                  int(((g["anomalies"] > 0) & ~g["held"]).sum())] for h, g in by_hour])
+    whole = pd.DataFrame(wholes)
+    whole.loc[len(whole)] = ["all", *whole[["days", "held", "held_with_anomalies"]].sum()]
+    print_table("Every whole day of the history, as if the export's last (the cost: a day held "
+                "back is judged one export late)",
+                ["tenant", "days", "held back", "share", "of them with anomalies"],
+                [[r.tenant, r.days, r.held, f"{r.held / r.days:.1%}", r.held_with_anomalies]
+                 for r in whole.itertuples()])
     uci_final = next(f for f in finals if f["tenant"] == "uci")
     print(f"\nUCI's own final day ({uci_final['day']}, its export stops at 12:50): "
           f"{uci_final['anomalies']} anomalies ({uci_final['critical']} critical) without the "
           f"rule; held back by it: {uci_final['held']}")
     cut = frame[frame["cut"].notna()]
-    whole = frame[frame["cut"].isna()]
+    everything = whole.iloc[-1]
     emit_json({
         "cut_exports": len(cut),
         "cut_exports_alerting_without_rule": int((cut["anomalies"] > 0).sum()),
         "cut_exports_alerting_with_rule": int(((cut["anomalies"] > 0) & ~cut["held"]).sum()),
         "cut_exports_critical_without_rule": int((cut["critical"] > 0).sum()),
         "cut_exports_critical_with_rule": int(((cut["critical"] > 0) & ~cut["held"]).sum()),
-        "whole_days": len(whole),
-        "whole_days_held_share": round(float(whole["held"].mean()), 4),
-        "whole_days_with_anomalies_delayed": int((whole["held"] & (whole["anomalies"] > 0)).sum()),
+        "whole_days": int(everything["days"]),
+        "whole_days_held_share": round(float(everything["held"] / everything["days"]), 4),
+        "whole_days_with_anomalies_delayed": int(everything["held_with_anomalies"]),
         "uci_final_day_held": bool(uci_final["held"]),
         "uci_final_day_anomalies_without_rule": int(uci_final["anomalies"]),
     })
