@@ -154,7 +154,9 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
     owners=[DATA_SCIENCE],
     partitions_def=tenant_partitions,
     description=("Unusual store-days (revenue, orders, order value, returns, level shifts, "
-                 "isolation forest) with severity and a one-line explanation; stable ids."),
+                 "isolation forest) with severity and a one-line explanation; stable ids. A "
+                 "last day exported during trading hours waits for a later export "
+                 "(day_in_progress in the metadata)."),
 )
 def store_anomalies(context: AssetExecutionContext, config: AnomalyConfig,
                     warehouse: WarehouseResource) -> MaterializeResult:
