@@ -5,8 +5,9 @@ collapse: a store that has not opened yet looks like an outage. A POS that expor
 close holds the whole day, and that day should be judged at once. Told apart from the data:
 the day is in progress when its latest sale (across the tenant's stores, in its local time)
 is at least an hour before the earliest "latest sale" of the same weekday in the previous 8
-weeks. Exports that carry dates without times have every sale at midnight, so no day is ever
-in progress for them.
+weeks (at least 3 of them with sales: a younger tenant's days are judged as exported).
+Exports that carry dates without times have every sale at midnight, so no day is ever in
+progress for them.
 
 A day held back is judged once a later export carries it past that time, or carries a later
 day: a store that really closed early is then reported, one export late.
