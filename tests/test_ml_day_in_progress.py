@@ -78,7 +78,10 @@ def test_a_day_in_progress_raises_no_drop_and_is_judged_once_complete():
     # exported at 11:00: a fifth of the day's orders so far
     kpis.loc[kpis.index[-1], "orders"] = round(whole_day["orders"] * 0.2)
     kpis.loc[kpis.index[-1], "net_revenue"] = whole_day["net_revenue"] * 0.2
-    on_last_day = lambda found: found[pd.to_datetime(found["day"]) == last]  # noqa: E731
+
+    def on_last_day(found: pd.DataFrame) -> pd.DataFrame:
+        return found[pd.to_datetime(found["day"]) == last]
+
     unheld = on_last_day(detect_tenant(kpis, "t1", "GBP"))
     assert "critical" in set(unheld["severity"])  # what a manager was woken by
     sales = pd.DataFrame({"day": [(last - timedelta(weeks=w)).date() for w in range(8, -1, -1)],
