@@ -186,8 +186,9 @@ def test_a_worker_killed_mid_step_hands_the_step_to_another_and_nothing_is_parti
     assert lines[0] == lines[1] == read > 500_000
 
 
-# Waits until a COPY into raw.sales_lines runs (the worker's step, mid-load), then kills the
-# worker's whole process group (its main process and its pool) with SIGKILL.
+# Waits until a COPY into raw.sales_lines runs in this test's database (the worker's step,
+# mid-load; other tests may be copying in theirs), then kills the worker's whole process
+# group (its main process and its pool) with SIGKILL.
 _KILL_WHEN_COPYING = """
 import os, signal, sys, time
 import sqlalchemy as sa
@@ -198,8 +199,8 @@ deadline = time.monotonic() + 170
 while time.monotonic() < deadline:
     with engine.connect() as conn:
         busy = conn.execute(sa.text(
-            "select count(*) from pg_stat_activity where state <> 'idle' and "
-            "query ilike 'copy raw.sales_lines%'")).scalar_one()
+            "select count(*) from pg_stat_activity where datname = current_database() "
+            "and state <> 'idle' and query ilike 'copy raw.sales_lines%'")).scalar_one()
     if busy:
         os.killpg(int(pid), signal.SIGKILL)
         sys.exit(0)
