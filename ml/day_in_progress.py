@@ -12,10 +12,12 @@ progress for them.
 A day held back is judged once a later export carries it past that time, or carries a later
 day: a store that really closed early is then reported, one export late.
 
-Forecasting drops a partial last day by a looser sign, its sales alone
-(``ml.forecasting.drop_partial_last_day``): forecasting a day instead of learning from it
-costs little. The anomaly scan cannot take a low day as the sign, a low day being what it
-looks for.
+Forecasting takes the same rule: a day in progress is forecast instead of learned from, and
+every other last day is learned from, however low. Only where the times cannot tell (exports
+without times of day, a tenant with too few earlier weekdays) does it fall back on the sales
+alone (``ml.forecasting.drop_partial_last_day``): forecasting a whole day instead of learning
+from it costs little. The anomaly scan has no such fallback, a low day being what it looks
+for.
 """
 
 from __future__ import annotations
@@ -37,22 +39,36 @@ class DayInProgress:
     usually_until: time  # the earliest latest-sale of the same weekday in the reference weeks
     reference_days: int
 
+    def reason(self) -> str:
+        return (f"its sales so far end at {self.last_sale:%H:%M}, and on each of the last "
+                f"{self.reference_days} {self.day:%A}s they went on to "
+                f"{self.usually_until:%H:%M} or later")
+
     def describe(self) -> str:
-        weekday = self.day.strftime("%A")
-        return (f"{self.day} not judged yet: its sales so far end at {self.last_sale:%H:%M}, "
-                f"and on each of the last {self.reference_days} {weekday}s they went on to "
-                f"{self.usually_until:%H:%M} or later; it is judged when an export carries it "
-                f"further")
+        return (f"{self.day} not judged yet: {self.reason()}; it is judged when an export "
+                f"carries it further")
+
+
+@dataclass(frozen=True)
+class LastDay:
+    """What the export's times of day tell about the tenant's last day."""
+
+    day: date
+    # False when they cannot tell: every sale at midnight (an export without times of day),
+    # or too few of the same weekday before it
+    told: bool
+    in_progress: DayInProgress | None = None
 
 
 def _seconds(t: time) -> int:
     return t.hour * 3600 + t.minute * 60 + t.second
 
 
-def day_in_progress(last_sales: pd.DataFrame, weeks: int = REFERENCE_WEEKS,
-                    margin: timedelta = MARGIN, min_reference_days: int = MIN_REFERENCE_DAYS
-                    ) -> DayInProgress | None:
-    """The tenant's last day, if it looks cut short by the export (see the module's rule).
+def read_last_day(last_sales: pd.DataFrame, weeks: int = REFERENCE_WEEKS,
+                  margin: timedelta = MARGIN, min_reference_days: int = MIN_REFERENCE_DAYS
+                  ) -> LastDay | None:
+    """The tenant's last day and whether it looks cut short by the export (see the module's
+    rule); None when there is no sale at all.
 
     ``last_sales`` has one row per day with any order: ``day`` (a date) and ``last_sale``
     (the local time of that day's latest order, as a ``datetime.time``)."""
@@ -63,12 +79,20 @@ def day_in_progress(last_sales: pd.DataFrame, weeks: int = REFERENCE_WEEKS,
     reference = frame[(frame["day"] < last_day)
                       & (frame["day"] >= last_day - pd.Timedelta(weeks=weeks))
                       & (frame["day"].dt.day_of_week == last_day.day_of_week)]
-    if len(reference) < min_reference_days:
-        return None
+    has_times = any(_seconds(t) > 0 for t in frame["last_sale"])
+    if len(reference) < min_reference_days or not has_times:
+        return LastDay(last_day.date(), told=False)
     usually_until = min(reference["last_sale"], key=_seconds)
     if _seconds(last_sale) + margin.total_seconds() > _seconds(usually_until):
-        return None
-    return DayInProgress(last_day.date(), last_sale, usually_until, len(reference))
+        return LastDay(last_day.date(), told=True)
+    return LastDay(last_day.date(), told=True, in_progress=DayInProgress(
+        last_day.date(), last_sale, usually_until, len(reference)))
+
+
+def day_in_progress(last_sales: pd.DataFrame, **rule) -> DayInProgress | None:
+    """The tenant's last day, if it looks cut short by the export (see ``read_last_day``)."""
+    last_day = read_last_day(last_sales, **rule)
+    return last_day.in_progress if last_day is not None else None
 
 
 def judged_days(daily_kpis: pd.DataFrame, in_progress: DayInProgress | None) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ml import intervals
 from ml.backtest import COMBINATION, COMBINED, Champion, choose_champion, combine, run_backtest
+from ml.day_in_progress import LastDay
 from ml.metrics import mape_floor
 from ml.models import build_model, load_prophet, model_factories
 
@@ -63,6 +64,9 @@ class SeriesTask:
     # (None: past the last data day), so a refresh on a day with no new file still reaches
     # ``horizon`` days ahead.
     today: date | None = None
+    # Whether the last day is whole, as the export's times of day tell (ml.day_in_progress);
+    # None: they cannot tell, and the sales must (drop_partial_last_day).
+    last_day_whole: bool | None = None
 
 
 def forecast_through(last_day: date, horizon: int, today: date | None) -> date:
@@ -96,9 +100,10 @@ PARTIAL_DAY_SHARE = 0.75
 
 def drop_partial_last_day(history: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     """The history without its last day when that day looks cut short: an export taken
-    during trading leaves the last day with part of its sales. Detected from the data: a last
-    trading day below three quarters of the median of the same weekday over the four weeks
-    before. It is then forecast like a future day instead of teaching the models a collapse."""
+    during trading leaves the last day with part of its sales. Told by the sales, for exports
+    whose times of day cannot tell (``last_day_is_whole``): a last trading day below three
+    quarters of the median of the same weekday over the four weeks before. It is then
+    forecast like a future day instead of teaching the models a collapse."""
     if len(history) < 29 or bool(history["closed"].iloc[-1]):
         return history, False
     y = history["y"].to_numpy(float)
@@ -112,6 +117,37 @@ def drop_partial_last_day(history: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     return history, False
 
 
+def last_day_is_whole(history: pd.DataFrame, last_day: LastDay | None) -> bool | None:
+    """Whether a store's last day is whole, as the tenant's export tells by its times of day:
+    not when it is the tenant's day in progress. None when the times cannot tell."""
+    if last_day is None or not last_day.told or history.empty:
+        return None
+    return (last_day.in_progress is None
+            or pd.Timestamp(history["ds"].iloc[-1]) != pd.Timestamp(last_day.in_progress.day))
+
+
+def describe_last_day(last_day: LastDay | None) -> str:
+    """What the forecasts made of the tenant's last day, for a person reading a run."""
+    if last_day is None:
+        return "no sales yet"
+    if last_day.in_progress is not None:
+        return f"{last_day.day} forecast, not learned from: {last_day.in_progress.reason()}"
+    if last_day.told:
+        return (f"{last_day.day} learned from: its sales went on as late as on earlier "
+                f"{last_day.day:%A}s")
+    return (f"{last_day.day}: the export's times of day cannot tell whether it is whole, so its "
+            f"sales do (a store's last day under {PARTIAL_DAY_SHARE:.0%} of its weekday's "
+            f"median is forecast, not learned from)")
+
+
+def _without_partial_last_day(task: SeriesTask) -> tuple[pd.DataFrame, bool]:
+    if task.last_day_whole is None:
+        return drop_partial_last_day(task.history)
+    if task.last_day_whole or len(task.history) < 2:  # a store's first day stays: it is all
+        return task.history, False
+    return task.history.iloc[:-1], True
+
+
 def forecast_series(task: SeriesTask) -> SeriesResult:
     """Backtest (unless a recent champion is known), then fit the champion on the whole history
     and forecast ``horizon`` days ahead, with the band calibrated on its backtest errors.
@@ -121,7 +157,7 @@ def forecast_series(task: SeriesTask) -> SeriesResult:
     history, which the forecast is allowed to see).
     """
     factories = model_factories(task.country_code)
-    history, partial = drop_partial_last_day(task.history)
+    history, partial = _without_partial_last_day(task)
     warm: dict[str, dict] = {}
     edges = None
     if task.champion is not None and (task.champion.model_name in factories
@@ -179,18 +215,22 @@ def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon:
                     workers: int = 1,
                     known_champions: Mapping[tuple[str, str], Champion] | None = None,
                     model_states: Mapping[tuple[str, str], ModelState] | None = None,
-                    today: date | None = None) -> list[SeriesResult]:
+                    today: date | None = None, last_day: LastDay | None = None
+                    ) -> list[SeriesResult]:
     """Every store x metric series; ``workers`` > 1 spreads series over processes.
 
     ``known_champions`` ((store, metric) -> champion of a recent backtest) skips the backtest
     of those series: the champion is refitted on the full history and forecasts ahead. New
     stores, and series without one, are backtested as usual. ``model_states`` (the last fitted
     parameters per series) warm-start those refits. ``today`` (the tenant's date) extends
-    the forecast past a gap in the data (see ``forecast_through``).
+    the forecast past a gap in the data (see ``forecast_through``). ``last_day`` (what the
+    export's times of day tell, ``ml.day_in_progress.read_last_day``) says whether the last
+    day is whole; without it, or where the times cannot tell, each series' sales say.
     """
     known, states = known_champions or {}, model_states or {}
     tasks = [SeriesTask(store, metric, history, country_code, horizon, folds, fold_days,
-                        known.get((store, metric)), states.get((store, metric)), today)
+                        known.get((store, metric)), states.get((store, metric)), today,
+                        last_day_is_whole(history, last_day))
              for metric in metrics
              for store, history in store_histories(daily_kpis, metric).items()]
     if workers <= 1 or len(tasks) <= 1:

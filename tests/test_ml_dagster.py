@@ -189,7 +189,7 @@ def test_daily_anomaly_runs_judge_recent_days_and_weekly_rescans_all(warehouse):
         everything)
 
 
-def test_a_day_exported_mid_trading_is_judged_once_a_later_export_completes_it(
+def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_completes_it(
         warehouse, small_sample, tmp_path):
     """Last in this module: it adds a day to the shared warehouse."""
     url, engine = warehouse
@@ -213,20 +213,26 @@ def test_a_day_exported_mid_trading_is_judged_once_a_later_export_completes_it(
         assert loaded[name] == "loaded"
         publish(engine)
         run_dbt(url, "run", "--select", "+mart_daily_store_kpis")
-        with DagsterInstance.ephemeral() as instance:
-            instance.add_dynamic_partitions("tenants", ["northwind"])
-            result = materialize([store_anomalies], partition_key="northwind",
-                                 instance=instance, resources={"warehouse": WarehouseResource(
-                                     database_url=url.render_as_string(False))})
+        result = _run(url)  # the anomaly scan and the forecasts
         assert result.success
+        meta = {e.materialization.asset_key: e.materialization.metadata
+                for e in result.get_asset_materialization_events()}
         scanned = frame(engine, "select scanned_through from ml.anomaly_scans "
                                 "where tenant_id = 'northwind'").scanned_through[0]
-        return result.asset_materializations_for_node("ml__anomalies")[0].metadata, scanned
+        forecast_from = frame(engine, "select min(ds) as ds from ml.forecasts "
+                                      "where tenant_id = 'northwind'").ds[0]
+        return (meta[AssetKey(["ml", "anomalies"])], meta[AssetKey(["ml", "forecasts"])],
+                scanned, forecast_from)
 
-    meta, scanned = land_and_judge(morning, "sales_2026-11-02_1100.csv")
-    assert meta["day_in_progress"].value.startswith(
-        f"{monday} not judged yet: its sales so far end at {morning['at'].max():%H:%M}")
+    meta, forecast_meta, scanned, forecast_from = land_and_judge(
+        morning, "sales_2026-11-02_1100.csv")
+    so_far = f"its sales so far end at {morning['at'].max():%H:%M}"
+    assert meta["day_in_progress"].value.startswith(f"{monday} not judged yet: {so_far}")
     assert scanned == monday - timedelta(days=1)
+    # the forecasts do not learn from the morning either: they forecast the whole day
+    assert forecast_meta["last_day"].value.startswith(
+        f"{monday} forecast, not learned from: {so_far}")
+    assert forecast_from == monday
     with engine.connect() as conn:  # local times, across British Summer Time too
         times = read_last_sale_times(conn, "northwind", "Europe/London")
     mondays = exports[exports["at"].dt.date.isin(set(times["day"]))]
@@ -240,8 +246,12 @@ def test_a_day_exported_mid_trading_is_judged_once_a_later_export_completes_it(
     assert f"; the marts reach {monday}: a day exported during trading waits" in \
         status.anomalies_line()
 
-    meta, scanned = land_and_judge(day[day["at"].dt.hour >= 11], "sales_2026-11-02_2200.csv")
+    meta, forecast_meta, scanned, forecast_from = land_and_judge(
+        day[day["at"].dt.hour >= 11], "sales_2026-11-02_2200.csv")
     assert meta["day_in_progress"].value == "none: every day was judged"
     assert scanned == monday
+    assert forecast_meta["last_day"].value == (
+        f"{monday} learned from: its sales went on as late as on earlier Mondays")
+    assert forecast_from == monday + timedelta(days=1)
     status = next(t for t in tenant_status(engine) if t.tenant_id == "northwind")
     assert "marts reach" not in status.anomalies_line()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ml.anomalies import detect_tenant
-from ml.day_in_progress import day_in_progress, judged_days
+from ml.day_in_progress import LastDay, day_in_progress, judged_days, read_last_day
 from tests.test_ml_anomalies import store_days
 
 
@@ -47,6 +47,8 @@ def test_a_last_day_whose_sales_stop_hours_early_is_in_progress():
 def test_a_day_exported_at_the_close_is_judged_at_once(last):
     # 18:35 is an ordinary quiet evening: within an hour of the earliest close seen (19:20+)
     assert day_in_progress(last_sales(last)) is None
+    # and the times told so: forecasting learns from the day, however low its sales
+    assert read_last_day(last_sales(last)) == LastDay(date(2026, 11, 3), told=True)
 
 
 def test_the_last_day_is_compared_with_its_own_weekday():
@@ -66,6 +68,10 @@ def test_exports_without_times_or_without_history_are_never_in_progress():
     two_weeks = last_sales(time(9, 30)).iloc[-14:]  # one earlier Tuesday only
     assert day_in_progress(two_weeks) is None
     assert day_in_progress(pd.DataFrame({"day": [], "last_sale": []})) is None
+    # Nor do they tell the day whole: forecasting goes by the sales there.
+    for untold in (midnight, two_weeks):
+        assert read_last_day(untold) == LastDay(date(2026, 11, 3), told=False)
+    assert read_last_day(last_sales(time(11, 2))).told
 
 
 def test_a_day_in_progress_raises_no_drop_and_is_judged_once_complete():

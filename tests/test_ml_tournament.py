@@ -2,13 +2,24 @@
 mean of Prophet and MSTL), bands calibrated on backtest errors, metrics that survive refunds,
 and a cut-short last day detected from the data."""
 
+from datetime import time, timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
 
+import ml.forecasting
 from ml import intervals, metrics
 from ml.backtest import COMBINATION, Champion, run_backtest
-from ml.forecasting import ModelState, SeriesTask, drop_partial_last_day, forecast_series
+from ml.day_in_progress import DayInProgress, LastDay
+from ml.forecasting import (
+    ModelState,
+    SeriesTask,
+    drop_partial_last_day,
+    forecast_series,
+    forecast_tenant,
+    last_day_is_whole,
+)
 from ml.models import MSTLModel, SeasonalMedian, SeasonalNaive, model_factories
 from tests.test_ml_models import weekly_series
 
@@ -146,6 +157,36 @@ def test_a_cut_short_last_day_is_detected_from_the_data():
                                   fold_days=28), FAST)
     assert result.partial_day_dropped
     assert pd.Timestamp(result.forecast["ds"].iloc[0]) == pd.Timestamp(cut["ds"].iloc[-1])
+
+
+def test_the_exports_times_of_day_decide_whether_the_last_day_is_learned_from(monkeypatch):
+    monkeypatch.setattr(ml.forecasting, "model_factories", lambda country_code: FAST)
+    history = weekly_series(days=120, closed_weekday=None, seed=5)
+    last = history["ds"].iloc[-1].date()
+    poor = history.copy()  # a whole day, but a poor one
+    poor.loc[poor.index[-1], "y"] *= 0.3
+    nearly = history.copy()  # exported at 16:00, with nine tenths of the day so far
+    nearly.loc[nearly.index[-1], "y"] *= 0.9
+    assert drop_partial_last_day(poor)[1] and not drop_partial_last_day(nearly)[1]
+    cut_at_four = DayInProgress(last, time(16, 0), time(19, 20), reference_days=8)
+
+    def first_forecast_day(series: pd.DataFrame, last_day: LastDay | None):
+        kpis = pd.DataFrame({"store_id": "s1", "day": series["ds"].dt.date,
+                             "net_revenue": series["y"], "is_closed_day": series["closed"]})
+        (result,) = forecast_tenant(kpis, None, horizon=7, folds=2,
+                                    metrics=("net_revenue",), last_day=last_day)
+        return result.forecast["ds"].iloc[0].date(), result.partial_day_dropped
+
+    after = last + timedelta(days=1)
+    # where the times of day tell, they decide: the poor day is learned from, the cut one not
+    assert first_forecast_day(poor, LastDay(last, told=True)) == (after, False)
+    assert first_forecast_day(nearly, LastDay(last, told=True, in_progress=cut_at_four)) \
+        == (last, True)
+    # where they cannot, the sales do
+    assert first_forecast_day(poor, LastDay(last, told=False)) == (last, True)
+    assert first_forecast_day(nearly, None) == (after, False)
+    # a store without a sale yet on the day in progress ends on an earlier, whole day
+    assert last_day_is_whole(history.iloc[:-1], LastDay(last, True, cut_at_four)) is True
 
 
 def _forecast(task: SeriesTask, factories: dict):

@@ -17,8 +17,8 @@ from dagster import (
 from pydantic import Field
 
 from ml.anomalies import detect_tenant, plan_scan
-from ml.day_in_progress import day_in_progress, judged_days
-from ml.forecasting import forecast_tenant, store_histories
+from ml.day_in_progress import day_in_progress, judged_days, read_last_day
+from ml.forecasting import describe_last_day, forecast_tenant, store_histories
 from ml.plots import forecast_plot, save_forecast_plot
 from ml.summary import backtest_summary, headline_series, next_days
 from ml.tables import (
@@ -79,7 +79,9 @@ def _today(config: ForecastConfig, timezone: str) -> date:
     name="store_forecasts",
     description=("Per store: daily net revenue and orders forecast with 80/95% intervals by the "
                  "champion of a rolling-origin backtest: the mean of Prophet and MSTL, unless "
-                 "Prophet, MSTL or a seasonal baseline beat it by more than 5% in every fold."),
+                 "Prophet, MSTL or a seasonal baseline beat it by more than 5% in every fold. "
+                 "A last day exported during trading hours is forecast, not learned from "
+                 "(last_day in the metadata)."),
     specs=[
         AssetSpec(["ml", "forecasts"], deps=ML_DEPS, group_name="ml",
                   automation_condition=FORECAST_REFRESH, freshness_policy=FORECASTS_FRESHNESS,
@@ -102,10 +104,12 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
         kpis = read_daily_kpis(conn, tenant.tenant_id)
         known = recent_champions(conn, tenant.tenant_id, config.reuse_backtests_days)
         states = model_states(conn, tenant.tenant_id)
+        last_day = read_last_day(read_last_sale_times(conn, tenant.tenant_id, tenant.timezone))
     results = forecast_tenant(kpis, tenant.country_code, horizon=config.horizon_days,
                               folds=config.backtest_folds, fold_days=config.fold_days,
                               workers=config.workers, known_champions=known,
-                              model_states=states, today=_today(config, tenant.timezone))
+                              model_states=states, today=_today(config, tenant.timezone),
+                              last_day=last_day)
     rows = write_forecasts(engine, tenant.tenant_id, results, context.run_id)
     report(context, f"{tenant.tenant_id}: {len(results)} series forecast "
                     f"({sum(not r.backtests.empty for r in results)} backtested)")
@@ -119,6 +123,7 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
         "series_warm_started": MetadataValue.int(sum(r.warm_started for r in results)),
         "series_partial_last_day": MetadataValue.int(sum(r.partial_day_dropped
                                                          for r in results)),
+        "last_day": MetadataValue.text(describe_last_day(last_day)),
         "dagster/row_count": MetadataValue.int(rows),
         "champions": MetadataValue.json(champions.to_dict()),
         "backtest_summary": (table_metadata(summary) if not summary.empty else
