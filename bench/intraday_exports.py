@@ -16,6 +16,13 @@ The same days exported whole are judged too; and every whole day of each history
 as if it were the last one exported: one the rule holds back is judged, with any anomaly on
 it, one export late. UCI's own final day, which its export cuts at 12:50, is shown apart.
 
+Forecasting learns from the last day unless it is taken for a part-day. Per store, the same
+cut and whole days are put to the two ways of telling: by the sales alone (a last day under
+three quarters of its weekday's median, ``drop_partial_last_day``, what forecasting used for
+every export before) and by the export's times of day (``read_last_day``, what it uses now
+where they tell). A cut store-day learned from teaches the models a part-day as a whole one;
+a whole store-day dropped is forecast instead of learned from.
+
     python bench/intraday_exports.py
 """
 
@@ -39,6 +46,7 @@ from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
 from ml.anomalies import detect_tenant
 from ml.day_in_progress import day_in_progress
+from ml.forecasting import drop_partial_last_day, store_histories
 from ml.tables import read_daily_kpis
 from storepulse.tenants import Tenant, add_tenant
 
@@ -96,8 +104,22 @@ def judge(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant, day, cut_hou
     held = day_in_progress(last_sales(pd.concat([history, on_day]))) is not None
     found = detect_tenant(judged, tenant.tenant_id, tenant.currency, report_from=day,
                           country_code=tenant.country_code)
+    cut_stores = cut_short_stores(kpis, judged, day) if cut_hour is not None else []
+    learned_by_sales = sum(not drop_partial_last_day(history)[1] for history in
+                           store_histories(judged[judged["store_id"].isin(cut_stores)],
+                                           "net_revenue").values())
     return {"tenant": tenant.tenant_id, "day": day, "cut": cut_hour, "held": held,
-            "anomalies": len(found), "critical": int((found["severity"] == "critical").sum())}
+            "anomalies": len(found), "critical": int((found["severity"] == "critical").sum()),
+            "cut_store_days": len(cut_stores), "learned_by_sales": learned_by_sales,
+            "learned_by_times": 0 if held else len(cut_stores)}
+
+
+def cut_short_stores(kpis: pd.DataFrame, judged: pd.DataFrame, day) -> list[str]:
+    """The stores whose day the cut changed (a store with no sale after the cut is whole)."""
+    whole = kpis[kpis["day"] == day].set_index("store_id")["net_revenue"].astype(float)
+    cut = judged[judged["day"] == day].set_index("store_id")["net_revenue"].astype(float)
+    changed = (whole - cut.reindex(whole.index).fillna(0)).abs() > 0.005
+    return list(whole.index[changed])
 
 
 def check_rebuild(kpis: pd.DataFrame, orders: pd.DataFrame, day) -> None:
@@ -118,8 +140,17 @@ def whole_days_held(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant) ->
     found = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
                           country_code=tenant.country_code)
     flagged = set(pd.to_datetime(found["day"]).dt.date)
+    # Forecasting: each store's history ending on each of those days.
+    store_days = dropped_by_sales = dropped_by_times = 0
+    for history in store_histories(kpis, "net_revenue").values():
+        ends = pd.Series(history["ds"].dt.date)
+        for i in ends.index[ends.isin(set(days))]:
+            store_days += 1
+            dropped_by_sales += drop_partial_last_day(history.iloc[:i + 1])[1]
+            dropped_by_times += ends[i] in held
     return {"tenant": tenant.tenant_id, "days": len(days), "held": len(held),
-            "held_with_anomalies": len(flagged & set(held))}
+            "held_with_anomalies": len(flagged & set(held)), "store_days": store_days,
+            "dropped_by_sales": dropped_by_sales, "dropped_by_times": dropped_by_times}
 
 
 def tenant_runs(engine, tenant: Tenant) -> tuple[list[dict], dict, dict | None]:
@@ -174,6 +205,15 @@ def summary_rows(runs: pd.DataFrame) -> list[list]:
     return rows
 
 
+def forecast_rows(runs: pd.DataFrame, whole: pd.DataFrame) -> list[list]:
+    cut = runs[runs["cut"].notna()]
+    by_tenant = cut.groupby("tenant", sort=False)[
+        ["cut_store_days", "learned_by_sales", "learned_by_times"]].sum()
+    by_tenant.loc["all"] = by_tenant.sum()
+    return [[r.tenant, *by_tenant.loc[r.tenant].astype(int).tolist(), r.store_days,
+             r.dropped_by_sales, r.dropped_by_times] for r in whole.itertuples()]
+
+
 def main() -> None:
     announce_machine()
     runs, wholes, finals = [], [], []
@@ -201,12 +241,18 @@ def main() -> None:
                 [[f"{h}:00", len(g), f"{g['held'].mean():.0%}", int((g["anomalies"] > 0).sum()),
                   int(((g["anomalies"] > 0) & ~g["held"]).sum())] for h, g in by_hour])
     whole = pd.DataFrame(wholes)
-    whole.loc[len(whole)] = ["all", *whole[["days", "held", "held_with_anomalies"]].sum()]
+    whole.loc[len(whole)] = ["all", *whole.drop(columns="tenant").sum()]
     print_table("Every whole day of the history, as if the export's last (the cost: a day held "
                 "back is judged one export late)",
                 ["tenant", "days", "held back", "share", "of them with anomalies"],
                 [[r.tenant, r.days, r.held, f"{r.held / r.days:.1%}", r.held_with_anomalies]
                  for r in whole.itertuples()])
+    print_table("Forecasting: cut store-days learned from as if whole, and whole store-days "
+                "forecast instead of learned from, telling a part-day by the sales alone or by "
+                "the export's times of day",
+                ["tenant", "cut store-days", "learned, by sales", "learned, by times",
+                 "whole store-days", "dropped, by sales", "dropped, by times"],
+                forecast_rows(frame, whole))
     uci_final = next(f for f in finals if f["tenant"] == "uci")
     print(f"\nUCI's own final day ({uci_final['day']}, its export stops at 12:50): "
           f"{uci_final['anomalies']} anomalies ({uci_final['critical']} critical) without the "
@@ -224,6 +270,12 @@ def main() -> None:
         "whole_days_with_anomalies_delayed": int(everything["held_with_anomalies"]),
         "uci_final_day_held": bool(uci_final["held"]),
         "uci_final_day_anomalies_without_rule": int(uci_final["anomalies"]),
+        "cut_store_days": int(cut["cut_store_days"].sum()),
+        "cut_store_days_learned_by_sales": int(cut["learned_by_sales"].sum()),
+        "cut_store_days_learned_by_times": int(cut["learned_by_times"].sum()),
+        "whole_store_days": int(everything["store_days"]),
+        "whole_store_days_dropped_by_sales": int(everything["dropped_by_sales"]),
+        "whole_store_days_dropped_by_times": int(everything["dropped_by_times"]),
     })
 
 
