@@ -52,7 +52,7 @@ from storepulse.tenants import Tenant, add_tenant
 
 CUT_HOURS = (10, 13, 16)
 DAYS = 28
-CONTEXT = timedelta(days=210)  # the history a daily scan judges with (plan_scan: 180 + 30)
+CONTEXT = timedelta(days=210)  # the history a daily scan judges with (ml.scan_plan: 180 + 30)
 
 
 def read_orders(engine, tenant: Tenant, since) -> pd.DataFrame:

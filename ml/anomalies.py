@@ -34,19 +34,8 @@ Three detectors:
   average order value and returns, per tenant (contamination 0.1%), for days odd in
   combination that no single KPI flagged and where revenue or orders moved at least 25%.
 
-Severity rule (documented for managers):
-
-============  =============================================================================
-critical      an outage (no sales on a normal trading day), or actual >= 3x or <= 25% of
-              expected
-high          at least 60% above or below expected
-medium        at least 50% above or below expected
-low           any other flagged value, and combination anomalies from the isolation forest
-============  =============================================================================
-
-Returns are judged by the money they take back, not by their ratio to usual returns (which
-are near zero on most days, so any refund looks huge): critical when they reach a typical
-day's revenue, high at half of it, medium at 35%, low from the 25% at which they flag.
+Severity follows the rule documented for managers in ``ml.severity``, which also words each
+anomaly's one-line explanation.
 
 A tenant's last day, when its export was taken during trading hours, is left out by the
 caller (``ml.day_in_progress``) until a later export completes it.
@@ -60,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -68,14 +57,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ml.calendar import habitual_holiday_closures, public_holidays
 from ml.models import ClosedDayRule
-
-KPIS = {
-    "revenue": ("net_revenue", "Revenue"),
-    "orders": ("orders", "Orders"),
-    "avg_order_value": ("avg_order_value", "Average order value"),
-    "returns": ("returns_amount", "Returns"),
-}
-MONEY_KPIS = {"revenue", "avg_order_value", "returns"}
+from ml.severity import KPIS, WEEKDAY_NAMES, explain, returns_severity, severity
 
 
 @dataclass(frozen=True)
@@ -108,70 +90,13 @@ class Thresholds:
 
 
 THRESHOLDS = Thresholds()
-CURRENCY_SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥"}
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ANOMALY_COLUMNS = ["anomaly_id", "store_id", "day", "kpi", "detector", "actual", "expected",
                    "lower_bound", "upper_bound", "score", "severity", "explanation"]
-
-
-def severity(actual: float, expected: float, outage: bool = False) -> str:
-    """The documented rule above, for one flagged value."""
-    if outage:
-        return "critical"
-    if expected <= 0:
-        return "high" if actual > 0 else "low"
-    ratio = actual / expected
-    if ratio >= 3 or ratio <= 0.25:
-        return "critical"
-    deviation = abs(ratio - 1)
-    if deviation >= 0.60:
-        return "high"
-    if deviation >= 0.50:
-        return "medium"
-    return "low"
-
-
-def returns_severity(returns: float, usual_revenue: float) -> str:
-    """Severity of a returns anomaly, from its share of the day's usual revenue."""
-    share = returns / usual_revenue if usual_revenue > 0 else np.inf
-    if share >= 1.0:
-        return "critical"
-    if share >= 0.5:
-        return "high"
-    if share >= 0.35:
-        return "medium"
-    return "low"
 
 
 def anomaly_id(tenant_id: str, store_id: str, day, kpi: str, detector: str) -> str:
     key = f"{tenant_id}|{store_id}|{pd.Timestamp(day).date()}|{kpi}|{detector}"
     return hashlib.sha1(key.encode()).hexdigest()[:20]
-
-
-def _money(value: float, currency: str) -> str:
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
-    return f"{symbol}{text}" if symbol else f"{text} {currency}"
-
-
-def explain(kpi: str, actual: float, expected: float, day: pd.Timestamp, currency: str,
-            outage: bool = False) -> str:
-    weekday = WEEKDAY_NAMES[pd.Timestamp(day).day_of_week]
-    label = KPIS[kpi][1]
-
-    def fmt(v: float) -> str:
-        return _money(v, currency) if kpi in MONEY_KPIS else f"{v:,.0f}"
-
-    if outage:
-        return (f"No sales on a {weekday} the store normally trades "
-                f"(a typical {weekday} brings {_money(expected, currency)}).")
-    if expected > 0 and actual >= 2 * expected:
-        return (f"{label} {actual / expected:.1f}x a typical {weekday} "
-                f"({fmt(actual)} vs about {fmt(expected)}).")
-    change = (actual - expected) / expected if expected else 0.0
-    direction = "above" if change > 0 else "below"
-    return (f"{label} {abs(change):.0%} {direction} a typical {weekday} "
-            f"({fmt(actual)} vs about {fmt(expected)}).")
 
 
 def seasonal_baseline(values: pd.Series, weekdays: pd.Series, trading: pd.Series,
@@ -507,34 +432,6 @@ def detect_combinations(features: pd.DataFrame, already: set[tuple[str, object]]
                             f"{weekday} ({detail})."),
         })
     return found
-
-
-@dataclass(frozen=True)
-class ScanPlan:
-    """Which KPI days to read and which days' anomalies to report."""
-
-    full: bool
-    kpis_from: date | None = None  # None: all history
-    report_from: date | None = None  # None: every day read
-
-    def describe(self) -> str:
-        if self.full:
-            return "full history"
-        return f"recent: days from {self.report_from} judged with history from {self.kpis_from}"
-
-
-def plan_scan(last_scanned_through: date | None, last_full_scan: datetime | None,
-              now: datetime, force_full: bool = False, full_every: timedelta = timedelta(days=7),
-              context_days: int = 180, rejudge_days: int = 30) -> ScanPlan:
-    """A full scan the first time, weekly, or when asked; otherwise only the days since the
-    last scan (and the month before it, where late data may have changed them), with half a
-    year of history for the weekday baselines, level shifts and the isolation forest."""
-    if (force_full or last_scanned_through is None or last_full_scan is None
-            or now - last_full_scan >= full_every):
-        return ScanPlan(full=True)
-    report_from = last_scanned_through - timedelta(days=rejudge_days)
-    return ScanPlan(full=False, kpis_from=report_from - timedelta(days=context_days),
-                    report_from=report_from)
 
 
 def detect_tenant(daily_kpis: pd.DataFrame, tenant_id: str, currency: str,

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from bench.anomaly_scoring import score_against_truth
-from ml.anomalies import detect_tenant, explain, severity
+from ml.anomalies import detect_tenant
+from ml.severity import explain, severity
 
 
 @pytest.mark.parametrize(("actual", "expected", "outage", "level"), [
@@ -93,7 +94,7 @@ def test_closed_days_are_not_outages_and_quiet_data_is_quiet():
 def test_scan_plan_full_first_weekly_and_on_request_else_recent():
     from datetime import UTC, date, datetime, timedelta
 
-    from ml.anomalies import plan_scan
+    from ml.scan_plan import plan_scan
 
     now = datetime(2026, 11, 21, 6, tzinfo=UTC)
     assert plan_scan(None, None, now).full
@@ -214,7 +215,7 @@ def test_a_small_stores_quiet_days_are_no_level_shift():
 @pytest.mark.parametrize(("returns", "usual_revenue", "level"), [
     (2500, 2400, "critical"), (1300, 2400, "high"), (900, 2400, "medium"), (650, 2400, "low")])
 def test_returns_severity_follows_the_money_taken_back(returns, usual_revenue, level):
-    from ml.anomalies import returns_severity
+    from ml.severity import returns_severity
 
     assert returns_severity(returns, usual_revenue) == level
 

@@ -16,10 +16,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from ml.anomalies import detect_tenant, plan_scan
+from ml.anomalies import detect_tenant
 from ml.day_in_progress import day_in_progress, judged_days, read_last_day
 from ml.forecasting import describe_last_day, forecast_tenant, store_histories
 from ml.plots import forecast_plot, save_forecast_plot
+from ml.scan_plan import plan_scan
 from ml.summary import backtest_summary, headline_series, next_days
 from ml.tables import (
     last_anomaly_scan,
