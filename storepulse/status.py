@@ -29,6 +29,20 @@ class TenantStatus:
     alerts_undelivered: int
     last_undelivered: str | None
 
+    def forecasts_line(self) -> str:
+        """When the forecasts were made, the day they start on, and why that is a day the
+        marts already hold."""
+        if self.forecasts_made is None or self.forecasts_from is None:
+            return "never made"
+        line = f"made {self.forecasts_made:%Y-%m-%d %H:%M}, from {self.forecasts_from}"
+        if self.marts_through is None or self.forecasts_from > self.marts_through:
+            return line
+        if self.forecasts_from == self.marts_through:
+            return line + (f"; {self.marts_through}, the marts' last day, is forecast, not "
+                           "learned from: it looked cut short by its export (the last "
+                           "store_forecasts run's last_day says why)")
+        return line + f"; the marts reach {self.marts_through}: no forecast run since"
+
     def anomalies_line(self) -> str:
         """How far the anomaly scan reaches, and why not to the marts' last day."""
         if self.anomalies_through is None:

@@ -108,7 +108,7 @@ def status() -> None:
             click.echo(f"  waiting     {waiting}")
         click.echo(f"  gate        {t.last_gate or 'never run'}")
         click.echo(f"  marts       through {t.marts_through or '-'}")
-        click.echo(f"  forecasts   made {when(t.forecasts_made)}, from {t.forecasts_from or '-'}")
+        click.echo(f"  forecasts   {t.forecasts_line()}")
         click.echo(f"  anomalies   {t.anomalies_line()}")
         nobody = "" if t.alert_recipients else (
             f"; no recipients, so anomalies reach nobody: storepulse alerts set {t.tenant_id} "

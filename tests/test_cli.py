@@ -1,3 +1,5 @@
+from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -308,6 +310,7 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, mo
     assert blocks["idle"][:3] == ["last file - (-); 0 rejected, 0 held", "gate never run",
                                   "marts through -"]
     assert "anomalies never judged" in blocks["idle"]
+    assert "forecasts never made" in blocks["idle"]
     scan = next(line for line in blocks["shop"] if line.startswith("anomalies"))
     assert scan.startswith("anomalies judged through 2026-11-01 (scan 2026-11-02 ")
     assert scan.endswith(")")  # the marts reach no further: nothing waits
@@ -318,6 +321,28 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, mo
     # a tenant without alert rules: its anomalies would be queued for nobody
     assert blocks["idle"][-1] == ("alerts 0 pending; no recipients, so anomalies reach nobody: "
                                   "storepulse alerts set idle --email ...")
+
+
+def test_status_says_why_forecasts_start_on_a_day_the_marts_hold():
+    from storepulse.status import TenantStatus
+
+    made = datetime(2026, 11, 3, 6, 5)
+    status = TenantStatus(
+        tenant_id="shop", last_file=None, last_file_at=None, rejected_files=0, held_files=0,
+        last_gate="passed", marts_through=date(2026, 11, 2), forecasts_made=made,
+        forecasts_from=date(2026, 11, 3), anomalies_through=None, anomalies_scanned=None,
+        alerts_pending=0, alert_recipients=1, alerts_undelivered=0, last_undelivered=None)
+    assert status.forecasts_line() == "made 2026-11-03 06:05, from 2026-11-03"
+    cut_short = replace(status, forecasts_from=date(2026, 11, 2))
+    assert cut_short.forecasts_line() == (
+        "made 2026-11-03 06:05, from 2026-11-02; 2026-11-02, the marts' last day, is "
+        "forecast, not learned from: it looked cut short by its export (the last "
+        "store_forecasts run's last_day says why)")
+    behind = replace(status, marts_through=date(2026, 11, 4))
+    assert behind.forecasts_line() == ("made 2026-11-03 06:05, from 2026-11-03; the marts "
+                                       "reach 2026-11-04: no forecast run since")
+    assert replace(status, forecasts_made=None, forecasts_from=None).forecasts_line() \
+        == "never made"
 
 
 def test_status_warns_of_a_landing_folder_no_tenant_reads(database_env, engine, tmp_path,

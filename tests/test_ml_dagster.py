@@ -245,6 +245,8 @@ def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_c
     assert status.anomalies_line().startswith(f"judged through {monday - timedelta(days=1)} ")
     assert f"; the marts reach {monday}: a day exported during trading waits" in \
         status.anomalies_line()
+    assert f"from {monday}; {monday}, the marts' last day, is forecast, not learned from" in \
+        status.forecasts_line()
 
     meta, forecast_meta, scanned, forecast_from = land_and_judge(
         day[day["at"].dt.hour >= 11], "sales_2026-11-02_2200.csv")
@@ -255,3 +257,4 @@ def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_c
     assert forecast_from == monday + timedelta(days=1)
     status = next(t for t in tenant_status(engine) if t.tenant_id == "northwind")
     assert "marts reach" not in status.anomalies_line()
+    assert status.forecasts_line().endswith(f", from {monday + timedelta(days=1)}")
