@@ -5,7 +5,11 @@ collapse: a store that has not opened yet looks like an outage. A POS that expor
 close holds the whole day, and that day should be judged at once. Told apart from the data:
 the day is in progress when its latest sale (across the tenant's stores, in its local time)
 is at least an hour before the earliest "latest sale" of the same weekday in the previous 8
-weeks (at least 3 of them with sales: a younger tenant's days are judged as exported).
+weeks (at least 3 of them with sales: a younger tenant's days are judged as exported), and
+those weekdays brought enough orders after that time that an empty rest of the day would be
+a 1-in-100 chance (Poisson; about 5 orders). A shop that takes a few orders a day often ends
+one early by chance: its day is judged as exported, like an outage at such a shop (see
+``ml.anomalies``).
 Exports that carry dates without times have every sale at midnight, so no day is ever in
 progress for them.
 
@@ -22,6 +26,7 @@ for.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 
@@ -30,6 +35,8 @@ import pandas as pd
 REFERENCE_WEEKS = 8
 MARGIN = timedelta(hours=1)
 MIN_REFERENCE_DAYS = 3
+# An empty rest of the day must be at most this likely on the usual orders after its time
+EMPTY_REST_CHANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -38,11 +45,13 @@ class DayInProgress:
     last_sale: time  # the latest sale so far, local time
     usually_until: time  # the earliest latest-sale of the same weekday in the reference weeks
     reference_days: int
+    usual_orders_after: float  # their mean number of orders after ``last_sale``
 
     def reason(self) -> str:
         return (f"its sales so far end at {self.last_sale:%H:%M}, and on each of the last "
                 f"{self.reference_days} {self.day:%A}s they went on to "
-                f"{self.usually_until:%H:%M} or later")
+                f"{self.usually_until:%H:%M} or later ({self.usual_orders_after:.0f} orders "
+                f"after {self.last_sale:%H:%M} on average)")
 
     def describe(self) -> str:
         return (f"{self.day} not judged yet: {self.reason()}; it is judged when an export "
@@ -65,13 +74,14 @@ def _seconds(t: time) -> int:
 
 
 def read_last_day(last_sales: pd.DataFrame, weeks: int = REFERENCE_WEEKS,
-                  margin: timedelta = MARGIN, min_reference_days: int = MIN_REFERENCE_DAYS
-                  ) -> LastDay | None:
+                  margin: timedelta = MARGIN, min_reference_days: int = MIN_REFERENCE_DAYS,
+                  empty_rest_chance: float = EMPTY_REST_CHANCE) -> LastDay | None:
     """The tenant's last day and whether it looks cut short by the export (see the module's
     rule); None when there is no sale at all.
 
-    ``last_sales`` has one row per day with any order: ``day`` (a date) and ``last_sale``
-    (the local time of that day's latest order, as a ``datetime.time``)."""
+    ``last_sales`` has one row per day with any order: ``day`` (a date), ``last_sale`` (the
+    local time of that day's latest order, as a ``datetime.time``) and ``orders_after`` (the
+    day's orders later than the last day's ``last_sale``), as ``ml.tables`` reads them."""
     if last_sales.empty:
         return None
     frame = last_sales.assign(day=pd.to_datetime(last_sales["day"])).sort_values("day")
@@ -83,10 +93,12 @@ def read_last_day(last_sales: pd.DataFrame, weeks: int = REFERENCE_WEEKS,
     if len(reference) < min_reference_days or not has_times:
         return LastDay(last_day.date(), told=False)
     usually_until = min(reference["last_sale"], key=_seconds)
-    if _seconds(last_sale) + margin.total_seconds() > _seconds(usually_until):
+    usual_orders_after = float(reference["orders_after"].mean())
+    if (_seconds(last_sale) + margin.total_seconds() > _seconds(usually_until)
+            or math.exp(-usual_orders_after) > empty_rest_chance):
         return LastDay(last_day.date(), told=True)
     return LastDay(last_day.date(), told=True, in_progress=DayInProgress(
-        last_day.date(), last_sale, usually_until, len(reference)))
+        last_day.date(), last_sale, usually_until, len(reference), usual_orders_after))
 
 
 def day_in_progress(last_sales: pd.DataFrame, **rule) -> DayInProgress | None:

@@ -26,19 +26,26 @@ def read_daily_kpis(conn: sa.Connection, tenant_id: str, since: date | None = No
 def read_last_sale_times(conn: sa.Connection, tenant_id: str, timezone: str,
                          weeks: int = REFERENCE_WEEKS) -> pd.DataFrame:
     """The local time of the tenant's latest order (across its stores) on its last day and
-    on the same weekday of the ``weeks`` weeks before: what ``day_in_progress`` judges by."""
+    on the same weekday of the ``weeks`` weeks before, and each of those days' orders after
+    the last day's latest time: what ``day_in_progress`` judges by."""
     last_day = conn.execute(sa.text(
         "select max(order_date) from marts.fct_orders where tenant_id = :t"),
         {"t": tenant_id}).scalar()
     if last_day is None:
-        return pd.DataFrame({"day": [], "last_sale": []})
+        return pd.DataFrame({"day": [], "last_sale": [], "orders_after": []})
     # Only the days compared, each found through the (tenant_id, order_date) index.
     days = [last_day - timedelta(weeks=w) for w in range(weeks + 1)]
-    return pd.read_sql(sa.text(
-        "select order_date as day, max((ordered_at at time zone :tz)::time) as last_sale "
-        "from marts.fct_orders where tenant_id = :t and order_date = any(:days) "
-        "group by order_date order by order_date"),
-        conn, params={"t": tenant_id, "tz": timezone, "days": days})
+    return pd.read_sql(sa.text("""
+        with order_times as (
+            select order_date as day, (ordered_at at time zone :tz)::time as at
+            from marts.fct_orders where tenant_id = :t and order_date = any(:days)
+        ), last_day as (
+            select max(at) as last_sale from order_times where day = :last_day
+        )
+        select day, max(at) as last_sale,
+               count(*) filter (where at > (select last_sale from last_day)) as orders_after
+        from order_times group by day order by day"""),
+        conn, params={"t": tenant_id, "tz": timezone, "days": days, "last_day": last_day})
 
 
 def recent_champions(conn: sa.Connection, tenant_id: str, max_age_days: int

@@ -239,6 +239,9 @@ def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_c
     expected = mondays.groupby(mondays["at"].dt.date)["at"].max().dt.time
     assert len(times) == 9
     assert times.set_index("day")["last_sale"].iloc[:-1].to_dict() == expected.to_dict()
+    # and the orders of those Mondays after the morning's last sale: enough that an empty
+    # rest of the day would be no chance
+    assert times["orders_after"].iloc[-1] == 0 and times["orders_after"].iloc[:-1].mean() > 4.6
     assert frame(engine, "select count(*) as n from ml.anomalies where tenant_id = "
                          f"'northwind' and day = '{monday}'").n[0] == 0
     status = next(t for t in tenant_status(engine) if t.tenant_id == "northwind")

@@ -12,22 +12,22 @@ from ml.day_in_progress import LastDay, day_in_progress, judged_days, read_last_
 from tests.test_ml_anomalies import store_days
 
 
-def last_sales(last: time, weeks: int = 9, seed: int = 3,
-               sunday_close: time | None = None) -> pd.DataFrame:
+def last_sales(last: time, weeks: int = 9, seed: int = 3, sunday_close: time | None = None,
+               orders_after: int = 40) -> pd.DataFrame:
     """Nine weeks of Monday-to-Saturday trading whose last sale falls between 19:20 and
     19:59 (Sundays at ``sunday_close``, if the shop opens then), ending on a Tuesday whose
-    last sale is ``last``."""
+    last sale is ``last``; every earlier day took ``orders_after`` orders after that time."""
     rng = np.random.default_rng(seed)
     days = pd.date_range(end="2026-11-03", periods=weeks * 7, freq="D")  # a Tuesday
     rows = []
     for day in days[:-1]:
         if day.day_of_week == 6:
             if sunday_close is not None:
-                rows.append((day.date(), sunday_close))
+                rows.append((day.date(), sunday_close, orders_after))
             continue
-        rows.append((day.date(), time(19, 20 + int(rng.integers(0, 40)), 5)))
-    rows.append((days[-1].date(), last))
-    return pd.DataFrame(rows, columns=["day", "last_sale"])
+        rows.append((day.date(), time(19, 20 + int(rng.integers(0, 40)), 5), orders_after))
+    rows.append((days[-1].date(), last, 0))
+    return pd.DataFrame(rows, columns=["day", "last_sale", "orders_after"])
 
 
 def test_a_last_day_whose_sales_stop_hours_early_is_in_progress():
@@ -39,8 +39,22 @@ def test_a_last_day_whose_sales_stop_hours_early_is_in_progress():
     assert found.usually_until == min(tuesdays["last_sale"]) and found.reference_days == 8
     assert found.describe() == (
         f"2026-11-03 not judged yet: its sales so far end at 11:02, and on each of the last 8 "
-        f"Tuesdays they went on to {found.usually_until:%H:%M} or later; it is judged when an "
-        f"export carries it further")
+        f"Tuesdays they went on to {found.usually_until:%H:%M} or later (40 orders after "
+        f"11:02 on average); it is judged when an export carries it further")
+
+
+def test_a_shop_of_few_orders_is_not_held_for_a_day_ending_early_by_chance():
+    # Four orders after 16:00 on a usual Tuesday: an empty evening is a 1-in-55 chance
+    # (e^-4), so a Tuesday whose last sale is at 15:58 is judged as exported.
+    assert read_last_day(last_sales(time(15, 58), orders_after=4)) == LastDay(
+        date(2026, 11, 3), told=True)
+    # Five make it a 1-in-148 chance: the day waits for the rest of it.
+    assert read_last_day(last_sales(time(15, 58), orders_after=5)).in_progress is not None
+    # The mean over the weekdays counts, not each one
+    uneven = last_sales(time(15, 58), orders_after=5)
+    tuesdays = pd.to_datetime(uneven["day"]).dt.day_of_week == 1
+    uneven.loc[tuesdays[tuesdays].index[-3], "orders_after"] = 0
+    assert day_in_progress(uneven) is None
 
 
 @pytest.mark.parametrize("last", [time(19, 40), time(18, 35), time(21, 0)])
@@ -67,7 +81,8 @@ def test_exports_without_times_or_without_history_are_never_in_progress():
     assert day_in_progress(midnight) is None
     two_weeks = last_sales(time(9, 30)).iloc[-14:]  # one earlier Tuesday only
     assert day_in_progress(two_weeks) is None
-    assert day_in_progress(pd.DataFrame({"day": [], "last_sale": []})) is None
+    assert day_in_progress(pd.DataFrame({"day": [], "last_sale": [], "orders_after": []})) \
+        is None
     # Nor do they tell the day whole: forecasting goes by the sales there.
     for untold in (midnight, two_weeks):
         assert read_last_day(untold) == LastDay(date(2026, 11, 3), told=False)
@@ -91,7 +106,8 @@ def test_a_day_in_progress_raises_no_drop_and_is_judged_once_complete():
     unheld = on_last_day(detect_tenant(kpis, "t1", "GBP"))
     assert "critical" in set(unheld["severity"])  # what a manager was woken by
     sales = pd.DataFrame({"day": [(last - timedelta(weeks=w)).date() for w in range(8, -1, -1)],
-                          "last_sale": [time(19, 50)] * 8 + [time(11, 0)]})
+                          "last_sale": [time(19, 50)] * 8 + [time(11, 0)],
+                          "orders_after": [160] * 8 + [0]})
     in_progress = day_in_progress(sales)
     held = detect_tenant(judged_days(kpis, in_progress), "t1", "GBP")
     assert on_last_day(held).empty

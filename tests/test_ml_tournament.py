@@ -168,7 +168,8 @@ def test_the_exports_times_of_day_decide_whether_the_last_day_is_learned_from(mo
     nearly = history.copy()  # exported at 16:00, with nine tenths of the day so far
     nearly.loc[nearly.index[-1], "y"] *= 0.9
     assert drop_partial_last_day(poor)[1] and not drop_partial_last_day(nearly)[1]
-    cut_at_four = DayInProgress(last, time(16, 0), time(19, 20), reference_days=8)
+    cut_at_four = DayInProgress(last, time(16, 0), time(19, 20), reference_days=8,
+                                usual_orders_after=30.0)
 
     def first_forecast_day(series: pd.DataFrame, last_day: LastDay | None):
         kpis = pd.DataFrame({"store_id": "s1", "day": series["ds"].dt.date,
