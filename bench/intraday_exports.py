@@ -23,11 +23,16 @@ every export before) and by the export's times of day (``read_last_day``, what i
 where they tell). A cut store-day learned from teaches the models a part-day as a whole one;
 a whole store-day dropped is forecast instead of learned from.
 
-    python bench/intraday_exports.py
+    python bench/intraday_exports.py [--scale 0.05]
+
+``--scale`` sets the demo tenants' volume: at 0.05 they take a few orders a day, and a day
+ends early by chance more often. The rule's volume condition is for them; the last column of
+the whole-day table is the rule without it.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from datetime import timedelta
@@ -45,7 +50,7 @@ from ingestion.landing import ingest_tenant
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
 from ml.anomalies import detect_tenant
-from ml.day_in_progress import day_in_progress
+from ml.day_in_progress import REFERENCE_WEEKS, day_in_progress
 from ml.forecasting import drop_partial_last_day, store_histories
 from ml.tables import read_daily_kpis
 from storepulse.tenants import Tenant, add_tenant
@@ -83,9 +88,20 @@ def day_kpis(orders: pd.DataFrame, stores: list[str], day) -> pd.DataFrame:
 
 
 def last_sales(orders: pd.DataFrame) -> pd.DataFrame:
-    """What ``ml.tables.read_last_sale_times`` reads: each day's latest order, local time."""
-    latest = orders.groupby("day")["local_at"].max()
-    return pd.DataFrame({"day": latest.index, "last_sale": latest.dt.time.to_numpy()})
+    """What ``ml.tables.read_last_sale_times`` reads: each day's latest order (local time),
+    and its orders later in the day than the last day's latest."""
+    at = orders["local_at"].dt.time
+    until = at[orders["day"] == orders["day"].max()].max()
+    by_day = orders.assign(at=at, after=at > until).groupby("day")
+    return pd.DataFrame({"day": list(by_day.groups), "last_sale": by_day["at"].max().to_numpy(),
+                         "orders_after": by_day["after"].sum().to_numpy()})
+
+
+def as_last_day(by_day: dict, day) -> pd.DataFrame:
+    """``last_sales`` of an export whose last day is ``day``: it and the same weekday of the
+    weeks before (all the rule compares), from ``by_day`` (each day's orders)."""
+    days = [day - timedelta(weeks=w) for w in range(REFERENCE_WEEKS, -1, -1)]
+    return last_sales(pd.concat([by_day[d] for d in days if d in by_day]))
 
 
 def judge(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant, day, cut_hour: int | None
@@ -101,7 +117,8 @@ def judge(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant, day, cut_hou
     judged = pd.concat([before, day_kpis(on_day, sorted(kpis["store_id"].unique()), day)],
                        ignore_index=True)
     history = orders[(orders["day"] < day) & (orders["day"] >= day - timedelta(weeks=9))]
-    held = day_in_progress(last_sales(pd.concat([history, on_day]))) is not None
+    held = day_in_progress(as_last_day({**dict(tuple(history.groupby("day"))), day: on_day},
+                                       day)) is not None
     found = detect_tenant(judged, tenant.tenant_id, tenant.currency, report_from=day,
                           country_code=tenant.country_code)
     cut_stores = cut_short_stores(kpis, judged, day) if cut_hour is not None else []
@@ -134,9 +151,12 @@ def check_rebuild(kpis: pd.DataFrame, orders: pd.DataFrame, day) -> None:
 def whole_days_held(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant) -> dict:
     """Every whole day of the history as if it were the last one exported: how many the rule
     would hold back, and how many of those have anomalies (judged one export late)."""
-    sales = last_sales(orders)
-    days = list(sales["day"])[:-1]  # the final day is the export's own, judged apart
-    held = [day for i, day in enumerate(days) if day_in_progress(sales.iloc[:i + 1])]
+    by_day = dict(tuple(orders.groupby("day")))
+    days = sorted(by_day)[:-1]  # the final day is the export's own, judged apart
+    held = [day for day in days if day_in_progress(as_last_day(by_day, day))]
+    # The rule without its volume condition (an empty rest of the day may be any chance)
+    held_by_time_alone = [day for day in days
+                          if day_in_progress(as_last_day(by_day, day), empty_rest_chance=1.0)]
     found = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
                           country_code=tenant.country_code)
     flagged = set(pd.to_datetime(found["day"]).dt.date)
@@ -149,6 +169,7 @@ def whole_days_held(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant) ->
             dropped_by_sales += drop_partial_last_day(history.iloc[:i + 1])[1]
             dropped_by_times += ends[i] in held
     return {"tenant": tenant.tenant_id, "days": len(days), "held": len(held),
+            "held_by_time_alone": len(held_by_time_alone),
             "held_with_anomalies": len(flagged & set(held)), "store_days": store_days,
             "dropped_by_sales": dropped_by_sales, "dropped_by_times": dropped_by_times}
 
@@ -180,8 +201,8 @@ def load_uci(engine) -> Tenant:
     return tenant
 
 
-def load_demo(engine, landing: Path) -> list[Tenant]:
-    generate_sample(landing, seed=42, scale=1.0)
+def load_demo(engine, landing: Path, scale: float) -> list[Tenant]:
+    generate_sample(landing, seed=42, scale=scale)
     tenants = []
     for p in DEMO_TENANTS:
         tenant = Tenant(p.tenant_id, p.name, p.timezone, p.currency, p.country_code)
@@ -215,10 +236,14 @@ def forecast_rows(runs: pd.DataFrame, whole: pd.DataFrame) -> list[list]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="order volume of the demo's tenants (0.05: a few orders a day)")
+    scale = parser.parse_args().scale
     announce_machine()
     runs, wholes, finals = [], [], []
     with scratch_database() as (url, engine), tempfile.TemporaryDirectory() as tmp:
-        tenants = [load_uci(engine), *load_demo(engine, Path(tmp))]
+        tenants = [load_uci(engine), *load_demo(engine, Path(tmp), scale)]
         dbt_build(url)
         for tenant in tenants:
             cut_runs, whole, final = tenant_runs(engine, tenant)
@@ -244,8 +269,10 @@ def main() -> None:
     whole.loc[len(whole)] = ["all", *whole.drop(columns="tenant").sum()]
     print_table("Every whole day of the history, as if the export's last (the cost: a day held "
                 "back is judged one export late)",
-                ["tenant", "days", "held back", "share", "of them with anomalies"],
-                [[r.tenant, r.days, r.held, f"{r.held / r.days:.1%}", r.held_with_anomalies]
+                ["tenant", "days", "held back", "share", "of them with anomalies",
+                 "held by time alone"],
+                [[r.tenant, r.days, r.held, f"{r.held / r.days:.1%}", r.held_with_anomalies,
+                  r.held_by_time_alone]
                  for r in whole.itertuples()])
     print_table("Forecasting: cut store-days learned from as if whole, and whole store-days "
                 "forecast instead of learned from, telling a part-day by the sales alone or by "
@@ -267,6 +294,8 @@ def main() -> None:
         "cut_exports_critical_with_rule": int(((cut["critical"] > 0) & ~cut["held"]).sum()),
         "whole_days": int(everything["days"]),
         "whole_days_held_share": round(float(everything["held"] / everything["days"]), 4),
+        "whole_days_held_share_by_time_alone": round(
+            float(everything["held_by_time_alone"] / everything["days"]), 4),
         "whole_days_with_anomalies_delayed": int(everything["held_with_anomalies"]),
         "uci_final_day_held": bool(uci_final["held"]),
         "uci_final_day_anomalies_without_rule": int(uci_final["anomalies"]),
