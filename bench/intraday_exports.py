@@ -19,8 +19,8 @@ it, one export late. UCI's own final day, which its export cuts at 12:50, is sho
 Forecasting learns from the last day unless it is taken for a part-day. Per store, the same
 cut and whole days are put to the two ways of telling: by the sales alone (a last day under
 three quarters of its weekday's median, ``drop_partial_last_day``, what forecasting used for
-every export before) and by the export's times of day (``read_last_day``, what it uses now
-where they tell). A cut store-day learned from teaches the models a part-day as a whole one;
+every export before) and by the export's times of day where they tell, the sales where not
+(``read_last_day`` and ``last_day_is_whole``, what it uses now). A cut store-day learned from teaches the models a part-day as a whole one;
 a whole store-day dropped is forecast instead of learned from.
 
     python bench/intraday_exports.py [--scale 0.05]
@@ -50,8 +50,8 @@ from ingestion.landing import ingest_tenant
 from ingestion.loader import load_file
 from ingestion.spec import shipped_specs
 from ml.anomalies import detect_tenant
-from ml.day_in_progress import REFERENCE_WEEKS, day_in_progress
-from ml.forecasting import drop_partial_last_day, store_histories
+from ml.day_in_progress import REFERENCE_WEEKS, day_in_progress, read_last_day
+from ml.forecasting import drop_partial_last_day, last_day_is_whole, store_histories
 from ml.tables import read_daily_kpis
 from storepulse.tenants import Tenant, add_tenant
 
@@ -117,18 +117,23 @@ def judge(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant, day, cut_hou
     judged = pd.concat([before, day_kpis(on_day, sorted(kpis["store_id"].unique()), day)],
                        ignore_index=True)
     history = orders[(orders["day"] < day) & (orders["day"] >= day - timedelta(weeks=9))]
-    held = day_in_progress(as_last_day({**dict(tuple(history.groupby("day"))), day: on_day},
-                                       day)) is not None
+    verdict = read_last_day(as_last_day({**dict(tuple(history.groupby("day"))), day: on_day},
+                                        day))
+    held = verdict.in_progress is not None
     found = detect_tenant(judged, tenant.tenant_id, tenant.currency, report_from=day,
                           country_code=tenant.country_code)
     cut_stores = cut_short_stores(kpis, judged, day) if cut_hour is not None else []
-    learned_by_sales = sum(not drop_partial_last_day(history)[1] for history in
-                           store_histories(judged[judged["store_id"].isin(cut_stores)],
-                                           "net_revenue").values())
+    learned_by_sales = learned_by_times = 0
+    for series in store_histories(judged[judged["store_id"].isin(cut_stores)],
+                                  "net_revenue").values():
+        by_sales = not drop_partial_last_day(series)[1]
+        whole = last_day_is_whole(series, verdict)  # what forecast_tenant decides by
+        learned_by_sales += by_sales
+        learned_by_times += by_sales if whole is None else whole
     return {"tenant": tenant.tenant_id, "day": day, "cut": cut_hour, "held": held,
             "anomalies": len(found), "critical": int((found["severity"] == "critical").sum()),
             "cut_store_days": len(cut_stores), "learned_by_sales": learned_by_sales,
-            "learned_by_times": 0 if held else len(cut_stores)}
+            "learned_by_times": learned_by_times}
 
 
 def cut_short_stores(kpis: pd.DataFrame, judged: pd.DataFrame, day) -> list[str]:
@@ -153,7 +158,8 @@ def whole_days_held(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant) ->
     would hold back, and how many of those have anomalies (judged one export late)."""
     by_day = dict(tuple(orders.groupby("day")))
     days = sorted(by_day)[:-1]  # the final day is the export's own, judged apart
-    held = [day for day in days if day_in_progress(as_last_day(by_day, day))]
+    verdicts = {day: read_last_day(as_last_day(by_day, day)) for day in days}
+    held = [day for day, verdict in verdicts.items() if verdict.in_progress is not None]
     # The rule without its volume condition (an empty rest of the day may be any chance)
     held_by_time_alone = [day for day in days
                           if day_in_progress(as_last_day(by_day, day), empty_rest_chance=1.0)]
@@ -166,8 +172,10 @@ def whole_days_held(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant) ->
         ends = pd.Series(history["ds"].dt.date)
         for i in ends.index[ends.isin(set(days))]:
             store_days += 1
-            dropped_by_sales += drop_partial_last_day(history.iloc[:i + 1])[1]
-            dropped_by_times += ends[i] in held
+            by_sales = drop_partial_last_day(history.iloc[:i + 1])[1]
+            whole = last_day_is_whole(history.iloc[:i + 1], verdicts[ends[i]])
+            dropped_by_sales += by_sales
+            dropped_by_times += by_sales if whole is None else not whole
     return {"tenant": tenant.tenant_id, "days": len(days), "held": len(held),
             "held_by_time_alone": len(held_by_time_alone),
             "held_with_anomalies": len(flagged & set(held)), "store_days": store_days,

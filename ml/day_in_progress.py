@@ -7,9 +7,9 @@ the day is in progress when its latest sale (across the tenant's stores, in its 
 is at least an hour before the earliest "latest sale" of the same weekday in the previous 8
 weeks (at least 3 of them with sales: a younger tenant's days are judged as exported), and
 those weekdays brought enough orders after that time that an empty rest of the day would be
-a 1-in-100 chance (Poisson; about 5 orders). A shop that takes a few orders a day often ends
-one early by chance: its day is judged as exported, like an outage at such a shop (see
-``ml.anomalies``).
+a 1-in-100 chance (Poisson; about 5 orders). Where fewer follow, as at a shop of a few orders
+a day, a whole day often ends that early by chance and the times cannot tell: the day is
+judged as exported (an empty day at such a shop is no outage either, see ``ml.anomalies``).
 Exports that carry dates without times have every sale at midnight, so no day is ever in
 progress for them.
 
@@ -64,7 +64,8 @@ class LastDay:
 
     day: date
     # False when they cannot tell: every sale at midnight (an export without times of day),
-    # or too few of the same weekday before it
+    # too few of the same weekday before it, or a day ending early where so few orders
+    # usually follow that a whole day often does
     told: bool
     in_progress: DayInProgress | None = None
 
@@ -93,10 +94,11 @@ def read_last_day(last_sales: pd.DataFrame, weeks: int = REFERENCE_WEEKS,
     if len(reference) < min_reference_days or not has_times:
         return LastDay(last_day.date(), told=False)
     usually_until = min(reference["last_sale"], key=_seconds)
-    usual_orders_after = float(reference["orders_after"].mean())
-    if (_seconds(last_sale) + margin.total_seconds() > _seconds(usually_until)
-            or math.exp(-usual_orders_after) > empty_rest_chance):
+    if _seconds(last_sale) + margin.total_seconds() > _seconds(usually_until):
         return LastDay(last_day.date(), told=True)
+    usual_orders_after = float(reference["orders_after"].mean())
+    if math.exp(-usual_orders_after) > empty_rest_chance:
+        return LastDay(last_day.date(), told=False)
     return LastDay(last_day.date(), told=True, in_progress=DayInProgress(
         last_day.date(), last_sale, usually_until, len(reference), usual_orders_after))
 
