@@ -20,8 +20,9 @@ Forecasting learns from the last day unless it is taken for a part-day. Per stor
 cut and whole days are put to the two ways of telling: by the sales alone (a last day under
 three quarters of its weekday's median, ``drop_partial_last_day``, what forecasting used for
 every export before) and by the export's times of day where they tell, the sales where not
-(``read_last_day`` and ``last_day_is_whole``, what it uses now). A cut store-day learned from teaches the models a part-day as a whole one;
-a whole store-day dropped is forecast instead of learned from.
+(``read_last_day`` and ``last_day_is_whole``, what it uses now). A cut store-day learned
+from teaches the models a part-day as a whole one; a whole store-day dropped is forecast
+instead of learned from.
 
     python bench/intraday_exports.py [--scale 0.05]
 
