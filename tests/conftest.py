@@ -8,6 +8,8 @@ with a unique name and dropped afterwards, so parallel or repeated runs never co
 from __future__ import annotations
 
 import os
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +61,18 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> URL:
     pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return parse_database_url(server.get_uri()).set(database="postgres")
+
+
+def stop_embedded_server(pgdata: Path) -> None:
+    """Stop the embedded server a test started under ``pgdata`` (StorePulse leaves it running
+    for the next command, as users want), and wait until it is down."""
+    pid_file = pgdata / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)  # PostgreSQL's fast shutdown
+    deadline = time.monotonic() + 30
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _admin(url: URL) -> sa.Engine:

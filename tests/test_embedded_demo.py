@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,19 +20,9 @@ import sqlalchemy as sa
 
 from storepulse.settings import load_settings
 from storepulse.warehouse import dispose_engines, get_engine, resolve_database_url
+from tests.conftest import stop_embedded_server
 
 STOREPULSE = Path(sys.executable).parent / "storepulse"
-
-
-def _stop_embedded(pgdata: Path) -> None:
-    pid_file = pgdata / "postmaster.pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text().split()[0])
-    os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown
-    deadline = time.monotonic() + 30
-    while pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -94,4 +82,4 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
         assert list(workdir.iterdir()) == []
     finally:
         dispose_engines()
-        _stop_embedded(home / "pgdata")
+        stop_embedded_server(home / "pgdata")

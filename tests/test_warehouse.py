@@ -10,10 +10,12 @@ from storepulse.errors import StorePulseError
 from storepulse.settings import load_settings
 from storepulse.warehouse import (
     dbt_environment,
+    dispose_engines,
     get_engine,
     parse_database_url,
     resolve_database_url,
 )
+from tests.conftest import stop_embedded_server
 
 
 def test_database_url_wins_when_set(monkeypatch, tmp_path):
@@ -33,21 +35,26 @@ def test_embedded_server_when_database_url_unset(monkeypatch, tmp_path):
     (tmp_path / "home").mkdir()
     settings = load_settings()
     url = resolve_database_url(settings)
-    # The socket lives in the data folder under STOREPULSE_HOME.
-    assert str(settings.pgdata_dir) in str(url.query.get("host"))
-    engine = get_engine(url)
-    with engine.connect() as conn:
-        pid = conn.execute(sa.text("select pg_backend_pid()")).scalar_one()
-        assert conn.execute(sa.text("select current_setting('data_directory')")).scalar_one() \
-            == str(settings.pgdata_dir)
-    postmaster = (settings.pgdata_dir / "postmaster.pid").read_text().split()[0]
-    # A second resolution reuses the running server rather than starting another.
-    again = resolve_database_url(settings)
-    assert again == url
-    assert (settings.pgdata_dir / "postmaster.pid").read_text().split()[0] == postmaster
-    assert pid > 0
-    env = dbt_environment(url)
-    assert env["STOREPULSE_DB_HOST"] == str(url.query["host"])
+    try:
+        # The socket lives in the data folder under STOREPULSE_HOME.
+        assert str(settings.pgdata_dir) in str(url.query.get("host"))
+        engine = get_engine(url)
+        with engine.connect() as conn:
+            pid = conn.execute(sa.text("select pg_backend_pid()")).scalar_one()
+            assert conn.execute(sa.text(
+                "select current_setting('data_directory')")).scalar_one() \
+                == str(settings.pgdata_dir)
+        postmaster = (settings.pgdata_dir / "postmaster.pid").read_text().split()[0]
+        # A second resolution reuses the running server rather than starting another.
+        again = resolve_database_url(settings)
+        assert again == url
+        assert (settings.pgdata_dir / "postmaster.pid").read_text().split()[0] == postmaster
+        assert pid > 0
+        env = dbt_environment(url)
+        assert env["STOREPULSE_DB_HOST"] == str(url.query["host"])
+    finally:
+        dispose_engines()
+        stop_embedded_server(settings.pgdata_dir)
 
 
 @pytest.mark.parametrize("raw", ["not a url", "postgresql://host:notaport/db",
