@@ -159,11 +159,12 @@ def whole_days_held(kpis: pd.DataFrame, orders: pd.DataFrame, tenant: Tenant) ->
     would hold back, and how many of those have anomalies (judged one export late)."""
     by_day = dict(tuple(orders.groupby("day")))
     days = sorted(by_day)[:-1]  # the final day is the export's own, judged apart
-    verdicts = {day: read_last_day(as_last_day(by_day, day)) for day in days}
+    exports = {day: as_last_day(by_day, day) for day in days}
+    verdicts = {day: read_last_day(sales) for day, sales in exports.items()}
     held = [day for day, verdict in verdicts.items() if verdict.in_progress is not None]
     # The rule without its volume condition (an empty rest of the day may be any chance)
-    held_by_time_alone = [day for day in days
-                          if day_in_progress(as_last_day(by_day, day), empty_rest_chance=1.0)]
+    held_by_time_alone = [day for day, sales in exports.items()
+                          if day_in_progress(sales, empty_rest_chance=1.0)]
     found = detect_tenant(kpis, tenant.tenant_id, tenant.currency,
                           country_code=tenant.country_code)
     flagged = set(pd.to_datetime(found["day"]).dt.date)

@@ -18,7 +18,8 @@ day: a store that really closed early is then reported, one export late.
 
 Forecasting takes the same rule: a day in progress is forecast instead of learned from, and
 every other last day is learned from, however low. Only where the times cannot tell (exports
-without times of day, a tenant with too few earlier weekdays) does it fall back on the sales
+without times of day, a tenant with too few earlier weekdays, a day ending early where few
+orders usually follow) does it fall back on the sales
 alone (``ml.forecasting.drop_partial_last_day``): forecasting a whole day instead of learning
 from it costs little. The anomaly scan has no such fallback, a low day being what it looks
 for.
