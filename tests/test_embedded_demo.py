@@ -76,6 +76,13 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
             assert starts == {tenant: day + timedelta(days=1) for tenant, day in
                               last_days.items()}
             assert count("select count(*) from ml.anomalies") > 0
+            # the alert sensor's tick says what it queued, as the tick history will
+            queued = re.search(r"alerts: (\d+) new anomalies, (\d+) deliveries queued",
+                               done.stdout)
+            assert queued, done.stdout[-3000:]
+            assert (int(queued[1]), int(queued[2])) == (
+                count("select count(*) from ml.anomalies"),
+                count("select count(*) from ops.alert_deliveries"))
         # dbt wrote its manifest, artifacts and logs under STOREPULSE_HOME
         assert (home / "dbt" / "target" / "manifest.json").is_file()
         assert any((home / "dbt" / "runs").iterdir())
