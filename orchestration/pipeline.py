@@ -11,6 +11,7 @@ the assets request (orchestration/automation.py tells the story).
 from __future__ import annotations
 
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import datetime
 from dagster import (
     AssetCheckSeverity,
     AssetKey,
+    BetaWarning,
     DagsterInstance,
     Definitions,
     RunRequest,
@@ -136,9 +138,13 @@ class PlatformLoop:
 
     def tick(self, launch: Callable[[str, set[AssetKey], str | None], None],
              evaluation_time: datetime | None = None) -> None:
-        evaluation = evaluate_automation_conditions(
-            defs=self.defs, instance=self.instance, cursor=self.cursor,
-            evaluation_time=evaluation_time)
+        with warnings.catch_warnings():
+            # raised inside Dagster's own evaluator (a beta selection parameter it passes),
+            # about nothing this project calls
+            warnings.simplefilter("ignore", BetaWarning)
+            evaluation = evaluate_automation_conditions(
+                defs=self.defs, instance=self.instance, cursor=self.cursor,
+                evaluation_time=evaluation_time)
         for partition, keys in _runs_of(evaluation):
             launch("automation", keys, partition)
         self.cursor = evaluation.cursor
@@ -178,7 +184,7 @@ def _runs_of(evaluation) -> Iterator[tuple[str | None, set[AssetKey]]]:
 
 
 def _landing_requests(defs: Definitions, instance: DagsterInstance) -> list[RunRequest]:
-    sensor = defs.get_sensor_def("landing_sensor")
+    sensor = defs.resolve_sensor_def("landing_sensor")
     with build_sensor_context(instance=instance, resources=defs.resources,
                               definitions=defs) as context:
         # Called directly: like the daemon, new tenants' partitions are added before their
@@ -191,7 +197,7 @@ def _landing_requests(defs: Definitions, instance: DagsterInstance) -> list[RunR
 
 def _dbt_request(defs: Definitions, instance: DagsterInstance) -> RunRequest | None:
     """What the dbt_after_ingestion sensor asks for now."""
-    sensor = defs.get_sensor_def("dbt_after_ingestion")
+    sensor = defs.resolve_sensor_def("dbt_after_ingestion")
     with build_sensor_context(instance=instance, definitions=defs) as context:
         result = sensor(context)
     return result if isinstance(result, RunRequest) else None

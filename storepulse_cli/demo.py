@@ -162,7 +162,7 @@ def _alert_once(instance: DagsterInstance) -> str:
     """One tick of the anomaly alert sensor, as the daemon would run it."""
     from orchestration.definitions import defs
 
-    sensor = defs.get_sensor_def("anomaly_alert_sensor")
+    sensor = defs.resolve_sensor_def("anomaly_alert_sensor")
     with build_sensor_context(instance=instance, resources=defs.resources,
                               definitions=defs) as context:
         result = sensor.evaluate_tick(context)

@@ -156,7 +156,7 @@ def test_one_dbt_build_per_wave_released_even_by_a_failed_last_load(platform, mo
     from orchestration.definitions import defs
 
     _, _, instance = platform
-    sensor = defs.get_sensor_def("dbt_after_ingestion")
+    sensor = defs.resolve_sensor_def("dbt_after_ingestion")
 
     def evaluate():
         with build_sensor_context(instance=instance, definitions=defs) as context:

@@ -39,6 +39,10 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
                               env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "Traceback" not in done.stderr
+        # the libraries' chatter stays out of the terminal: Stan's per-fit lines, Prophet's
+        # warning on every fit of under two years, plotly's absence, Dagster's API warnings
+        for noise in ("cmdstanpy", "Yearly seasonality", "plotly", "Warning:"):
+            assert noise not in done.stdout + done.stderr, noise
         assert "StorePulse demo summary" in done.stdout
         # long steps say how far they are: dbt nodes done of the total, series forecast
         assert re.search(r"dbt build: (\d+)/\1 nodes done", done.stdout), done.stdout[-3000:]

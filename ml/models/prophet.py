@@ -56,10 +56,6 @@ class ProphetModel:
 
     def fit(self, history: pd.DataFrame) -> ProphetModel:
         Prophet = _prophet_class()
-        # Prophet warns on every fit of under two years with yearly seasonality; the choice is
-        # deliberate here (700+ days), so only errors are worth a log line.
-        for name in ("prophet", "cmdstanpy"):
-            logging.getLogger(name).setLevel(logging.ERROR)
         self.rule = ClosedDayRule.learn(history)
         closed = history["closed"].to_numpy(bool)
         trading = history[~closed]
@@ -127,6 +123,30 @@ def load_prophet() -> None:
     _prophet_class()
 
 
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
+def _quiet_prophet_logs() -> None:
+    """Only errors of Prophet and its Stan backend are worth a log line:
+
+    - Prophet warns on every fit of under two years with yearly seasonality; the choice is
+      deliberate here (700+ days).
+    - ``prophet.plot`` logs an error at import when plotly is missing: its interactive plots
+      are not used here (``ml.plots`` draws with matplotlib).
+    - cmdstanpy logs two INFO lines per fit.
+
+    Both libraries set their loggers' levels themselves (Prophet at import, cmdstanpy on its
+    first log call), so a filter on each logger does the holding back, set before either is
+    imported.
+    """
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    for name in ("prophet", "cmdstanpy"):
+        logger = logging.getLogger(name)
+        if _errors_only not in logger.filters:
+            logger.addFilter(_errors_only)
+
+
 @functools.cache
 def _prophet_class() -> type:
     """Prophet with four costs of its Python side removed; its model and results are unchanged
@@ -146,6 +166,7 @@ def _prophet_class() -> type:
 
     Prophet is imported on first use: that takes seconds, and the baselines do not need it.
     """
+    _quiet_prophet_logs()
     from prophet import Prophet
     from prophet.models import CmdStanPyBackend
 
