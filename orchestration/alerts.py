@@ -120,20 +120,15 @@ def anomaly_alert_sensor(context: SensorEvaluationContext, warehouse: WarehouseR
     context.update_cursor(str(enqueued.cursor))
     for error in report.errors:
         context.log.warning(error)
-    return _outcome(context, enqueued.rows, report,
-                    f"{enqueued.alerts} new anomalies, {enqueued.rows} deliveries queued")
+    return _outcome(f"{enqueued.alerts} new anomalies, {enqueued.rows} deliveries queued",
+                    report)
 
 
-def _outcome(context: SensorEvaluationContext, queued: int, report: DeliveryReport,
-             what: str) -> SkipReason:
+def _outcome(what: str, report: DeliveryReport) -> SkipReason:
     """What the tick did, as its reason. Dagster records every tick that requests no run as
     skipped; without a reason of ours, a tick that sent a hundred alerts would read "Sensor
-    function returned an empty result" in the tick history. A tick that did something also
-    logs it, so it shows in the tick's logs."""
-    summary = f"{what}; {report.summary()}"
-    if queued or report.messages_sent or report.rows_retrying or report.rows_failed:
-        context.log.info(summary)
-    return SkipReason(summary)
+    function returned an empty result" in the tick history."""
+    return SkipReason(f"{what}; {report.summary()}")
 
 
 def _run_facts(context: RunStatusSensorContext, alert_channels: AlertChannelsResource
@@ -188,7 +183,7 @@ def stale_data_sensor(context: SensorEvaluationContext, warehouse: WarehouseReso
     queued = enqueue_stale_data(warehouse.engine(), datetime.now(UTC),
                                 alert_channels.data_team_email)
     report = alert_channels.deliver(warehouse)
-    return _outcome(context, queued, report, f"{queued} stale-data deliveries queued")
+    return _outcome(f"{queued} stale-data deliveries queued", report)
 
 
 ALERT_SENSORS = [anomaly_alert_sensor, run_failure_alert_sensor, failed_check_alert_sensor,
