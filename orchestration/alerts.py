@@ -183,6 +183,8 @@ def stale_data_sensor(context: SensorEvaluationContext, warehouse: WarehouseReso
     queued = enqueue_stale_data(warehouse.engine(), datetime.now(UTC),
                                 alert_channels.data_team_email)
     report = alert_channels.deliver(warehouse)
+    for error in report.errors:
+        context.log.warning(error)
     return _outcome(f"{queued} stale-data deliveries queued", report)
 
 
