@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.scheduler.instigation import InstigatorType
 
 from alerting.rules import AlertRules, save_rules
 from ingestion.generator import DEMO_TENANTS, END_DATE, generate_sample, store_ids
@@ -85,6 +87,14 @@ def _dashboards_synced(instance: DagsterInstance) -> bool:
                    RunsFilter(statuses=[DagsterRunStatus.SUCCESS])))
 
 
+def _tick_reasons(instance: DagsterInstance, sensor_name: str) -> list[str | None]:
+    """The skip reasons of the sensor's ticks, as its tick history shows them."""
+    states = [state for state in instance.all_instigator_state(
+        instigator_type=InstigatorType.SENSOR) if state.instigator_name == sensor_name]
+    return [tick.skip_reason for state in states
+            for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id)]
+
+
 def _emails_to(smtp: SmtpServer, address: str) -> list:
     return [m for m in smtp.messages if address in str(m["To"])]
 
@@ -135,6 +145,16 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
             with DagsterInstance.from_config(str(dagster_home)) as instance:
                 _wait_for("the dashboards sync", lambda: _dashboards_synced(instance),
                           daemon, log, deadline)
+                # the tick history says what each tick did, never Dagster's "empty result"
+                alert_ticks = _tick_reasons(instance, "anomaly_alert_sensor")
+                assert any(re.match(r"[1-9]\d* new anomalies, [1-9]\d* deliveries queued; "
+                                    r"[1-9]\d* messages sent", reason or "")
+                           for reason in alert_ticks), alert_ticks
+                landing_ticks = _tick_reasons(instance, "landing_sensor")
+                assert "no new or changed files for the 1 registered tenant(s)" in \
+                    landing_ticks, landing_ticks
+                assert not [reason for reason in alert_ticks + landing_ticks
+                            if reason and "empty result" in reason]
 
             # 2. A batch that fails a blocking rule: the data team hears, nothing downstream
             #    runs for it.
