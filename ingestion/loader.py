@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -35,11 +35,14 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy.engine import Engine
 
 from ingestion import copy_binary
-from ingestion.readers import FileRejected, read_chunks
+from ingestion.readers import FileRejected, Reject, read_chunks
 from ingestion.spec import SourceSpec
 from ingestion.validate import TenantInfo, new_file_state, validate_chunk
 
 ProgressFn = Callable[[int, int], None]  # (rows read so far, rows quarantined so far)
+# A file's first quarantined rows ride on its result, for whoever loaded it to read at once;
+# all of them are in raw.quarantine.
+QUARANTINED_SHOWN = 5
 
 
 class IngestError(Exception):
@@ -66,6 +69,20 @@ class LoadResult:
     replaced_file_id: int | None = None
     error: str | None = None
     seconds: float = 0.0
+    first_quarantined: list[Reject] = field(default_factory=list)
+
+    @property
+    def quarantine_lines(self) -> list[str]:
+        """The first quarantined rows, a line each (``line 7, quantity: ...``), and where the
+        rest are."""
+        lines = []
+        for bad in self.first_quarantined:
+            named = f", {bad.field}" if bad.field and not bad.reason.startswith(bad.field) else ""
+            lines.append(f"line {bad.line_number}{named}: {bad.reason}")
+        if self.rows_quarantined > len(lines):
+            lines.append(f"... {self.rows_quarantined - len(lines):,} more in raw.quarantine "
+                         f"(file_id {self.file_id})")
+        return lines
 
     @property
     def message(self) -> str:
@@ -360,6 +377,8 @@ def _copy_file(conn: sa.Connection, path: Path, spec: SourceSpec, state, result:
                     result.rows_read += item.rows_read
                     result.rows_loaded += item.rows_loaded
                     result.rows_quarantined += len(item.quarantined)
+                    room = QUARANTINED_SHOWN - len(result.first_quarantined)
+                    result.first_quarantined += item.quarantined[:max(room, 0)]
                     if progress:
                         progress(result.rows_read, result.rows_quarantined)
                 if binary:

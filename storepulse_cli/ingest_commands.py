@@ -50,6 +50,9 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
                                        batch_id=batch_id)
             overall.update(item.path.stat().st_size)
             click.echo(result.message)
+            if result.status == "loaded":
+                for line in result.quarantine_lines:
+                    click.echo(f"  {line}")
             record_manual_ingest(engine, result)
             # a file of which nothing loaded is a failure, whether rejected or all quarantined
             failed += result.status == "rejected" or (

@@ -128,6 +128,9 @@ def test_ingest_exits_non_zero_when_a_file_loads_nothing(database_env, engine, t
     assert result.exit_code == 2, result.output
     assert "a_good.csv: loaded 1 of 1 rows" in result.output
     assert "b_all_bad.csv: loaded 0 of 2 rows, 2 quarantined" in result.output
+    # each quarantined row a line: where, which field, why
+    assert "  line 2: quantity '0' is zero" in result.output, result.output
+    assert "  line 3: quantity 'zero' is not a number" in result.output, result.output
     assert "c_binary.csv: rejected" in result.output
     assert "2 of 3 file(s) loaded nothing" in result.output
 

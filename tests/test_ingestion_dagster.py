@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterInstance, SensorResult, build_sensor_contex
 from orchestration.assets.ingestion import ingest_landing_files
 from orchestration.resources import LandingResource, WarehouseResource
 from orchestration.sensors import landing_sensor
-from tests.ingestion_helpers import good_row, pos_csv, register, scalar
+from tests.ingestion_helpers import good_row, pos_csv, register, rows, scalar
 
 
 @pytest.fixture
@@ -44,6 +44,17 @@ def test_asset_loads_a_tenant_partition_once(engine, database_url, tmp_path, ins
     assert sales["rows_quarantined"].value == scalar(engine, "select count(*) from raw.quarantine")
     assert sales["rows_read"].value == sales["rows_loaded"].value + sales["rows_quarantined"].value
     assert sales["files_rejected"].value == 0
+    # the quarantine's first rows of each file, with line, field and reason, at a glance
+    shown = next(m for m in meta if m.asset_key == AssetKey(["raw", "quarantine"])).metadata
+    quarantined = rows(engine, "select f.file_name, q.line_number, q.field, q.reason, "
+                               "row_number() over (partition by q.file_id order by "
+                               "q.line_number) as nth from raw.quarantine q join "
+                               "raw.ingest_files f using (file_id)")
+    assert quarantined
+    table = shown["first_quarantined"].value
+    for row in quarantined:
+        line = f"| {row.file_name} | {row.line_number} | {row.field or ''} | {row.reason} |"
+        assert (line in table) == (row.nth <= 5), line
 
     # Nothing new: the run loads nothing and reports nothing, so nothing downstream turns
     # stale (and no check re-validates an unchanged batch).

@@ -53,6 +53,27 @@ def test_row_problem_is_quarantined_with_reason(engine, tmp_path, case, bad, fie
     ledger = rows(engine, "select rows_read, rows_loaded, rows_quarantined from raw.ingest_files "
                           "where file_id = :f", f=result.file_id)[0]
     assert tuple(ledger) == (3, 2, 1)
+    # whoever loaded the file reads the row's line, field and reason at once
+    [shown] = result.quarantine_lines
+    assert shown.startswith("line 3") and reason in shown and (field or "") in shown
+
+
+def test_the_first_quarantined_rows_come_back_in_file_order_across_chunks(engine, tmp_path,
+                                                                         monkeypatch):
+    from ingestion.readers import delimited
+
+    monkeypatch.setattr(delimited, "CSV_BLOCK_BYTES", 256)  # many small chunks
+    register(engine)
+    body = [good_row(f"O{i}", qty="two" if i % 5 == 0 else "1") for i in range(40)]
+    result = load_file(engine, pos_csv(tmp_path / "p" / "f.csv", body), "shop", SPEC)
+    assert result.rows_quarantined == 8
+    first = rows(engine, "select line_number, field, reason from raw.quarantine "
+                         "order by line_number limit 5")
+    assert [(r.line_number, r.field, r.reason) for r in result.first_quarantined] == \
+        [tuple(r) for r in first]
+    assert result.quarantine_lines[0] == "line 2: quantity 'two' is not a number"
+    assert result.quarantine_lines[-1] == \
+        f"... 3 more in raw.quarantine (file_id {result.file_id})"
 
 
 def test_duplicate_line_key_across_chunks(engine, tmp_path, monkeypatch):

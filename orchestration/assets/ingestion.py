@@ -130,6 +130,12 @@ def _metadata_for(table: str, results: list[LoadResult]) -> dict:
         "rows_loaded": MetadataValue.int(sum(r.rows_loaded for r in loaded)),
         "rows_quarantined": MetadataValue.int(sum(r.rows_quarantined for r in loaded)),
     }
+    if table == "quarantine" and any(r.first_quarantined for r in loaded):
+        metadata["first_quarantined"] = MetadataValue.md(
+            "| file | line | field | reason |\n|---|---|---|---|\n"
+            + "\n".join(f"| {r.path.name} | {bad.line_number} | {bad.field or ''} | "
+                        f"{bad.reason.replace('|', '/')} |"
+                        for r in loaded for bad in r.first_quarantined))
     listed = [r for r in mine if r.status != "duplicate"]
     if listed:
         metadata["files"] = MetadataValue.md(
