@@ -4,7 +4,9 @@ The batch is the set of sales files one load brought in (``raw.ingest_files.batc
 orchestrator's run id). A failed ``error`` rule *holds* the batch: its files get ``held_at``
 and the staging models skip them, so bad rows never reach a manager's dashboard, and nothing is
 deleted. Validating the same batch again and passing (after a fix to the tenant's limits, say)
-releases it; so does ``storepulse quality release``.
+releases it; so does ``storepulse quality release``. A file a load committed but no gate judged
+(the run was interrupted in between, or `storepulse quality check` never followed a
+`storepulse ingest`) is judged with the next batch, so it cannot wait out of the marts unseen.
 """
 
 from __future__ import annotations
@@ -82,16 +84,36 @@ class SuiteOutcome:
         return next(r for r in self.rules if r.rule == name)
 
 
-def resolve_batch(conn: sa.Connection, tenant_id: str, batch_id: str | None = None
-                  ) -> tuple[int, ...]:
-    """The sales files of ``batch_id``; without one (or if it loaded none), the tenant's most
-    recent batch, so a check run on its own re-validates what was loaded last."""
+# The tenant's sales files no gate has judged yet: loaded, neither published nor held.
+_AWAITING_GATE = ("tenant_id = :t and status = 'loaded' and target = 'sales_lines' "
+                  "and published_at is null and held_at is null")
+
+
+def files_awaiting_gate(conn: sa.Connection, tenant_id: str) -> tuple[int, ...]:
+    """Files loaded but never judged: a run interrupted between its load and its gate, or a
+    `storepulse ingest` whose `quality check` has not run. Until a gate passes them they
+    never reach the marts."""
+    return tuple(conn.execute(sa.text(
+        f"select file_id from raw.ingest_files where {_AWAITING_GATE} order by file_id"),
+        {"t": tenant_id}).scalars().all())
+
+
+def resolve_batch(conn: sa.Connection, tenant_id: str, batch_id: str | None = None,
+                  awaiting: bool = False) -> tuple[int, ...]:
+    """The sales files of ``batch_id``, with every other file awaiting the gate when
+    ``awaiting`` (what the gate judges: an earlier load left unjudged is judged with the next,
+    never left out of the marts unseen). Without any (no batch given, or it loaded none and
+    nothing else waits), the tenant's most recent batch, so a check run on its own
+    re-validates what was loaded last (and releases it if it passes now)."""
     query = ("select file_id from raw.ingest_files where tenant_id = :t and status = 'loaded' "
              "and target = 'sales_lines' and batch_id is not distinct from :b order by file_id")
+    ids: set[int] = set()
     if batch_id is not None:
-        ids = conn.execute(sa.text(query), {"t": tenant_id, "b": batch_id}).scalars().all()
-        if ids:
-            return tuple(ids)
+        ids |= set(conn.execute(sa.text(query), {"t": tenant_id, "b": batch_id}).scalars())
+    if awaiting:
+        ids |= set(files_awaiting_gate(conn, tenant_id))
+    if ids:
+        return tuple(sorted(ids))
     latest = conn.execute(sa.text(
         "select file_id, batch_id from raw.ingest_files where tenant_id = :t and "
         "status = 'loaded' and target = 'sales_lines' order by file_id desc limit 1"),
@@ -358,12 +380,13 @@ def validate_batch(engine: Engine, suite: Suite, tenant_id: str, run_id: str,
                    batch_id: str | None = None, asset: str = "", gate: bool = True,
                    now: datetime | None = None, reuse: bool = False) -> SuiteOutcome:
     """Resolve the batch, validate it, record the results and (if ``gate``) hold/release.
+    The gate also judges any file an earlier load left unjudged (``resolve_batch``).
 
     ``reuse``: a batch this suite already validated is not validated again; its recorded
     result is returned (a run that loaded nothing new need not re-scan the last batch).
     """
     with engine.connect() as conn:
-        file_ids = resolve_batch(conn, tenant_id, batch_id)
+        file_ids = resolve_batch(conn, tenant_id, batch_id, awaiting=gate)
         if reuse and file_ids:
             earlier = previous_outcome(conn, suite, tenant_id, file_ids)
             if earlier is not None:

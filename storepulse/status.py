@@ -16,6 +16,7 @@ class TenantStatus:
     last_file_at: datetime | None
     rejected_files: int  # current rejections (a later good load of the name clears none)
     held_files: int  # batches a failed blocking check keeps out of the marts
+    awaiting_gate: int  # sales files loaded that no gate has judged yet (not in the marts)
     last_gate: str | None  # "passed" / "failed" / None: the raw suite's latest result
     marts_through: date | None  # the last day in the daily KPI mart
     forecasts_made: datetime | None
@@ -63,7 +64,9 @@ with files as (
 ), counts as (
     select tenant_id,
            count(*) filter (where status = 'rejected') as rejected,
-           count(*) filter (where status = 'loaded' and held_at is not null) as held
+           count(*) filter (where status = 'loaded' and held_at is not null) as held,
+           count(*) filter (where status = 'loaded' and target = 'sales_lines'
+                            and held_at is null and published_at is null) as awaiting
     from raw.ingest_files group by tenant_id
 ), gate as (
     select distinct on (tenant_id) tenant_id, run_id from ops.quality_results
@@ -91,7 +94,7 @@ with files as (
     from ops.alert_rules
 )
 select t.tenant_id, files.file_name, files.loaded_at, coalesce(counts.rejected, 0) as rejected,
-       coalesce(counts.held, 0) as held,
+       coalesce(counts.held, 0) as held, coalesce(counts.awaiting, 0) as awaiting,
        case gate_result.passed when true then 'passed' when false then 'failed' end as gate,
        coalesce(alerts.pending, 0) as pending, coalesce(recipients.recipients, 0) as recipients,
        coalesce(alerts.undelivered, 0) as undelivered, last_undelivered.reason
@@ -118,7 +121,8 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
         scans = _per_tenant(conn, "ml.anomaly_scans",
                             "select tenant_id, scanned_through, last_scan_at "
                             "from ml.anomaly_scans")
-    return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.rejected, r.held, r.gate,
+    return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.rejected, r.held,
+                         r.awaiting, r.gate,
                          marts.get(r.tenant_id, (None,))[0],
                          *forecasts.get(r.tenant_id, (None, None)),
                          *scans.get(r.tenant_id, (None, None)), r.pending, r.recipients,

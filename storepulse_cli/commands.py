@@ -106,6 +106,10 @@ def status() -> None:
         waiting = waiting_message(engine, landing_dir, t.tenant_id)
         if waiting:
             click.echo(f"  waiting     {waiting}")
+        if t.awaiting_gate:
+            click.echo(f"  unchecked   {t.awaiting_gate} file(s) loaded but not through the "
+                       f"gate yet, so not in the marts: `storepulse quality check "
+                       f"{t.tenant_id}` (or the tenant's next ingestion run) checks them")
         click.echo(f"  gate        {t.last_gate or 'never run'}")
         click.echo(f"  marts       through {t.marts_through or '-'}")
         click.echo(f"  forecasts   {t.forecasts_line()}")

@@ -11,13 +11,15 @@ from storepulse_cli.shared import warehouse_engine
 
 @click.group()
 def quality() -> None:
-    """Great Expectations gates: check a tenant's latest batch, list and release holds."""
+    """Great Expectations gates: check a tenant's new batches, list and release holds."""
 
 
 @quality.command("check")
 @click.argument("tenant_id")
 def quality_check(tenant_id: str) -> None:
-    """Validate TENANT's latest loaded batch (raw suite); hold it if an error rule fails."""
+    """Validate TENANT's files awaiting the gate (every load not checked yet), else its
+    latest batch (raw suite); publish them to the marts, or hold them if an error rule
+    fails."""
     from quality.gate import validate_batch
     from quality.suites import RAW_SALES_LINES
     from storepulse.tenants import get_tenant

@@ -90,6 +90,28 @@ def test_quality_check_holds_and_release(database_env, engine, tmp_path):
     assert "no held files" in runner.invoke(cli, ["quality", "holds"]).output
 
 
+def test_two_loads_before_one_check_are_both_checked_and_published(database_env, engine,
+                                                                   tmp_path):
+    """Each `storepulse ingest` is a batch of its own; a `quality check` after the second
+    must not leave the first out of the marts, unpublished and unheld, for ever."""
+    from tests.ingestion_helpers import good_row, pos_csv, register, scalar
+
+    register(engine, "shop")
+    runner = CliRunner()
+    for name, order in (("monday.csv", "O1"), ("tuesday.csv", "O2")):
+        path = pos_csv(tmp_path / "generic_pos_csv" / name, [good_row(order=order)])
+        assert runner.invoke(cli, ["ingest", str(path), "--tenant", "shop"]).exit_code == 0
+    status = runner.invoke(cli, ["status"]).output
+    assert "unchecked 2 file(s) loaded but not through the gate yet, so not in the marts: " \
+           "`storepulse quality check shop`" in " ".join(status.split()), status
+    checked = runner.invoke(cli, ["quality", "check", "shop"])
+    assert checked.exit_code == 0, checked.output
+    assert "shop: batch of 2 file(s)" in checked.output
+    assert scalar(engine, "select count(*) from raw.ingest_files where published_at is null") \
+        == 0
+    assert "unchecked" not in runner.invoke(cli, ["status"]).output
+
+
 def test_alerts_set_stores_rules(database_env, engine):
     from tests.ingestion_helpers import register, scalar
 
@@ -332,7 +354,7 @@ def test_status_says_why_forecasts_start_on_a_day_the_marts_hold():
     made = datetime(2026, 11, 3, 6, 5)
     status = TenantStatus(
         tenant_id="shop", last_file=None, last_file_at=None, rejected_files=0, held_files=0,
-        last_gate="passed", marts_through=date(2026, 11, 2), forecasts_made=made,
+        awaiting_gate=0, last_gate="passed", marts_through=date(2026, 11, 2), forecasts_made=made,
         forecasts_from=date(2026, 11, 3), anomalies_through=None, anomalies_scanned=None,
         alerts_pending=0, alert_recipients=1, alerts_undelivered=0, last_undelivered=None)
     assert status.forecasts_line() == "made 2026-11-03 06:05, from 2026-11-03"

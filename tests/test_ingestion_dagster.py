@@ -66,6 +66,31 @@ def test_asset_loads_a_tenant_partition_once(engine, database_url, tmp_path, ins
     assert scalar(engine, "select count(*) from raw.sales_lines") == loaded_in_db
 
 
+def test_a_load_whose_run_stopped_before_its_gate_is_gated_by_the_next_run(
+        engine, database_url, tmp_path, instance):
+    """The load committed, then the run died before its gate (a killed process, a lost
+    node): its files are loaded but unjudged, so out of the marts. The next run, with nothing
+    new to load, judges and publishes them, and says so."""
+    from ingestion.landing import ingest_tenant
+
+    landing = tmp_path / "landing"
+    register(engine, "shop")
+    instance.add_dynamic_partitions("tenants", ["shop"])
+    pos_csv(landing / "shop" / "generic_pos_csv" / "a.csv", [good_row()])
+    [loaded] = ingest_tenant(engine, landing, "shop", batch_id="run-that-died")
+    assert scalar(engine, "select published_at from raw.ingest_files") is None
+
+    next_run = materialize([ingest_landing_files], partition_key="shop", instance=instance,
+                           resources=_resources(database_url, landing))
+    assert next_run.success
+    sales = next(m for m in next_run.asset_materializations_for_node("ingest_landing_files")
+                 if m.asset_key == AssetKey(["raw", "sales_lines"])).metadata
+    assert sales["files_published"].value == str(loaded.file_id)
+    assert sales["files_loaded"].value == 0  # nothing new was loaded
+    assert {e.passed for e in next_run.get_asset_check_evaluations()} == {True}
+    assert scalar(engine, "select published_at is not null from raw.ingest_files")
+
+
 def test_rejected_file_is_reported_in_dagster(engine, database_url, tmp_path, instance):
     landing = tmp_path / "landing"
     register(engine, "shop")

@@ -6,7 +6,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from quality.gate import list_holds, release_holds, validate_batch
+from quality.gate import (
+    files_awaiting_gate,
+    list_holds,
+    release_holds,
+    resolve_batch,
+    validate_batch,
+)
 from quality.suites import RAW_SALES_LINES, STG_SALES_LINES
 from tests.dbt_helpers import run_dbt
 from tests.ingestion_helpers import publish, register, scalar
@@ -163,6 +169,29 @@ def test_an_unchecked_batch_stays_out_of_staging_until_the_gate_passes_it(engine
     assert scalar(engine, in_staging, f=unchecked) == 1
     assert scalar(engine, "select published_at is not null from raw.ingest_files "
                           "where file_id = :f", f=unchecked)
+
+
+def test_a_load_no_gate_judged_is_judged_with_the_next_batch(engine, shop):
+    """A run interrupted between its load and its gate leaves its files unjudged: the next
+    run's gate judges them with its own batch. A held batch stays held."""
+    held = insert_batch(engine, shop, "pricey", [line(order="P1", price=12_000)])
+    assert validate_batch(engine, RAW_SALES_LINES, shop, run_id="g1",
+                          batch_id="pricey").hold_action == "held"
+    interrupted = insert_batch(engine, shop, "interrupted", [line(order="I1")])
+    following = insert_batch(engine, shop, "following", [line(order="F1")])
+    with engine.connect() as conn:
+        assert files_awaiting_gate(conn, shop) == (interrupted, following)
+    outcome = validate_batch(engine, RAW_SALES_LINES, shop, run_id="g2", batch_id="following")
+    assert outcome.file_ids == (interrupted, following)
+    assert not outcome.blocking_failures
+    with engine.connect() as conn:
+        assert files_awaiting_gate(conn, shop) == ()
+    assert scalar(engine, "select count(*) from raw.ingest_files where published_at is not "
+                          "null and file_id = any(:f)", f=[interrupted, following]) == 2
+    assert [h.file_id for h in list_holds(engine, shop)] == [held]
+    # the staging check (no gate) still reads the latest batch only
+    with engine.connect() as conn:
+        assert resolve_batch(conn, shop) == (following,)
 
 
 def test_staging_suite_checks_typed_lines(engine, database_url, shop):

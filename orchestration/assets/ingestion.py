@@ -26,7 +26,7 @@ from orchestration.checks import RAW_SALES_LINES_KEY, check_specs, tenant_check_
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import LandingResource, WarehouseResource
-from quality.gate import validate_batch
+from quality.gate import files_awaiting_gate, validate_batch
 from quality.suites import RAW_SALES_LINES
 
 RAW_TABLES = {
@@ -76,11 +76,15 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
                              batch_id=context.run_id, settle_seconds=landing.settle(),
                              on_wait=wait)
                if context.selected_asset_keys else [])
-    new_sales = any(r.status == "loaded" and r.target == "sales_lines" for r in results)
+    # This run's new sales, and any an earlier run committed but never gated (it was
+    # interrupted between its load and its gate): the gate judges them together.
+    with engine.connect() as conn:
+        awaiting = files_awaiting_gate(conn, tenant_id)
+    new_sales = bool(awaiting)
     checks: list[AssetCheckResult] = []
     if context.selected_asset_check_keys and (new_sales or not context.selected_asset_keys):
-        # Checks selected alone re-validate the tenant's latest batch (after a limit changed,
-        # say: passing releases it).
+        # Checks selected alone re-validate what awaits the gate, else the tenant's latest
+        # batch (after a limit changed, say: passing releases it).
         outcome = validate_batch(engine, RAW_SALES_LINES, tenant_id, run_id=context.run_id,
                                  batch_id=context.run_id, asset="raw/sales_lines")
         for failure in outcome.blocking_failures:
@@ -94,13 +98,17 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
         new_sales = new_sales and not outcome.blocking_failures
     for table in RAW_TABLES:
         key = AssetKey(["raw", table])
-        if key not in context.selected_asset_keys or not _changed(table, results):
+        if key not in context.selected_asset_keys:
             continue
         if table == "sales_lines":
             if new_sales:
-                yield MaterializeResult(asset_key=key, metadata=_metadata_for(table, results),
-                                        check_results=checks)
+                metadata = _metadata_for(table, results)
+                metadata["files_published"] = MetadataValue.text(
+                    ", ".join(str(file_id) for file_id in awaiting))
+                yield MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
                 checks = []
+            continue
+        if not _changed(table, results):
             continue
         yield MaterializeResult(asset_key=key, metadata=_metadata_for(table, results))
     # A held batch (or checks run alone): results without a new materialization.
