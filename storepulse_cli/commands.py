@@ -149,6 +149,12 @@ def forecast(tenant_id: str) -> None:
                f"(run {run.run_id})")
     if not run.success:
         raise SystemExit(1)
+    from storepulse.status import tenant_status
+
+    # what the run left, in `storepulse status`'s words
+    [status] = [t for t in tenant_status(warehouse_engine()) if t.tenant_id == tenant_id]
+    click.echo(f"  forecasts   {status.forecasts_line()}")
+    click.echo(f"  anomalies   {status.anomalies_line()}")
 
 
 @cli.command("generate-sample")

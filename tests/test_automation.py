@@ -194,7 +194,14 @@ def test_storepulse_forecast_refreshes_one_tenant_without_asset_keys(platform, e
     done = CliRunner().invoke(cli, ["forecast", "alpha"])
     assert done.exit_code == 0, done.output
     # (on a fresh DAGSTER_HOME, Dagster's one-time telemetry notice comes first, on stderr)
-    assert done.stdout.strip().splitlines()[-1].startswith("ml [alpha]: done in ")
+    *_, headline, forecasts, anomalies = done.stdout.strip().splitlines()
+    assert headline.startswith("ml [alpha]: done in ")
+    # what the run left, as status says it
+    made = scalar(engine, "select max(created_at) from ml.forecasts where tenant_id = 'alpha'")
+    assert forecasts.split()[:3] == ["forecasts", "made", f"{made:%Y-%m-%d}"], forecasts
+    through = scalar(engine, "select scanned_through from ml.anomaly_scans "
+                             "where tenant_id = 'alpha'")
+    assert anomalies.split()[:4] == ["anomalies", "judged", "through", str(through)], anomalies
     assert scalar(engine, "select max(created_at) from ml.forecasts where tenant_id = 'alpha'"
                   ) > before["alpha"]
     assert scalar(engine, "select max(created_at) from ml.forecasts where tenant_id = 'beta'"
