@@ -77,18 +77,24 @@ def test_a_load_whose_run_stopped_before_its_gate_is_gated_by_the_next_run(
     register(engine, "shop")
     instance.add_dynamic_partitions("tenants", ["shop"])
     pos_csv(landing / "shop" / "generic_pos_csv" / "a.csv", [good_row()])
-    [loaded] = ingest_tenant(engine, landing, "shop", batch_id="run-that-died")
-    assert scalar(engine, "select published_at from raw.ingest_files") is None
+    [first] = ingest_tenant(engine, landing, "shop", batch_id="run-that-died")
+    pos_csv(landing / "shop" / "generic_pos_csv" / "b.csv", [good_row("O2")])
+    [second] = [r for r in ingest_tenant(engine, landing, "shop",
+                                         batch_id="its-retry-that-died-too")
+                if r.status == "loaded"]
+    assert scalar(engine, "select count(*) from raw.ingest_files where published_at is null") \
+        == 2
 
     next_run = materialize([ingest_landing_files], partition_key="shop", instance=instance,
                            resources=_resources(database_url, landing))
     assert next_run.success
     sales = next(m for m in next_run.asset_materializations_for_node("ingest_landing_files")
                  if m.asset_key == AssetKey(["raw", "sales_lines"])).metadata
-    assert sales["files_published"].value == str(loaded.file_id)
+    assert sales["files_published"].value == f"{first.file_id}, {second.file_id}"
     assert sales["files_loaded"].value == 0  # nothing new was loaded
     assert {e.passed for e in next_run.get_asset_check_evaluations()} == {True}
-    assert scalar(engine, "select published_at is not null from raw.ingest_files")
+    assert scalar(engine, "select count(*) from raw.ingest_files where published_at is null") \
+        == 0
 
 
 def test_rejected_file_is_reported_in_dagster(engine, database_url, tmp_path, instance):
