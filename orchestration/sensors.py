@@ -95,7 +95,7 @@ def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResourc
 def _nothing_new(tenants: int, unregistered: dict[str, int]) -> SkipReason:
     """The tick history's line for a quiet tick (Dagster's own would read "Sensor function
     returned an empty result")."""
-    reason = f"no new or changed files for the {tenants} registered tenant(s)"
+    reason = f"no new or changed files ready to load for the {tenants} registered tenant(s)"
     if unregistered:
         folders = ", ".join(f"landing/{folder}/" for folder in sorted(unregistered))
         reason += f"; no tenant is registered for {folders}"

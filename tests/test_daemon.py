@@ -151,8 +151,8 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
                                     r"[1-9]\d* messages sent", reason or "")
                            for reason in alert_ticks), alert_ticks
                 landing_ticks = _tick_reasons(instance, "landing_sensor")
-                assert "no new or changed files for the 1 registered tenant(s)" in \
-                    landing_ticks, landing_ticks
+                quiet = "no new or changed files ready to load for the 1 registered tenant(s)"
+                assert quiet in landing_ticks, landing_ticks
                 assert not [reason for reason in alert_ticks + landing_ticks
                             if reason and "empty result" in reason]
 

@@ -154,8 +154,8 @@ def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tm
     quiet = tick()
     assert quiet.run_requests == []
     assert quiet.skip_reason.skip_message == (
-        "no new or changed files for the 1 registered tenant(s); no tenant is registered for "
-        "landing/stranger/")
+        "no new or changed files ready to load for the 1 registered tenant(s); no tenant is "
+        "registered for landing/stranger/")
 
     # A new file: a run with a new key, for that file only.
     pos_csv(landing / "shop" / "generic_pos_csv" / "b.csv", [good_row("O2")])
