@@ -14,6 +14,7 @@ class TenantStatus:
     tenant_id: str
     last_file: str | None  # the newest file loaded (or rejected), and when
     last_file_at: datetime | None
+    last_file_quarantined: int  # rows of the last file that went to raw.quarantine
     rejected_files: int  # current rejections (a later good load of the name clears none)
     held_files: int  # batches a failed blocking check keeps out of the marts
     awaiting_gate: int  # sales files loaded that no gate has judged yet (not in the marts)
@@ -59,7 +60,7 @@ class TenantStatus:
 
 _STATUS = """
 with files as (
-    select distinct on (tenant_id) tenant_id, file_name, loaded_at
+    select distinct on (tenant_id) tenant_id, file_name, loaded_at, rows_quarantined
     from raw.ingest_files order by tenant_id, loaded_at desc
 ), counts as (
     select tenant_id,
@@ -93,7 +94,9 @@ with files as (
            cardinality(email_recipients) + cardinality(sms_recipients) as recipients
     from ops.alert_rules
 )
-select t.tenant_id, files.file_name, files.loaded_at, coalesce(counts.rejected, 0) as rejected,
+select t.tenant_id, files.file_name, files.loaded_at,
+       coalesce(files.rows_quarantined, 0) as quarantined,
+       coalesce(counts.rejected, 0) as rejected,
        coalesce(counts.held, 0) as held, coalesce(counts.awaiting, 0) as awaiting,
        case gate_result.passed when true then 'passed' when false then 'failed' end as gate,
        coalesce(alerts.pending, 0) as pending, coalesce(recipients.recipients, 0) as recipients,
@@ -121,7 +124,8 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
         scans = _per_tenant(conn, "ml.anomaly_scans",
                             "select tenant_id, scanned_through, last_scan_at "
                             "from ml.anomaly_scans")
-    return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.rejected, r.held,
+    return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.quarantined, r.rejected,
+                         r.held,
                          r.awaiting, r.gate,
                          marts.get(r.tenant_id, (None,))[0],
                          *forecasts.get(r.tenant_id, (None, None)),

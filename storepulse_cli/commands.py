@@ -101,7 +101,9 @@ def status() -> None:
 
     for t in rows:
         click.echo(f"{t.tenant_id}")
-        click.echo(f"  last file   {t.last_file or '-'} ({when(t.last_file_at)}); "
+        quarantined = (f", {t.last_file_quarantined:,} row(s) quarantined"
+                       if t.last_file_quarantined else "")
+        click.echo(f"  last file   {t.last_file or '-'} ({when(t.last_file_at)}){quarantined}; "
                    f"{t.rejected_files} rejected, {t.held_files} held")
         waiting = waiting_message(engine, landing_dir, t.tenant_id)
         if waiting:

@@ -99,9 +99,12 @@ def test_two_loads_before_one_check_are_both_checked_and_published(database_env,
     register(engine, "shop")
     runner = CliRunner()
     for name, order in (("monday.csv", "O1"), ("tuesday.csv", "O2")):
-        path = pos_csv(tmp_path / "generic_pos_csv" / name, [good_row(order=order)])
+        path = pos_csv(tmp_path / "generic_pos_csv" / name,
+                       [good_row(order=order), good_row(order=f"{order}-bad", qty="lots")])
         assert runner.invoke(cli, ["ingest", str(path), "--tenant", "shop"]).exit_code == 0
     status = runner.invoke(cli, ["status"]).output
+    assert "last file tuesday.csv (" in " ".join(status.split()), status
+    assert "), 1 row(s) quarantined; 0 rejected, 0 held" in status, status
     assert "unchecked 2 file(s) loaded but not through the gate yet, so not in the marts: " \
            "`storepulse quality check shop`" in " ".join(status.split()), status
     checked = runner.invoke(cli, ["quality", "check", "shop"])
@@ -353,8 +356,9 @@ def test_status_says_why_forecasts_start_on_a_day_the_marts_hold():
 
     made = datetime(2026, 11, 3, 6, 5)
     status = TenantStatus(
-        tenant_id="shop", last_file=None, last_file_at=None, rejected_files=0, held_files=0,
-        awaiting_gate=0, last_gate="passed", marts_through=date(2026, 11, 2), forecasts_made=made,
+        tenant_id="shop", last_file=None, last_file_at=None, last_file_quarantined=0,
+        rejected_files=0, held_files=0, awaiting_gate=0, last_gate="passed",
+        marts_through=date(2026, 11, 2), forecasts_made=made,
         forecasts_from=date(2026, 11, 3), anomalies_through=None, anomalies_scanned=None,
         alerts_pending=0, alert_recipients=1, alerts_undelivered=0, last_undelivered=None)
     assert status.forecasts_line() == "made 2026-11-03 06:05, from 2026-11-03"
