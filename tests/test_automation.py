@@ -194,8 +194,11 @@ def test_storepulse_forecast_refreshes_one_tenant_without_asset_keys(platform, e
     done = CliRunner().invoke(cli, ["forecast", "alpha"])
     assert done.exit_code == 0, done.output
     # (on a fresh DAGSTER_HOME, Dagster's one-time telemetry notice comes first, on stderr)
-    *_, headline, forecasts, anomalies = done.stdout.strip().splitlines()
+    lines = done.stdout.strip().splitlines()
+    headline = next(line for line in lines if line.startswith("ml [alpha]"))
     assert headline.startswith("ml [alpha]: done in ")
+    forecasts, anomalies = (next(line for line in lines if line.split()[0] == label)
+                            for label in ("forecasts", "anomalies"))
     # what the run left, as status says it
     made = scalar(engine, "select max(created_at) from ml.forecasts where tenant_id = 'alpha'")
     assert forecasts.split()[:3] == ["forecasts", "made", f"{made:%Y-%m-%d}"], forecasts

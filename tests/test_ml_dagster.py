@@ -190,7 +190,7 @@ def test_daily_anomaly_runs_judge_recent_days_and_weekly_rescans_all(warehouse):
 
 
 def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_completes_it(
-        warehouse, small_sample, tmp_path):
+        warehouse, small_sample, tmp_path, monkeypatch):
     """Last in this module: it adds a day to the shared warehouse."""
     url, engine = warehouse
     exports = pd.concat(pd.read_csv(f, dtype=str) for f in sorted(
@@ -250,6 +250,16 @@ def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_c
         status.anomalies_line()
     assert f"from {monday}; {monday}, the marts' last day, is forecast, not learned from" in \
         status.forecasts_line()
+    # `storepulse status` gives the reason itself, under the forecasts line
+    from click.testing import CliRunner
+
+    from storepulse_cli.commands import cli
+
+    monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
+    shown = CliRunner().invoke(cli, ["status"])
+    assert shown.exit_code == 0, shown.output
+    assert f"  last day    {monday} forecast, not learned from: {so_far}" in shown.output, \
+        shown.output
 
     meta, forecast_meta, scanned, forecast_from = land_and_judge(
         day[day["at"].dt.hour >= 11], "sales_2026-11-02_2200.csv")
@@ -261,3 +271,4 @@ def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_c
     status = next(t for t in tenant_status(engine) if t.tenant_id == "northwind")
     assert "marts reach" not in status.anomalies_line()
     assert status.forecasts_line().endswith(f", from {monday + timedelta(days=1)}")
+    assert "last day" not in CliRunner().invoke(cli, ["status"]).output
