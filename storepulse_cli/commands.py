@@ -13,6 +13,7 @@ from storepulse.errors import StorePulseError
 from storepulse_cli.alert_commands import alerts
 from storepulse_cli.dashboard_commands import dashboards
 from storepulse_cli.ingest_commands import ingest, specs
+from storepulse_cli.ml_lines import echo_ml_lines
 from storepulse_cli.quality_commands import quality
 from storepulse_cli.shared import POSITIVE, warehouse_engine
 from storepulse_cli.tenant_commands import tenants
@@ -114,8 +115,7 @@ def status() -> None:
                        f"{t.tenant_id}` (or the tenant's next ingestion run) checks them")
         click.echo(f"  gate        {t.last_gate or 'never run'}")
         click.echo(f"  marts       through {t.marts_through or '-'}")
-        _echo_forecasts(engine, t)
-        click.echo(f"  anomalies   {t.anomalies_line()}")
+        echo_ml_lines(engine, t)
         nobody = "" if t.alert_recipients else (
             f"; no recipients, so anomalies reach nobody: storepulse alerts set {t.tenant_id} "
             "--email ...")
@@ -155,28 +155,7 @@ def forecast(tenant_id: str) -> None:
 
     # what the run left, in `storepulse status`'s words
     [status] = [t for t in tenant_status(warehouse_engine()) if t.tenant_id == tenant_id]
-    _echo_forecasts(warehouse_engine(), status)
-    click.echo(f"  anomalies   {status.anomalies_line()}")
-
-
-def _echo_forecasts(engine, status) -> None:
-    """The forecasts line of `status`, and when they start on a day the marts hold, why."""
-    click.echo(f"  forecasts   {status.forecasts_line()}")
-    if status.forecasts_from is not None and status.forecasts_from == status.marts_through:
-        click.echo(f"  last day    {_last_day_now(engine, status.tenant_id)}")
-
-
-def _last_day_now(engine, tenant_id: str) -> str:
-    """What the forecasts make of the tenant's last day, as the marts read now (the rule and
-    its words are the store_forecasts asset's)."""
-    from ml.day_in_progress import read_last_day
-    from ml.forecasting import describe_last_day
-    from ml.tables import read_last_sale_times
-    from storepulse.tenants import get_tenant
-
-    timezone = get_tenant(engine, tenant_id).timezone
-    with engine.connect() as conn:
-        return describe_last_day(read_last_day(read_last_sale_times(conn, tenant_id, timezone)))
+    echo_ml_lines(warehouse_engine(), status)
 
 
 @cli.command("generate-sample")

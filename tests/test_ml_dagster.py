@@ -260,6 +260,7 @@ def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_c
     assert shown.exit_code == 0, shown.output
     assert f"  last day    {monday} forecast, not learned from: {so_far}" in shown.output, \
         shown.output
+    assert f"  held back   {monday} not judged yet: {so_far}" in shown.output, shown.output
 
     meta, forecast_meta, scanned, forecast_from = land_and_judge(
         day[day["at"].dt.hour >= 11], "sales_2026-11-02_2200.csv")
@@ -271,4 +272,5 @@ def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_c
     status = next(t for t in tenant_status(engine) if t.tenant_id == "northwind")
     assert "marts reach" not in status.anomalies_line()
     assert status.forecasts_line().endswith(f", from {monday + timedelta(days=1)}")
-    assert "last day" not in CliRunner().invoke(cli, ["status"]).output
+    shown = CliRunner().invoke(cli, ["status"]).output
+    assert "last day" not in shown and "held back" not in shown, shown

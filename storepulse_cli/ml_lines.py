@@ -1,0 +1,48 @@
+"""The forecasts' and anomaly scan's lines of `storepulse status` (and `storepulse forecast`):
+how far they reach, and, where they stop at or short of the marts' last day, why, read from
+the marts now with the ML assets' own rule and words."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+from sqlalchemy.engine import Engine
+
+from storepulse.status import TenantStatus
+
+if TYPE_CHECKING:
+    from ml.day_in_progress import LastDay
+
+
+def echo_ml_lines(engine: Engine, status: TenantStatus) -> None:
+    click.echo(f"  forecasts   {status.forecasts_line()}")
+    forecasts_start_on_last_day = (status.forecasts_from is not None
+                                   and status.forecasts_from == status.marts_through)
+    scan_stops_short = (status.anomalies_through is not None
+                        and status.marts_through is not None
+                        and status.marts_through > status.anomalies_through)
+    last_day = _last_day_now(engine, status.tenant_id) \
+        if forecasts_start_on_last_day or scan_stops_short else None
+    if forecasts_start_on_last_day:
+        from ml.forecasting import describe_last_day
+
+        click.echo(f"  last day    {describe_last_day(last_day)}")
+    click.echo(f"  anomalies   {status.anomalies_line()}")
+    if scan_stops_short:
+        in_progress = last_day.in_progress if last_day is not None else None
+        click.echo("  held back   " + (
+            in_progress.describe() if in_progress is not None else
+            f"no day looks cut short now: the next store_anomalies run judges through "
+            f"{status.marts_through}"))
+
+
+def _last_day_now(engine: Engine, tenant_id: str) -> LastDay | None:
+    """The tenant's last day as the ML assets read it (``ml.day_in_progress.LastDay``)."""
+    from ml.day_in_progress import read_last_day
+    from ml.tables import read_last_sale_times
+    from storepulse.tenants import get_tenant
+
+    timezone = get_tenant(engine, tenant_id).timezone
+    with engine.connect() as conn:
+        return read_last_day(read_last_sale_times(conn, tenant_id, timezone))
