@@ -84,18 +84,14 @@ class SuiteOutcome:
         return next(r for r in self.rules if r.rule == name)
 
 
-# The tenant's sales files no gate has judged yet: loaded, neither published nor held.
-_AWAITING_GATE = ("tenant_id = :t and status = 'loaded' and target = 'sales_lines' "
-                  "and published_at is null and held_at is null")
-
-
 def files_awaiting_gate(conn: sa.Connection, tenant_id: str) -> tuple[int, ...]:
-    """Files loaded but never judged: a run interrupted between its load and its gate, or a
-    `storepulse ingest` whose `quality check` has not run. Until a gate passes them they
-    never reach the marts."""
+    """Sales files loaded but never judged (neither published nor held): a run interrupted
+    between its load and its gate, or a `storepulse ingest` whose `quality check` has not
+    run. Until a gate passes them they never reach the marts."""
     return tuple(conn.execute(sa.text(
-        f"select file_id from raw.ingest_files where {_AWAITING_GATE} order by file_id"),
-        {"t": tenant_id}).scalars().all())
+        "select file_id from raw.ingest_files where tenant_id = :t and status = 'loaded' "
+        "and target = 'sales_lines' and published_at is null and held_at is null "
+        "order by file_id"), {"t": tenant_id}).scalars().all())
 
 
 def resolve_batch(conn: sa.Connection, tenant_id: str, batch_id: str | None = None,

@@ -31,6 +31,17 @@ class TenantStatus:
     alerts_undelivered: int
     last_undelivered: str | None
 
+    @property
+    def forecasts_start_on_last_day(self) -> bool:
+        """The forecasts start on the marts' last day: it was forecast, not learned from."""
+        return self.forecasts_from is not None and self.forecasts_from == self.marts_through
+
+    @property
+    def scan_stops_short(self) -> bool:
+        """The anomaly scan has not judged the marts' last day."""
+        return (self.anomalies_through is not None and self.marts_through is not None
+                and self.marts_through > self.anomalies_through)
+
     def forecasts_line(self) -> str:
         """When the forecasts were made, the day they start on, and why that is a day the
         marts already hold."""
@@ -39,7 +50,7 @@ class TenantStatus:
         line = f"made {self.forecasts_made:%Y-%m-%d %H:%M}, from {self.forecasts_from}"
         if self.marts_through is None or self.forecasts_from > self.marts_through:
             return line
-        if self.forecasts_from == self.marts_through:
+        if self.forecasts_start_on_last_day:
             return line + (f"; {self.marts_through}, the marts' last day, is forecast, not "
                            "learned from: it looked cut short by its export (the last "
                            "store_forecasts run's last_day says why)")
@@ -51,7 +62,7 @@ class TenantStatus:
             return "never judged"
         line = (f"judged through {self.anomalies_through} "
                 f"(scan {self.anomalies_scanned:%Y-%m-%d %H:%M})")
-        if self.marts_through and self.marts_through > self.anomalies_through:
+        if self.scan_stops_short:
             line += (f"; the marts reach {self.marts_through}: a day exported during trading "
                      "waits for the rest of it, or no scan has run since (the last "
                      "store_anomalies run's day_in_progress says which)")
@@ -125,8 +136,7 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
                             "select tenant_id, scanned_through, last_scan_at "
                             "from ml.anomaly_scans")
     return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.quarantined, r.rejected,
-                         r.held,
-                         r.awaiting, r.gate,
+                         r.held, r.awaiting, r.gate,
                          marts.get(r.tenant_id, (None,))[0],
                          *forecasts.get(r.tenant_id, (None, None)),
                          *scans.get(r.tenant_id, (None, None)), r.pending, r.recipients,

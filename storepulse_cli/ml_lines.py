@@ -17,19 +17,14 @@ if TYPE_CHECKING:
 
 def echo_ml_lines(engine: Engine, status: TenantStatus) -> None:
     click.echo(f"  forecasts   {status.forecasts_line()}")
-    forecasts_start_on_last_day = (status.forecasts_from is not None
-                                   and status.forecasts_from == status.marts_through)
-    scan_stops_short = (status.anomalies_through is not None
-                        and status.marts_through is not None
-                        and status.marts_through > status.anomalies_through)
     last_day = _last_day_now(engine, status.tenant_id) \
-        if forecasts_start_on_last_day or scan_stops_short else None
-    if forecasts_start_on_last_day:
+        if status.forecasts_start_on_last_day or status.scan_stops_short else None
+    if status.forecasts_start_on_last_day:
         from ml.forecasting import describe_last_day
 
         click.echo(f"  last day    {describe_last_day(last_day)}")
     click.echo(f"  anomalies   {status.anomalies_line()}")
-    if scan_stops_short:
+    if status.scan_stops_short:
         in_progress = last_day.in_progress if last_day is not None else None
         click.echo("  held back   " + (
             in_progress.describe() if in_progress is not None else

@@ -79,8 +79,8 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
     # This run's new sales, and any an earlier run committed but never gated (it was
     # interrupted between its load and its gate): the gate judges them together.
     with engine.connect() as conn:
-        awaiting = files_awaiting_gate(conn, tenant_id)
-    new_sales = bool(awaiting)
+        new_sales = bool(files_awaiting_gate(conn, tenant_id))
+    published: tuple[int, ...] = ()
     checks: list[AssetCheckResult] = []
     if context.selected_asset_check_keys and (new_sales or not context.selected_asset_keys):
         # Checks selected alone re-validate what awaits the gate, else the tenant's latest
@@ -96,6 +96,7 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
                   if AssetCheckKey(RAW_SALES_LINES_KEY, c.check_name or "")
                   in context.selected_asset_check_keys]
         new_sales = new_sales and not outcome.blocking_failures
+        published = outcome.file_ids if new_sales else ()
     for table in RAW_TABLES:
         key = AssetKey(["raw", table])
         if key not in context.selected_asset_keys:
@@ -103,8 +104,9 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
         if table == "sales_lines":
             if new_sales:
                 metadata = _metadata_for(table, results)
-                metadata["files_published"] = MetadataValue.text(
-                    ", ".join(str(file_id) for file_id in awaiting))
+                if published:
+                    metadata["files_published"] = MetadataValue.text(
+                        ", ".join(str(file_id) for file_id in published))
                 yield MaterializeResult(asset_key=key, metadata=metadata, check_results=checks)
                 checks = []
             continue
