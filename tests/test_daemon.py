@@ -145,6 +145,9 @@ def test_a_landed_file_reaches_the_managers_inbox_with_nobody_clicking(
             with DagsterInstance.from_config(str(dagster_home)) as instance:
                 _wait_for("the dashboards sync", lambda: _dashboards_synced(instance),
                           daemon, log, deadline)
+                # the whole wave ran without a failed run
+                assert instance.get_run_records(
+                    RunsFilter(statuses=[DagsterRunStatus.FAILURE])) == []
                 # the tick history says what each tick did, never Dagster's "empty result"
                 alert_ticks = _tick_reasons(instance, "anomaly_alert_sensor")
                 assert any(re.match(r"[1-9]\d* new anomalies, [1-9]\d* deliveries queued; "
