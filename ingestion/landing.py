@@ -11,7 +11,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ingestion.loader import LoadResult, ProgressFn, load_file, reject_file
+from ingestion.loader import (
+    LoadResult,
+    ProgressFn,
+    load_file,
+    refresh_statistics,
+    reject_file,
+)
 from ingestion.readers import detect_spec
 from ingestion.spec import SourceSpec, SpecError, spec_for_source
 
@@ -228,13 +234,7 @@ def ingest_tenant(engine: Engine, landing_dir: Path, tenant_id: str,
         results.append(result)
         if on_file:
             on_file(result)
-    touched = sorted({r.target for r in results if r.status == "loaded" and r.rows_loaded})
-    if touched:
-        # Fresh statistics before anything reads the batch: the quality checks and dbt that
-        # follow plan their scans on them (a stale estimate made GE's queries 5x slower).
-        with engine.begin() as conn:
-            for table in [*touched, "ingest_files"]:
-                conn.execute(sa.text(f"analyze raw.{table}"))
+    refresh_statistics(engine, results)
     return results
 
 

@@ -116,24 +116,23 @@ def _repeated_line_keys_query(batch: BatchContext) -> str:
     """The batch's lines whose key another line of the same file repeats, with how many lines
     share it: empty for a good batch (the loader quarantines repeated keys, so only lines
     written around it can repeat). At most ``REPEATED_LINES_READ`` lines are returned, as the
-    gate reads them into memory; past that the count is a floor."""
+    gate reads them into memory; past that the count is a floor.
+
+    A window over one scan rather than the lines joined to their grouped keys: that join
+    is planned on the batch's row estimate, and for a batch loaded before its table was
+    analyzed the planner picks a nested loop, quadratic in the lines."""
     key = ", ".join(("source_file_id", *LINE_KEY))
     return f"""
-        with batch_lines as (
-            select source_file_id, source_line, {", ".join(LINE_KEY)}
+        with lines_with_copies as (
+            select source_file_id, source_line, {", ".join(LINE_KEY)},
+                   count(*) over (partition by {key}) as copies
             from raw.sales_lines
             where source_file_id in ({batch.file_list()})
-        ),
-        repeated_keys as (
-            select {key}, count(*) as copies
-            from batch_lines
-            group by {key}
-            having count(*) > 1
         )
-        select batch_lines.*, repeated_keys.copies
-        from batch_lines
-        join repeated_keys using ({key})
-        order by batch_lines.source_file_id, batch_lines.source_line
+        select *
+        from lines_with_copies
+        where copies > 1
+        order by source_file_id, source_line
         limit {REPEATED_LINES_READ}
     """
 

@@ -22,13 +22,14 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
     from tqdm import tqdm
 
     from ingestion.landing import given_files
-    from ingestion.loader import load_file, reject_file
+    from ingestion.loader import load_file, refresh_statistics, reject_file
     from storepulse.tenants import record_manual_ingest
 
     engine = warehouse_engine()
     files = given_files(path, tenant_id, source)
     batch_id = f"cli-{uuid.uuid4().hex[:12]}"  # what `storepulse quality check` validates
     failed = 0
+    results = []
     total_bytes = sum(f.path.stat().st_size for f in files)
     with tqdm(total=total_bytes, desc=f"{len(files)} file(s)", unit="B", unit_scale=True,
               disable=not sys.stderr.isatty()) as overall:
@@ -49,6 +50,7 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
                                        source=item.source, progress=progress,
                                        batch_id=batch_id)
             overall.update(item.path.stat().st_size)
+            results.append(result)
             click.echo(result.message)
             if result.status == "loaded":
                 for line in result.quarantine_lines:
@@ -57,6 +59,7 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
             # a file of which nothing loaded is a failure, whether rejected or all quarantined
             failed += result.status == "rejected" or (
                 result.status == "loaded" and result.rows_read > 0 and result.rows_loaded == 0)
+    refresh_statistics(engine, results)
     if failed:
         click.echo(f"{failed} of {len(files)} file(s) loaded nothing; see the reasons above "
                    "and `raw.quarantine`", err=True)

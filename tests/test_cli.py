@@ -115,6 +115,28 @@ def test_two_loads_before_one_check_are_both_checked_and_published(database_env,
     assert "unchecked" not in runner.invoke(cli, ["status"]).output
 
 
+def test_ingest_leaves_the_planner_knowing_the_batch(database_env, engine, tmp_path):
+    """`quality check` and dbt plan their queries on the table's statistics; a batch loaded
+    since the last analyze looks like a handful of rows to them, so the load refreshes them
+    as the landing sensor's runs do."""
+    import sqlalchemy as sa
+
+    from tests.ingestion_helpers import good_row, pos_csv, register, scalar
+
+    register(engine, "shop")
+    with engine.begin() as conn:
+        conn.execute(sa.text("analyze raw.sales_lines"))
+    rows = [good_row(order=f"O{n}") for n in range(3_000)]
+    path = pos_csv(tmp_path / "generic_pos_csv" / "big.csv", rows)
+    assert CliRunner().invoke(cli, ["ingest", str(path), "--tenant", "shop"]).exit_code == 0
+    file_id = scalar(engine, "select max(file_id) from raw.ingest_files")
+    with engine.connect() as conn:
+        estimate = conn.execute(sa.text(
+            "explain (format json) select * from raw.sales_lines where source_file_id = :f"),
+            {"f": file_id}).scalar_one()[0]["Plan"]["Plan Rows"]
+    assert estimate > len(rows) / 2, estimate
+
+
 def test_alerts_set_stores_rules(database_env, engine):
     from tests.ingestion_helpers import register, scalar
 

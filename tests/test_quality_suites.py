@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from quality.gate import (
+    batch_context,
     files_awaiting_gate,
     list_holds,
     release_holds,
@@ -107,6 +108,36 @@ def test_each_bad_batch_fails_its_rule_and_is_held(engine, shop, rule):
     stored = scalar(engine, "select observed from ops.quality_results where run_id = 'r2' "
                             "and expectation = :r and not success", r=rule)
     assert stored["failures"][0]["expectation"]
+
+
+def _plan_nodes(plan: dict) -> list[str]:
+    return [plan["Node Type"], *(node for child in plan.get("Plans", ())
+                                 for node in _plan_nodes(child))]
+
+
+def test_repeated_keys_are_found_in_one_scan_whatever_the_statistics(engine, shop):
+    """A batch loaded since the table was last analyzed looks like a handful of rows to the
+    planner. The repeated-keys query must not then be planned as a nested loop joining the
+    lines to their grouped keys, which is quadratic in the batch (a UCI-sized file never
+    finished): it reads the batch once, whatever the estimate."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("analyze raw.sales_lines"))
+    lines = [line(order=f"U{n}") for n in range(2_000)] + [line(order="U7")]
+    file_id = insert_batch(engine, shop, "unanalyzed", lines)
+    with engine.connect() as conn:
+        batch = batch_context(conn, shop, (file_id,))
+        unique_keys = next(r for r in RAW_SALES_LINES.rules if r.name == "line_keys_unique")
+        query = unique_keys.query(batch)
+        estimate = conn.execute(sa.text(
+            "explain (format json) select * from raw.sales_lines where source_file_id = :f"),
+            {"f": file_id}).scalar_one()[0]["Plan"]["Plan Rows"]
+        assert estimate < len(lines) / 10  # the planner really does not know the batch
+        plan = conn.execute(sa.text(f"explain (format json) {query}")).scalar_one()[0]["Plan"]
+        repeated = conn.execute(sa.text(query)).mappings().all()
+    nodes = _plan_nodes(plan)
+    assert "Nested Loop" not in nodes and not any("Join" in node for node in nodes), nodes
+    assert [(r["order_id"], r["source_line"], r["copies"]) for r in repeated] == [
+        ("U7", 9, 2), ("U7", len(lines) + 1, 2)]
 
 
 def test_empty_batch_fails_row_count(engine, shop):
