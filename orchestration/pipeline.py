@@ -103,11 +103,11 @@ class PlatformLoop:
         # this loop looks once, so it waits for that (a few seconds at most).
         landing = self.defs.resources["landing"]
         wait_until_still(landing.path(), landing.settle())
-        ingest_runs = [self._run_job("landing_sensor", "ingest_job", request, on_start,
-                                     on_run, runs)
-                       for request in _landing_requests(self.defs, self.instance)]
-        # dbt_after_ingestion, once the wave's loads have all finished (here: now).
-        if ingest_runs and (dbt_request := _dbt_request(self.defs, self.instance)):
+        for request in _landing_requests(self.defs, self.instance):
+            self._run_job("landing_sensor", "ingest_job", request, on_start, on_run, runs)
+        # dbt_after_ingestion, once the wave's loads have all finished (here: now); it also
+        # answers a batch published outside a run (a held batch released).
+        if dbt_request := _dbt_request(self.defs, self.instance):
             self._run_job("dbt_after_ingestion", "dbt_build_job", dbt_request, on_start,
                           on_run, runs)
         for _ in range(MAX_TICKS):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
     DagsterEventType,
     DagsterRunStatus,
@@ -24,6 +25,7 @@ from dagster import (
 
 from ingestion.landing import pending_files, unregistered_folders, unregistered_message
 from orchestration.assets.ingestion import ingest_landing_files
+from orchestration.automation import RAW_SALES_LINES
 from orchestration.constants import EVERY_DAEMON_LOOP
 from orchestration.dbt import storepulse_dbt_models
 from orchestration.partitions import tenant_partitions
@@ -135,17 +137,33 @@ def dbt_after_ingestion(context: SensorEvaluationContext):
         job_name=ingest_job.name, statuses=[DagsterRunStatus.SUCCESS], updated_after=since))
     with_data = [r for r in finished if (r.end_time or 0) > since.timestamp()
                  and _loaded_new_data(instance, r.dagster_run.run_id)]
-    if not with_data:
-        return SkipReason("no ingestion run has loaded new data since the last dbt build")
+    published = _published_outside_runs(instance, since)
+    if not with_data and not published:
+        return SkipReason("no ingestion run has loaded new data, and no batch was published "
+                          "outside one, since the last dbt build")
     loading = instance.get_runs(RunsFilter(job_name=ingest_job.name, statuses=IN_FLIGHT))
-    waited = datetime.now(UTC) - datetime.fromtimestamp(min(r.end_time for r in with_data), UTC)
+    first_arrival = min([r.end_time for r in with_data] + [p.timestamp for p in published])
+    waited = datetime.now(UTC) - datetime.fromtimestamp(first_arrival, UTC)
+    arrivals = len(with_data) + len(published)
     if loading and waited < WAVE_WAIT:
-        return SkipReason(f"{len(with_data)} load(s) with new data wait for {len(loading)} "
+        return SkipReason(f"{arrivals} load(s) with new data wait for {len(loading)} "
                           "ingestion run(s) still going: one build for the wave")
-    latest = max(with_data, key=lambda r: r.end_time).dagster_run
-    return RunRequest(run_key=f"dbt-after-{latest.run_id}",
-                      tags={"storepulse/after_run": latest.run_id,
-                            "storepulse/loads": str(len(with_data))})
+    if with_data:
+        latest = max(with_data, key=lambda r: r.end_time).dagster_run.run_id
+        key, tags = latest, {"storepulse/after_run": latest}
+    else:  # a released batch, say: the event that reported it names the build
+        key, tags = f"published-{max(p.storage_id for p in published)}", {}
+    return RunRequest(run_key=f"dbt-after-{key}",
+                      tags={**tags, "storepulse/loads": str(arrivals)})
+
+
+def _published_outside_runs(instance, since: datetime) -> list:
+    """Batches published with no ingestion run's load (orchestration/publication.py) since
+    ``since``: runless materializations of the tenants' raw sales."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=RAW_SALES_LINES, after_timestamp=since.timestamp()),
+        limit=1000).records
+    return [r for r in records if not r.run_id]
 
 
 def _loaded_new_data(instance, run_id: str) -> bool:

@@ -61,10 +61,23 @@ class RuleOutcome:
             elif item.get("unexpected_count") is not None:
                 parts.append(f"{item['unexpected_count']:,} of {item.get('element_count', 0):,} "
                              f"rows fail {item['expectation']}"
-                             + (f" on {item['column']}" if item.get("column") else ""))
+                             + (f" on {item['column']}" if item.get("column") else "")
+                             + _allowed(item))
             else:
                 parts.append(f"{item['expectation']} observed {item.get('observed_value')}")
         return f"{self.rule}: " + "; ".join(parts)
+
+
+def _allowed(item: dict[str, Any]) -> str:
+    """What a range expectation accepts, so a failure says what the values were held to."""
+    low, high = item.get("min_value"), item.get("max_value")
+    if low is None and high is None:
+        return ""
+    if low is None:
+        return f" (allowed: at most {high})"
+    if high is None:
+        return f" (allowed: at least {low})"
+    return f" (allowed: {low} to {high})"
 
 
 @dataclass
@@ -285,6 +298,9 @@ def _merge(outcome: RuleOutcome, result: Any) -> None:
     detail: dict[str, Any] = {"expectation": config.type,
                               "column": config.kwargs.get("column")
                               or config.kwargs.get("column_list")}
+    for bound in ("min_value", "max_value"):
+        if config.kwargs.get(bound) is not None:
+            detail[bound] = _jsonable(config.kwargs[bound])
     if raised:
         detail["error"] = str(result.exception_info.get("exception_message"))[:500]
     res = result.result or {}
@@ -415,8 +431,10 @@ def list_holds(engine: Engine, tenant_id: str | None = None) -> list[Hold]:
     return [Hold(*row) for row in rows]
 
 
-def release_holds(engine: Engine, tenant_id: str, file_ids: list[int] | None = None) -> int:
-    """Let held files through to the marts (a person decided the data is right)."""
+def release_holds(engine: Engine, tenant_id: str, file_ids: list[int] | None = None
+                  ) -> list[int]:
+    """Let held files through to the marts (a person decided the data is right); the files
+    released."""
     with engine.begin() as conn:
         released = conn.execute(sa.text(
             "update raw.ingest_files set held_at = null, held_reason = null "
@@ -428,4 +446,4 @@ def release_holds(engine: Engine, tenant_id: str, file_ids: list[int] | None = N
             "insert into ops.audit_log (action, tenant_id, details) values "
             "('quality_release', :t, cast(:d as jsonb))"),
             {"t": tenant_id, "d": json.dumps({"file_ids": released})})
-    return len(released)
+    return list(released)

@@ -113,6 +113,10 @@ def status() -> None:
             click.echo(f"  unchecked   {t.awaiting_gate} file(s) loaded but not through the "
                        f"gate yet, so not in the marts: `storepulse quality check "
                        f"{t.tenant_id}` (or the tenant's next ingestion run) checks them")
+        if t.held_files:
+            click.echo(f"  held        {t.held_files} file(s) kept out of the marts by a failed "
+                       f"gate: `storepulse quality holds --tenant {t.tenant_id}` says why, "
+                       f"`storepulse quality release {t.tenant_id}` lets them through")
         click.echo(f"  gate        {t.last_gate or 'never run'}")
         click.echo(f"  marts       through {t.marts_through or '-'}")
         echo_ml_lines(engine, t)

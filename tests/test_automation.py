@@ -211,3 +211,86 @@ def test_storepulse_forecast_refreshes_one_tenant_without_asset_keys(platform, e
                   ) == before["beta"]
     unknown = CliRunner().invoke(cli, ["forecast", "nosuch"])
     assert unknown.exit_code != 0 and "not registered" in str(unknown.exception)
+
+
+@pytest.mark.slow
+def test_batches_published_outside_a_run_flow_on_by_themselves(database_env, engine, tmp_path,
+                                                               monkeypatch):
+    """A held batch released by a person, one its re-run checks pass after a limit changed,
+    and a `storepulse ingest` passed by `storepulse quality check` each reach the marts, the
+    tenant's forecasts and the dashboards with nobody starting a run: the Dagster instance is
+    told, and the dbt sensor and the automation take it from there."""
+    from click.testing import CliRunner
+
+    from orchestration.assets.ingestion import ingest_landing_files
+    from orchestration.definitions import defs
+    from storepulse_cli.commands import cli
+
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("STOREPULSE_LANDING", str(landing))
+    monkeypatch.setenv("STOREPULSE_LANDING_SETTLE_SECONDS", "0")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    register(engine, "alpha")
+    pos_csv(landing / "alpha" / "generic_pos_csv" / "history.csv",
+            history_rows(start=START, days=HISTORY_DAYS))
+    last_day = START + timedelta(days=HISTORY_DAYS - 1)
+
+    def marts_through():
+        return scalar(engine, "select max(day) from marts.mart_daily_store_kpis")
+
+    def limit_price(limit: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text("update ops.tenants set max_unit_price = :p"), {"p": limit})
+
+    def flows_on(runs: list[PipelineRun], day: date) -> None:
+        assert all(r.success for r in runs), [(r.label, r.failed_checks) for r in runs]
+        assert _labels(runs) == ["intermediate + marts + staging", "ml [alpha]", "dashboards"]
+        assert runs[0].trigger == "dbt_after_ingestion"
+        assert marts_through() == day
+        assert scalar(engine, "select max(created_at) from ml.forecasts") > made
+
+    runner = CliRunner()
+    with DagsterInstance.get() as instance:
+        loop = PlatformLoop(defs, instance)
+        assert all(r.success for r in loop.run_until_settled())
+        assert marts_through() == last_day
+
+        # held, then released by a person
+        limit_price(100)
+        pos_csv(landing / "alpha" / "generic_pos_csv" / "pricey.csv",
+                _day_rows(last_day + timedelta(days=1), "P", price="950.00"))
+        held = loop.run_until_settled()
+        assert _labels(held) == ["raw [alpha]"] and not held[0].success
+        made = scalar(engine, "select max(created_at) from ml.forecasts")
+        released = runner.invoke(cli, ["quality", "release", "alpha"])
+        assert released.exit_code == 0, released.output
+        assert "1 file(s) released" in released.output
+        assert "the Dagster daemon builds the marts" in released.output
+        flows_on(loop.run_until_settled(), last_day + timedelta(days=1))
+        assert loop.run_until_settled() == []
+
+        # held, then passed by its checks re-run (as from the UI) once the limit is raised
+        pos_csv(landing / "alpha" / "generic_pos_csv" / "pricier.csv",
+                _day_rows(last_day + timedelta(days=2), "Q", price="990.00"))
+        assert not loop.run_until_settled()[0].success
+        made = scalar(engine, "select max(created_at) from ml.forecasts")
+        limit_price(5_000)
+        checks_alone = defs.resolve_job_def("ingest_job").get_subset(
+            asset_selection=set(), asset_check_selection=set(ingest_landing_files.check_keys))
+        rechecked = checks_alone.execute_in_process(instance=instance, partition_key="alpha")
+        assert rechecked.success and list_holds(engine) == []
+        assert rechecked.get_asset_materialization_events() == []  # checks alone
+        flows_on(loop.run_until_settled(), last_day + timedelta(days=2))
+
+        # loaded by hand, published by `quality check`
+        made = scalar(engine, "select max(created_at) from ml.forecasts")
+        by_hand = pos_csv(tmp_path / "by_hand" / "day.csv",
+                          _day_rows(last_day + timedelta(days=3), "H"))
+        assert runner.invoke(cli, ["ingest", str(by_hand), "--tenant", "alpha"]).exit_code == 0
+        assert loop.run_until_settled() == []  # not published yet
+        checked = runner.invoke(cli, ["quality", "check", "alpha"])
+        assert checked.exit_code == 0, checked.output
+        assert "published 1 file(s)" in checked.output
+        flows_on(loop.run_until_settled(), last_day + timedelta(days=3))
+        assert loop.run_until_settled() == []

@@ -67,11 +67,12 @@ def test_tenants_add_rejects_bad_timezone(database_env, engine):
     assert "unknown time zone" in str(result.exception)
 
 
-def test_quality_check_holds_and_release(database_env, engine, tmp_path):
+def test_quality_check_holds_and_release(database_env, engine, tmp_path, monkeypatch):
     import sqlalchemy as sa
 
     from tests.ingestion_helpers import good_row, pos_csv, register
 
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # no daemon to tell
     register(engine, "shop")
     with engine.begin() as conn:
         conn.execute(sa.text("update ops.tenants set max_unit_price = 100"))
@@ -82,11 +83,19 @@ def test_quality_check_holds_and_release(database_env, engine, tmp_path):
     checked = runner.invoke(cli, ["quality", "check", "shop"])
     assert checked.exit_code == 1, checked.output
     assert "FAIL unit_price_plausible: 1 of 2 rows" in checked.output
-    assert "batch held" in checked.output
+    assert "on unit_price (allowed: 0.0 to 100.0)" in checked.output
+    # the failing row, where a person finds it: file, line, value
+    assert "         sales.csv line 3: unit_price 500" in checked.output, checked.output
+    assert "batch held: its files stay out of the marts" in checked.output
+    assert "`storepulse quality release shop`" in checked.output
+    status = " ".join(runner.invoke(cli, ["status"]).output.split())
+    assert "held 1 file(s) kept out of the marts by a failed gate: `storepulse quality holds " \
+           "--tenant shop` says why" in status, status
     holds = runner.invoke(cli, ["quality", "holds"])
     assert "sales.csv" in holds.output and "unit_price_plausible" in holds.output
     released = runner.invoke(cli, ["quality", "release", "shop"])
     assert "1 file(s) released" in released.output
+    assert "DAGSTER_HOME is unset, so no daemon was told" in released.output
     assert "no held files" in runner.invoke(cli, ["quality", "holds"]).output
 
 

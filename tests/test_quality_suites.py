@@ -181,7 +181,7 @@ def test_held_batch_stays_out_of_staging_until_released(engine, database_url, sh
     assert scalar(engine, in_staging, f=held_file) == 0
     assert scalar(engine, "select count(*) from raw.sales_lines where source_file_id = :f",
                   f=held_file) == 1  # nothing deleted
-    assert release_holds(engine, shop) == 1
+    assert len(release_holds(engine, shop)) == 1
     assert scalar(engine, in_staging, f=held_file) == 1
     assert scalar(engine, "select count(*) from ops.audit_log "
                           "where action = 'quality_release'") == 1

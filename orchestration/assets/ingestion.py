@@ -25,6 +25,7 @@ from orchestration.automation import RAW_SALES_FRESHNESS
 from orchestration.checks import RAW_SALES_LINES_KEY, check_specs, tenant_check_results
 from orchestration.constants import DATA_ENGINEERING
 from orchestration.partitions import tenant_partitions
+from orchestration.publication import report_published
 from orchestration.resources import LandingResource, WarehouseResource
 from quality.gate import files_awaiting_gate, validate_batch
 from quality.suites import RAW_SALES_LINES
@@ -79,7 +80,8 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
     # This run's new sales, and any an earlier run committed but never gated (it was
     # interrupted between its load and its gate): the gate judges them together.
     with engine.connect() as conn:
-        new_sales = bool(files_awaiting_gate(conn, tenant_id))
+        awaiting = files_awaiting_gate(conn, tenant_id)
+    new_sales = bool(awaiting)
     published: tuple[int, ...] = ()
     checks: list[AssetCheckResult] = []
     if context.selected_asset_check_keys and (new_sales or not context.selected_asset_keys):
@@ -97,6 +99,13 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
                   in context.selected_asset_check_keys]
         new_sales = new_sales and not outcome.blocking_failures
         published = outcome.file_ids if new_sales else ()
+        if not context.selected_asset_keys and not outcome.blocking_failures:
+            # Checks run alone materialize nothing: what they published (files awaiting the
+            # gate, or a held batch they released) is reported, so the marts follow.
+            passed = outcome.file_ids if outcome.hold_action == "released" else awaiting
+            if passed:
+                report_published(context.instance, tenant_id, passed,
+                                 f"raw/sales_lines checks in run {context.run_id}")
     for table in RAW_TABLES:
         key = AssetKey(["raw", table])
         if key not in context.selected_asset_keys:
