@@ -118,20 +118,22 @@ def _repeated_line_keys_query(batch: BatchContext) -> str:
     written around it can repeat). At most ``REPEATED_LINES_READ`` lines are returned, as the
     gate reads them into memory; past that the count is a floor.
 
-    A window over one scan rather than the lines joined to their grouped keys: that join
-    is planned on the batch's row estimate, and for a batch loaded before its table was
-    analyzed the planner picks a nested loop, quadratic in the lines."""
+    Grouped in one pass, each key carrying its lines, rather than the lines joined back to
+    their grouped keys: that join is planned on the batch's row estimate, and for a batch
+    loaded since its table was analyzed the planner picks a nested loop, quadratic in the
+    lines."""
     key = ", ".join(("source_file_id", *LINE_KEY))
     return f"""
-        with lines_with_copies as (
-            select source_file_id, source_line, {", ".join(LINE_KEY)},
-                   count(*) over (partition by {key}) as copies
+        with repeated_keys as (
+            select {key}, count(*) as copies, array_agg(source_line) as source_lines
             from raw.sales_lines
             where source_file_id in ({batch.file_list()})
+            group by {key}
+            having count(*) > 1
         )
-        select *
-        from lines_with_copies
-        where copies > 1
+        select source_file_id, unnest(source_lines) as source_line, {", ".join(LINE_KEY)},
+               copies
+        from repeated_keys
         order by source_file_id, source_line
         limit {REPEATED_LINES_READ}
     """
