@@ -5,14 +5,20 @@ Compared in the same run with:
     over SQL, all its expectations with GE's default result format (BASIC);
   * the load that brought the batch in (the gate runs right after it, in the same step).
 
+The first gate runs right after the load, on the planner's statistics of before it (a
+table analyzed when it held only an earlier small file), as `storepulse quality check` did
+after `storepulse ingest`; the repeats run on fresh statistics.
+
     python bench/quality_gate.py [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,13 +66,26 @@ def main() -> None:
                         help="attempts of each way, alternating; the median is reported")
     args = parser.parse_args()
     info = announce_machine()
-    with scratch_database("sp_gate") as (_url, engine):
+    spec = shipped_specs()["uci_online_retail_csv"]
+    with scratch_database("sp_gate") as (_url, engine), \
+            tempfile.TemporaryDirectory() as scratch:
         add_tenant(engine, Tenant("uci", "UCI Online Retail", "Europe/London", "GBP", "GB"))
-        load_s, loaded = timed(load_file, engine, UCI_CSV, "uci",
-                               shipped_specs()["uci_online_retail_csv"])
+        # an earlier small file, analyzed: the statistics the big batch arrives to
+        earlier = Path(scratch) / "earlier.csv"
+        with gzip.open(UCI_CSV, "rt", encoding="utf-8") as source:
+            earlier.write_text("".join(line for _, line in zip(range(2_001), source,
+                                                                strict=False)))
+        first = load_file(engine, earlier, "uci", spec)
+        with engine.begin() as conn:
+            conn.execute(sa.text("analyze raw.sales_lines"))
+            warm_up = gate.batch_context(conn, "uci", (first.file_id,))
+        gate.run_suite(engine, RAW_SALES_LINES, warm_up)  # GE's first-use imports, not timed
+        load_s, loaded = timed(load_file, engine, UCI_CSV, "uci", spec)
         with engine.connect() as conn:
-            batch = gate.batch_context(conn, "uci", gate.resolve_batch(conn, "uci"))
-        gate.run_suite(engine, RAW_SALES_LINES, batch)  # GE's first-use imports, not timed
+            batch = gate.batch_context(conn, "uci", (loaded.file_id,))
+        stale_s, _ = timed(gate.run_suite, engine, RAW_SALES_LINES, batch)
+        with engine.begin() as conn:
+            conn.execute(sa.text("analyze raw.sales_lines"))
         gate_times, naive_times = [], []
         for _ in range(args.repeat):
             seconds, outcomes = timed(gate.run_suite, engine, RAW_SALES_LINES, batch)
@@ -86,10 +105,13 @@ def main() -> None:
                   f"{gate_s / load_s:.0%}"],
                  ["GE over SQL, BASIC results", f"{naive_s:.2f}", f"{lines / naive_s:,.0f}",
                   f"{naive_s / load_s:.0%}"],
+                 ["StorePulse gate, statistics stale", f"{stale_s:.2f}",
+                  f"{lines / stale_s:,.0f}", f"{stale_s / load_s:.0%}"],
                  ["the load (for scale)", f"{load_s:.2f}", f"{lines / load_s:,.0f}", "100%"]])
     print(f"\nThe gate takes {gate_s / naive_s:.0%} of the time of GE over SQL with its "
           f"defaults ({naive_s / gate_s:.1f}x as fast).")
-    emit_json({"lines": lines, "gate_s": round(gate_s, 2), "ge_over_sql_s": round(naive_s, 2),
+    emit_json({"lines": lines, "gate_s": round(gate_s, 2), "gate_stale_stats_s": round(stale_s, 2),
+               "ge_over_sql_s": round(naive_s, 2),
                "load_s": round(load_s, 2), "gate_speedup": round(naive_s / gate_s, 2),
                "machine": info})
 
