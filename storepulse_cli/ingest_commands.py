@@ -64,6 +64,9 @@ def ingest(path: Path, tenant_id: str, source: str | None) -> None:
         click.echo(f"{failed} of {len(files)} file(s) loaded nothing; see the reasons above "
                    "and `raw.quarantine`", err=True)
         raise SystemExit(2)
+    if not any(r.status == "loaded" for r in results):
+        click.echo("nothing new loaded (every file was loaded before): no batch to check")
+        return
     click.echo(f"batch {batch_id}: run `storepulse quality check {tenant_id}` to check and "
                "publish it")
 

@@ -116,6 +116,11 @@ def test_two_loads_before_one_check_are_both_checked_and_published(database_env,
     assert "), 1 row(s) quarantined; 0 rejected, 0 held" in status, status
     assert "unchecked 2 file(s) loaded but not through the gate yet, so not in the marts: " \
            "`storepulse quality check shop`" in " ".join(status.split()), status
+    again = runner.invoke(cli, ["ingest", str(path), "--tenant", "shop"])
+    assert again.exit_code == 0, again.output
+    assert "already loaded as file" in again.output
+    assert "nothing new loaded (every file was loaded before): no batch to check" \
+        in again.output and "quality check" not in again.output
     checked = runner.invoke(cli, ["quality", "check", "shop"])
     assert checked.exit_code == 0, checked.output
     assert "shop: batch of 2 file(s)" in checked.output
