@@ -60,8 +60,9 @@ def tell_dagster(tenant_id: str, file_ids: tuple[int, ...] | list[int], by: str)
     from orchestration.publication import report_to_dagster_home
 
     if report_to_dagster_home(tenant_id, file_ids, by):
-        click.echo(f"published {len(file_ids)} file(s); the Dagster daemon builds the marts, "
-                   "forecasts and dashboards from them")
+        click.echo(f"published {len(file_ids)} file(s) and told the Dagster instance in "
+                   "DAGSTER_HOME: its daemon builds the marts, forecasts and dashboards from "
+                   "them")
     else:
         click.echo(f"published {len(file_ids)} file(s); DAGSTER_HOME is unset, so no daemon "
                    "was told: they reach the marts with the next dbt build (`storepulse dbt "

@@ -266,7 +266,8 @@ def test_batches_published_outside_a_run_flow_on_by_themselves(database_env, eng
         released = runner.invoke(cli, ["quality", "release", "alpha"])
         assert released.exit_code == 0, released.output
         assert "1 file(s) released" in released.output
-        assert "the Dagster daemon builds the marts" in released.output
+        assert "told the Dagster instance in DAGSTER_HOME: its daemon builds the marts" \
+            in released.output
         flows_on(loop.run_until_settled(), last_day + timedelta(days=1))
         assert loop.run_until_settled() == []
 
