@@ -117,8 +117,11 @@ def quality_holds(tenant_id: str | None) -> None:
 def quality_release(tenant_id: str, file_ids: tuple[int, ...]) -> None:
     """Let TENANT's held files through to staging and the marts (recorded in ops.audit_log)."""
     from quality.gate import release_holds
+    from storepulse.tenants import get_tenant
 
-    released = release_holds(warehouse_engine(), tenant_id, list(file_ids) or None)
+    engine = warehouse_engine()
+    get_tenant(engine, tenant_id)  # an unknown tenant is a mistake, not "0 file(s) released"
+    released = release_holds(engine, tenant_id, list(file_ids) or None)
     click.echo(f"{tenant_id}: {len(released)} file(s) released")
     if released:
         tell_dagster(tenant_id, released, "storepulse quality release")

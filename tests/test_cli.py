@@ -278,6 +278,7 @@ def _storepulse(*args: str, env: dict | None = None):
     (["quality", "holds", "--tenant", "nosuch"], "'nosuch' is not registered"),
     (["ingest", "/nonexistent", "--tenant", "x"], "Path '/nonexistent' does not exist"),
     (["quality", "check", "nosuch"], "tenant 'nosuch' is not registered"),
+    (["quality", "release", "nosuch"], "tenant 'nosuch' is not registered"),
 ])
 def test_ordinary_mistakes_get_one_line_and_no_traceback(database_env, engine, args, says):
     done = _storepulse(*args, env={"DATABASE_URL": database_env.render_as_string(False)})
