@@ -1,6 +1,7 @@
 """The ingestion asset and the landing sensor, run by Dagster against real PostgreSQL."""
 
 import json
+import logging
 import os
 import shutil
 
@@ -113,6 +114,29 @@ def test_rejected_file_is_reported_in_dagster(engine, database_url, tmp_path, in
     assert "empty file" in scalar(
         engine, "select error from raw.ingest_files where status = 'rejected'")
     assert scalar(engine, "select count(*) from raw.sales_lines") == 1
+
+
+def test_a_file_of_quarantined_rows_fails_its_run_and_says_which(engine, database_url,
+                                                                tmp_path, instance):
+    """Every row of the file quarantined: nothing is lost (the rows are in raw.quarantine),
+    the empty batch fails its gate, and the run's log says which rows and why."""
+    landing = tmp_path / "landing"
+    register(engine, "shop")
+    pos_csv(landing / "shop" / "generic_pos_csv" / "day.csv",
+            [good_row(qty="lots"), good_row("O2", at="yesterday")])
+    instance.add_dynamic_partitions("tenants", ["shop"])
+    result = materialize([ingest_landing_files], partition_key="shop", instance=instance,
+                         resources=_resources(database_url, landing), raise_on_error=False)
+    assert not result.success
+    failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert failed == {"ge_batch_has_rows"}
+    assert scalar(engine, "select count(*) from raw.quarantine") == 2
+    warnings = [entry.user_message for entry in instance.all_logs(result.run_id)
+                if entry.level == logging.WARNING and "day.csv" in entry.user_message]
+    assert len(warnings) == 1, warnings
+    assert "day.csv: loaded 0 of 2 rows, 2 quarantined" in warnings[0]
+    assert "\n  line 2: quantity 'lots' is not a number" in warnings[0]
+    assert "\n  line 3: ordered_at 'yesterday' is not a date-time" in warnings[0]
 
 
 def test_landing_sensor_asks_the_ledger_what_is_pending(engine, database_url, tmp_path,

@@ -64,8 +64,12 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
     engine = warehouse.engine()
 
     def report(result: LoadResult) -> None:
-        log = context.log.error if result.status == "rejected" else context.log.info
-        log(result.message)
+        if result.status == "rejected":
+            context.log.error(result.message)
+        elif result.rows_quarantined:  # which rows, where the run's log is read first
+            context.log.warning("\n  ".join([result.message, *result.quarantine_lines]))
+        else:
+            context.log.info(result.message)
 
     def wait(item: LandingFile) -> None:
         context.log.info(f"{item.source}/{item.path.name} changed in the last "
