@@ -25,8 +25,10 @@ from dagster import (
     Definitions,
     RunRequest,
     build_sensor_context,
+    deserialize_value,
     evaluate_automation_conditions,
     materialize,
+    serialize_value,
 )
 
 from ingestion.landing import wait_until_still
@@ -34,6 +36,8 @@ from orchestration.partitions import tenant_partitions
 
 # A chain is ingestion -> dbt -> ML -> dashboards: a few ticks; more means a loop.
 MAX_TICKS = 12
+# Where the loop's automation cursor is kept in the instance (its key-value store).
+LOOP_CURSOR_KEY = "storepulse/platform_loop/automation_cursor"
 
 
 @dataclass
@@ -58,8 +62,10 @@ OnRun = Callable[[PipelineRun], None]
 
 
 class PlatformLoop:
-    """The daemon's loop over one instance; keeps its automation cursor between calls, as
-    the daemon keeps it between ticks."""
+    """The daemon's loop over one instance; keeps its automation cursor between calls and in
+    the instance, as the daemon keeps its own between ticks and restarts: what changed while
+    no loop ran (a batch `storepulse quality release` published, say) is seen on the next
+    tick, not taken as the baseline."""
 
     def __init__(self, defs: Definitions, instance: DagsterInstance,
                  run_config: dict | None = None, op_config: dict[str, dict] | None = None
@@ -70,7 +76,7 @@ class PlatformLoop:
         self.instance = instance
         self.run_config = run_config or {}
         self.op_config = op_config or {}
-        self.cursor = None
+        self.cursor = _stored_cursor(instance)
 
     def config_for(self, keys: set[AssetKey] | tuple[AssetKey, ...]) -> dict:
         ops = {assets.op.name: set(assets.keys) for assets in self.defs.assets or ()
@@ -148,6 +154,19 @@ class PlatformLoop:
         for partition, keys in _runs_of(evaluation):
             launch("automation", keys, partition)
         self.cursor = evaluation.cursor
+        self.instance.run_storage.set_cursor_values(
+            {LOOP_CURSOR_KEY: serialize_value(evaluation.cursor)})
+
+
+def _stored_cursor(instance: DagsterInstance):
+    """The loop's last automation cursor (Dagster's AssetDaemonCursor), if any."""
+    stored = instance.run_storage.get_cursor_values({LOOP_CURSOR_KEY}).get(LOOP_CURSOR_KEY)
+    if not stored:
+        return None
+    try:
+        return deserialize_value(stored)
+    except Exception:  # written by another Dagster version: start from a baseline tick
+        return None
 
 
 def run_until_settled(defs: Definitions, instance: DagsterInstance,
