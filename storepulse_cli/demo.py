@@ -25,7 +25,10 @@ from storepulse.warehouse import get_engine, resolve_database_url
 Echo = Callable[..., None]  # print or click.echo: (text, file=...)
 
 SAMPLE_MARKER = "sample.json"  # what the landing sample was generated with
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console logger off: the demo prints each run's warnings and errors itself, after
+# the run, without the stack trace Dagster's own failure events carry (a held batch's blocking
+# check is a data problem, not a crash).
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 # Counted for the summary, in pipeline order.
 SUMMARY_TABLES = [
@@ -110,6 +113,8 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     def finished_run(run) -> None:
         note = "" if run.success else " FAILED"
         step(f"  done {run.label} in {run.seconds:.1f}s{note}")
+        for message in run_messages(instance, run.run_id):
+            echo("    " + message.replace("\n", "\n    "), file=terminal)
         for check in run.failed_checks:
             echo(f"    failed check: {check}", file=terminal)
 
@@ -145,6 +150,15 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
         raise StorePulseError(f"{len(failed)} run(s) failed: "
                               f"{', '.join(r.label for r in failed)} (see {log_path})")
     return counts
+
+
+def run_messages(instance: DagsterInstance, run_id: str) -> list[str]:
+    """What a run's steps logged at warning level or above (a file's quarantined rows, a
+    failed rule, Metabase not configured), as its log in the UI shows them; Dagster's own
+    events (a failed step and its stack trace) are left to the UI and the demo log."""
+    return [f"{logging.getLevelName(entry.level).lower()}: {entry.user_message}"
+            for entry in instance.all_logs(run_id)
+            if entry.level >= logging.WARNING and not entry.is_dagster_event]
 
 
 class _TerminalProgress(logging.Handler):

@@ -44,6 +44,11 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
         for noise in ("cmdstanpy", "Yearly seasonality", "plotly", "Warning:"):
             assert noise not in done.stdout + done.stderr, noise
         assert "StorePulse demo summary" in done.stdout
+        # each run's warnings in the demo's own words, after the run: no Dagster log lines
+        assert " - dagster - " not in done.stdout + done.stderr
+        assert "\n    warning: METABASE_URL is not set" in done.stdout
+        warned = sorted(re.findall(r"^    warning: (\S+): loaded [\d,]+ of [\d,]+ rows, "
+                                   r"(\d+) quarantined", done.stdout, re.M))
         # long steps say how far they are: dbt nodes done of the total, series forecast
         assert re.search(r"dbt build: (\d+)/\1 nodes done", done.stdout), done.stdout[-3000:]
         assert re.search(r"\w+: \d+ series forecast \(\d+ backtested\)", done.stdout)
@@ -63,6 +68,11 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
                          "'error' and not success") == 0
             assert count("select count(*) from raw.ingest_files where held_at is not null") \
                 == 0
+            # every file with quarantined rows was named, with its count
+            assert warned == sorted((name, str(n)) for name, n in conn.execute(sa.text(
+                "select file_name, rows_quarantined from raw.ingest_files "
+                "where rows_quarantined > 0")).all()), done.stdout[-3000:]
+            assert warned
             # dbt built the marts from every loaded line; ML wrote forecasts and anomalies
             assert count("select count(*) from marts.fct_sales_lines") == count(
                 "select count(*) from raw.sales_lines")
