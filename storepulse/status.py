@@ -52,8 +52,7 @@ class TenantStatus:
             return line
         if self.forecasts_start_on_last_day:
             return line + (f"; {self.marts_through}, the marts' last day, is forecast, not "
-                           "learned from: it looked cut short by its export (the last "
-                           "store_forecasts run's last_day says why)")
+                           "learned from (the `last day` line says why)")
         return line + f"; the marts reach {self.marts_through}: no forecast run since"
 
     def anomalies_line(self) -> str:
@@ -63,9 +62,8 @@ class TenantStatus:
         line = (f"judged through {self.anomalies_through} "
                 f"(scan {self.anomalies_scanned:%Y-%m-%d %H:%M})")
         if self.scan_stops_short:
-            line += (f"; the marts reach {self.marts_through}: a day exported during trading "
-                     "waits for the rest of it, or no scan has run since (the last "
-                     "store_anomalies run's day_in_progress says which)")
+            line += (f"; the marts reach {self.marts_through} (the `held back` line says "
+                     "why)")
         return line
 
 

@@ -402,8 +402,7 @@ def test_status_says_why_forecasts_start_on_a_day_the_marts_hold():
     cut_short = replace(status, forecasts_from=date(2026, 11, 2))
     assert cut_short.forecasts_line() == (
         "made 2026-11-03 06:05, from 2026-11-02; 2026-11-02, the marts' last day, is "
-        "forecast, not learned from: it looked cut short by its export (the last "
-        "store_forecasts run's last_day says why)")
+        "forecast, not learned from (the `last day` line says why)")
     behind = replace(status, marts_through=date(2026, 11, 4))
     assert behind.forecasts_line() == ("made 2026-11-03 06:05, from 2026-11-03; the marts "
                                        "reach 2026-11-04: no forecast run since")
