@@ -53,6 +53,14 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
         assert re.search(r"dbt build: (\d+)/\1 nodes done", done.stdout), done.stdout[-3000:]
         assert re.search(r"\w+: \d+ series forecast \(\d+ backtested\)", done.stdout)
 
+        # dbt by hand after the pipeline's builds: it reuses their parse of the project
+        listed = subprocess.run([str(STOREPULSE), "dbt", "ls", "--select",
+                                 "mart_daily_store_kpis"], cwd=workdir, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert listed.returncode == 0, listed.stdout[-2000:] + listed.stderr[-2000:]
+        assert "storepulse.marts.mart_daily_store_kpis" in listed.stdout
+        assert "Unable to do partial parsing" not in listed.stdout, listed.stdout[-2000:]
+
         monkeypatch.delenv("DATABASE_URL", raising=False)
         monkeypatch.setenv("STOREPULSE_HOME", str(home))
         url = resolve_database_url(load_settings())
