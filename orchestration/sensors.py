@@ -116,7 +116,8 @@ WAVE_WAIT = timedelta(seconds=60)
         default_status=DefaultSensorStatus.RUNNING,
         description="Requests one dbt build of the whole project for a wave of ingestion runs: "
                     "when runs that loaded new data (batches that passed the blocking gate) "
-                    "have finished since the last build started and no other ingestion run is "
+                    "have finished since the last build started, or batches were published "
+                    "outside a load (a held batch released), and no other ingestion run is "
                     "still going (or new data has waited a minute).")
 def dbt_after_ingestion(context: SensorEvaluationContext):
     # A sensor, not automation conditions on the models: dbt is one incremental build over

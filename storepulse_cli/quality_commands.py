@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 import click
 
 from storepulse_cli.shared import warehouse_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 @click.group()
@@ -69,7 +73,7 @@ def tell_dagster(tenant_id: str, file_ids: tuple[int, ...] | list[int], by: str)
                    f"build`, then `storepulse forecast {tenant_id}`)")
 
 
-def ledger_names(engine, file_ids: tuple[int, ...]) -> dict[int, str]:
+def ledger_names(engine: Engine, file_ids: tuple[int, ...]) -> dict[int, str]:
     import sqlalchemy as sa
 
     with engine.connect() as conn:
@@ -78,7 +82,8 @@ def ledger_names(engine, file_ids: tuple[int, ...]) -> dict[int, str]:
             {"ids": list(file_ids)}).all())
 
 
-def sample_line(sample: dict, file_names: dict[int, str], failed_columns: list) -> str:
+def sample_line(sample: dict, file_names: dict[int, str], failed_columns: list[str | None]
+                ) -> str:
     """A failing row as a person finds it: the file and line, then the value that failed
     (``online_retail.csv line 15018: unit_price 13541.33``); a row of a rule's own query
     (a day's revenue) as its values, the failed one last."""
