@@ -87,6 +87,8 @@ class SuiteOutcome:
     file_ids: tuple[int, ...]
     rules: list[RuleOutcome]
     hold_action: str = "none"  # held | released | none
+    # The files this gate published (none were before): what the marts have yet to build.
+    published: tuple[int, ...] = ()
     reused_from_run: str | None = None  # set when this batch's earlier result was reused
 
     @property
@@ -340,7 +342,8 @@ def record(conn: sa.Connection, outcome: SuiteOutcome, run_id: str, asset: str) 
 
 def apply_gate(conn: sa.Connection, outcome: SuiteOutcome) -> str:
     """Hold the batch's files when an error rule failed; publish them (and release any hold)
-    when all passed. Only published sales lines reach staging."""
+    when all passed, noting on ``outcome`` which were not published before. Only published
+    sales lines reach staging."""
     if not outcome.file_ids:
         return "none"
     ids = list(outcome.file_ids)
@@ -355,14 +358,16 @@ def apply_gate(conn: sa.Connection, outcome: SuiteOutcome) -> str:
     released = conn.execute(sa.text(
         "update raw.ingest_files set held_at = null, held_reason = null "
         "where file_id = any(:ids) and held_at is not null"), {"ids": ids}).rowcount
-    _publish(conn, ids)
+    outcome.published = _publish(conn, ids)
     return "released" if released else "none"
 
 
-def _publish(conn: sa.Connection, file_ids: list[int]) -> None:
-    conn.execute(sa.text(
+def _publish(conn: sa.Connection, file_ids: list[int]) -> tuple[int, ...]:
+    """Publish the files not published yet; those files."""
+    return tuple(sorted(conn.execute(sa.text(
         "update raw.ingest_files set published_at = now() "
-        "where file_id = any(:ids) and published_at is null"), {"ids": file_ids})
+        "where file_id = any(:ids) and published_at is null returning file_id"),
+        {"ids": file_ids}).scalars()))
 
 
 def previous_outcome(conn: sa.Connection, suite: Suite, tenant_id: str,

@@ -183,8 +183,6 @@ def generate_sample_cmd(directory: Path, scale: float, seed: int) -> None:
 def dbt(dbt_args: tuple[str, ...]) -> None:
     """Run dbt on StorePulse's project against the warehouse (e.g. `storepulse dbt build`);
     its artifacts and logs go under $STOREPULSE_HOME/dbt."""
-    import shutil
-
     from storepulse.dbt_runtime import (
         dbt_executable,
         dbt_paths,
@@ -197,14 +195,12 @@ def dbt(dbt_args: tuple[str, ...]) -> None:
     connection = dbt_environment(resolve_database_url())
     # dbt reads the project, profile and output folders from its own variables, so the
     # user's arguments reach it untouched (`storepulse dbt --version` works).
-    env = {**os.environ, **paths.environment(), **connection}
-    # The parse state the pipeline's builds keep for this warehouse: dbt re-parses the whole
-    # project for any other profile than the one its state was written with.
+    # dbt starts from the parse state the pipeline's builds keep for this warehouse (it
+    # re-parses the whole project for any other profile than the one its state was written
+    # with), and the state this call leaves is kept for them in turn.
     parse_state = partial_parse_cache(paths, connection)
-    if (parse_state / "partial_parse.msgpack").is_file():
-        paths.target_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(parse_state / "partial_parse.msgpack",
-                        paths.target_dir / "partial_parse.msgpack")
+    env = {**os.environ, **paths.environment(), **connection,
+           "DBT_PARTIAL_PARSE_FILE_PATH": str(parse_state / "partial_parse.msgpack")}
     code = subprocess.call([dbt_executable(), *dbt_args], env=env, cwd=paths.project_dir)
     keep_partial_parse(paths.target_dir, parse_state)
     raise SystemExit(code)

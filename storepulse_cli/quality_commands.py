@@ -24,14 +24,12 @@ def quality_check(tenant_id: str) -> None:
     """Validate TENANT's files awaiting the gate (every load not checked yet), else its
     latest batch (raw suite); publish them to the marts, or hold them if an error rule
     fails."""
-    from quality.gate import files_awaiting_gate, validate_batch
+    from quality.gate import validate_batch
     from quality.suites import RAW_SALES_LINES
     from storepulse.tenants import get_tenant
 
     engine = warehouse_engine()
     get_tenant(engine, tenant_id)
-    with engine.connect() as conn:
-        awaiting = files_awaiting_gate(conn, tenant_id)
     run_id = f"cli-{uuid.uuid4().hex[:12]}"
     outcome = validate_batch(engine, RAW_SALES_LINES, tenant_id, run_id=run_id,
                              asset="raw/sales_lines")
@@ -53,9 +51,8 @@ def quality_check(tenant_id: str) -> None:
         click.echo(f"batch {outcome.hold_action}")
     if outcome.blocking_failures:
         raise SystemExit(1)
-    published = outcome.file_ids if outcome.hold_action == "released" else awaiting
-    if published:
-        tell_dagster(tenant_id, published, f"storepulse quality check ({run_id})")
+    if outcome.published:
+        tell_dagster(tenant_id, outcome.published, f"storepulse quality check ({run_id})")
 
 
 def tell_dagster(tenant_id: str, file_ids: tuple[int, ...] | list[int], by: str) -> None:

@@ -84,8 +84,7 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
     # This run's new sales, and any an earlier run committed but never gated (it was
     # interrupted between its load and its gate): the gate judges them together.
     with engine.connect() as conn:
-        awaiting = files_awaiting_gate(conn, tenant_id)
-    new_sales = bool(awaiting)
+        new_sales = bool(files_awaiting_gate(conn, tenant_id))
     published: tuple[int, ...] = ()
     checks: list[AssetCheckResult] = []
     if context.selected_asset_check_keys and (new_sales or not context.selected_asset_keys):
@@ -102,14 +101,12 @@ def ingest_landing_files(context: AssetExecutionContext, warehouse: WarehouseRes
                   if AssetCheckKey(RAW_SALES_LINES_KEY, c.check_name or "")
                   in context.selected_asset_check_keys]
         new_sales = new_sales and not outcome.blocking_failures
-        published = outcome.file_ids if new_sales else ()
-        if not context.selected_asset_keys and not outcome.blocking_failures:
+        published = outcome.published
+        if published and not context.selected_asset_keys:
             # Checks run alone materialize nothing: what they published (files awaiting the
             # gate, or a held batch they released) is reported, so the marts follow.
-            passed = outcome.file_ids if outcome.hold_action == "released" else awaiting
-            if passed:
-                report_published(context.instance, tenant_id, passed,
-                                 f"raw/sales_lines checks in run {context.run_id}")
+            report_published(context.instance, tenant_id, published,
+                             f"raw/sales_lines checks in run {context.run_id}")
     for table in RAW_TABLES:
         key = AssetKey(["raw", table])
         if key not in context.selected_asset_keys:
