@@ -39,6 +39,9 @@ class AlertRules:
     max_messages_per_hour: int = 6
     stale_after: timedelta = field(default=timedelta(days=3))
     dashboard_url: str | None = None
+    # Anomalies more than this many days before the tenant's latest judged day are history:
+    # recorded in the outbox as suppressed, never sent (see alerting.outbox).
+    recent_days: int = 7
 
     def recipients(self, channel: str, severity: str) -> tuple[str, ...]:
         """Who gets an alert of ``severity`` on ``channel``."""
@@ -76,7 +79,7 @@ def load_rules(conn: sa.Connection, tenant_id: str) -> AlertRules | None:
         email_min_severity=row["email_min_severity"], sms_min_severity=row["sms_min_severity"],
         quiet_hours_start=row["quiet_hours_start"], quiet_hours_end=row["quiet_hours_end"],
         max_messages_per_hour=row["max_messages_per_hour"], stale_after=row["stale_after"],
-        dashboard_url=row["dashboard_url"])
+        dashboard_url=row["dashboard_url"], recent_days=row["recent_days"])
 
 
 def check_rules(rules: AlertRules) -> None:
@@ -94,6 +97,9 @@ def check_rules(rules: AlertRules) -> None:
     if rules.max_messages_per_hour < 1:
         raise InvalidAlertRules("the cap must allow at least 1 message per hour per "
                                 f"recipient (got {rules.max_messages_per_hour})")
+    if rules.recent_days < 1:
+        raise InvalidAlertRules("recent days must be at least 1, the latest day itself "
+                                f"(got {rules.recent_days})")
     if rules.stale_after <= timedelta(0):
         raise InvalidAlertRules(f"stale-after must be longer than zero (got {rules.stale_after})")
 
@@ -106,13 +112,14 @@ def save_rules(engine: Engine, rules: AlertRules) -> None:
         "phones": list(rules.sms_recipients), "email_sev": rules.email_min_severity,
         "sms_sev": rules.sms_min_severity, "qs": rules.quiet_hours_start,
         "qe": rules.quiet_hours_end, "cap": rules.max_messages_per_hour,
-        "stale": rules.stale_after, "url": rules.dashboard_url}
+        "stale": rules.stale_after, "url": rules.dashboard_url, "recent": rules.recent_days}
     with engine.begin() as conn:
         conn.execute(sa.text("""
             insert into ops.alert_rules (tenant_id, email_recipients, sms_recipients,
                 email_min_severity, sms_min_severity, quiet_hours_start, quiet_hours_end,
-                max_messages_per_hour, stale_after, dashboard_url)
-            values (:t, :emails, :phones, :email_sev, :sms_sev, :qs, :qe, :cap, :stale, :url)
+                max_messages_per_hour, stale_after, dashboard_url, recent_days)
+            values (:t, :emails, :phones, :email_sev, :sms_sev, :qs, :qe, :cap, :stale, :url,
+                    :recent)
             on conflict (tenant_id) do update set
                 email_recipients = excluded.email_recipients,
                 sms_recipients = excluded.sms_recipients,
@@ -121,5 +128,6 @@ def save_rules(engine: Engine, rules: AlertRules) -> None:
                 quiet_hours_start = excluded.quiet_hours_start,
                 quiet_hours_end = excluded.quiet_hours_end,
                 max_messages_per_hour = excluded.max_messages_per_hour,
-                stale_after = excluded.stale_after, dashboard_url = excluded.dashboard_url
+                stale_after = excluded.stale_after, dashboard_url = excluded.dashboard_url,
+                recent_days = excluded.recent_days
         """), values)

@@ -154,25 +154,33 @@ def _fitted_through(result: SeriesResult):
 
 
 def write_anomalies(engine: sa.Engine, tenant_id: str, anomalies: pd.DataFrame,
-                    run_id: str) -> int:
-    """Upsert by stable id: a rerun updates what it finds again and never duplicates."""
-    if anomalies.empty:
-        return 0
+                    run_id: str, scanned_through: date | None = None,
+                    full_scan: bool = False) -> int:
+    """Upsert by stable id: a rerun updates what it finds again and never duplicates.
+
+    With ``scanned_through``, the scan's reach is recorded in the same transaction, so
+    whoever sees these anomalies (the alert sensor judging which are recent) sees how far
+    the scan that found them looked."""
     rows = anomalies.assign(tenant_id=tenant_id, run_id=run_id)
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     with engine.begin() as conn:
-        lock_anomaly_writes(conn)
-        conn.execute(sa.text("""
-            insert into ml.anomalies (tenant_id, anomaly_id, store_id, day, kpi, detector,
-                actual, expected, lower_bound, upper_bound, score, severity, explanation, run_id)
-            values (:tenant_id, :anomaly_id, :store_id, :day, :kpi, :detector, :actual,
-                :expected, :lower_bound, :upper_bound, :score, :severity, :explanation, :run_id)
-            on conflict (tenant_id, anomaly_id) do update set
-                actual = excluded.actual, expected = excluded.expected,
-                lower_bound = excluded.lower_bound, upper_bound = excluded.upper_bound,
-                score = excluded.score, severity = excluded.severity,
-                explanation = excluded.explanation, run_id = excluded.run_id
-        """), records)
+        if records:
+            lock_anomaly_writes(conn)
+            conn.execute(sa.text("""
+                insert into ml.anomalies (tenant_id, anomaly_id, store_id, day, kpi, detector,
+                    actual, expected, lower_bound, upper_bound, score, severity, explanation,
+                    run_id)
+                values (:tenant_id, :anomaly_id, :store_id, :day, :kpi, :detector, :actual,
+                    :expected, :lower_bound, :upper_bound, :score, :severity, :explanation,
+                    :run_id)
+                on conflict (tenant_id, anomaly_id) do update set
+                    actual = excluded.actual, expected = excluded.expected,
+                    lower_bound = excluded.lower_bound, upper_bound = excluded.upper_bound,
+                    score = excluded.score, severity = excluded.severity,
+                    explanation = excluded.explanation, run_id = excluded.run_id
+            """), records)
+        if scanned_through is not None:
+            _record_anomaly_scan(conn, tenant_id, scanned_through, full_scan)
     return len(records)
 
 
@@ -193,12 +201,12 @@ def last_anomaly_scan(conn: sa.Connection, tenant_id: str) -> tuple | None:
         {"t": tenant_id}).first()
 
 
-def record_anomaly_scan(engine: sa.Engine, tenant_id: str, scanned_through, full: bool) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.text("""
-            insert into ml.anomaly_scans (tenant_id, scanned_through, full_scan_at)
-            values (:t, :through, now())
-            on conflict (tenant_id) do update set
-                scanned_through = excluded.scanned_through, last_scan_at = now(),
-                full_scan_at = case when :full then now() else ml.anomaly_scans.full_scan_at end
-        """), {"t": tenant_id, "through": scanned_through, "full": full})
+def _record_anomaly_scan(conn: sa.Connection, tenant_id: str, scanned_through: date,
+                         full: bool) -> None:
+    conn.execute(sa.text("""
+        insert into ml.anomaly_scans (tenant_id, scanned_through, full_scan_at)
+        values (:t, :through, now())
+        on conflict (tenant_id) do update set
+            scanned_through = excluded.scanned_through, last_scan_at = now(),
+            full_scan_at = case when :full then now() else ml.anomaly_scans.full_scan_at end
+    """), {"t": tenant_id, "through": scanned_through, "full": full})

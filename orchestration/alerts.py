@@ -110,8 +110,10 @@ def alert_channels_from_env() -> AlertChannelsResource:
 # the ML run that found it, and a pass with nothing new is two small queries.
 @sensor(minimum_interval_seconds=EVERY_DAEMON_LOOP, default_status=DefaultSensorStatus.RUNNING,
         description="New rows in ml.anomalies (cursor: alert_seq) become outbox rows per "
-                    "recipient and channel by the tenant's rules; then due deliveries are "
-                    "sent as one digest per recipient, with retries, quiet hours and caps.")
+                    "recipient and channel by the tenant's rules (anomalies on days before "
+                    "the tenant's recent days are written as suppressed, not sent); then "
+                    "due deliveries are sent as one digest per recipient, with retries, "
+                    "quiet hours and caps.")
 def anomaly_alert_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource,
                          alert_channels: AlertChannelsResource):
     cursor = int(context.cursor or 0)
@@ -120,8 +122,7 @@ def anomaly_alert_sensor(context: SensorEvaluationContext, warehouse: WarehouseR
     context.update_cursor(str(enqueued.cursor))
     for error in report.errors:
         context.log.warning(error)
-    return _outcome(f"{enqueued.alerts} new anomalies, {enqueued.rows} deliveries queued",
-                    report)
+    return _outcome(enqueued.describe(), report)
 
 
 def _outcome(what: str, report: DeliveryReport) -> SkipReason:

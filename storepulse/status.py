@@ -30,6 +30,9 @@ class TenantStatus:
     # retries, or for a channel the deployment has no settings for; and the latest reason
     alerts_undelivered: int
     last_undelivered: str | None
+    # Deliveries of the last week written as suppressed: anomalies on days before the
+    # tenant's recent days (history, not news), never sent
+    alerts_suppressed: int = 0
 
     @property
     def forecasts_start_on_last_day(self) -> bool:
@@ -88,7 +91,8 @@ with files as (
     group by g.tenant_id
 ), alerts as (
     select tenant_id, count(*) filter (where status = 'pending') as pending,
-           count(*) filter (where status in ('failed', 'not_configured')) as undelivered
+           count(*) filter (where status in ('failed', 'not_configured')) as undelivered,
+           count(*) filter (where status = 'suppressed') as suppressed
     from ops.alert_deliveries
     where status = 'pending' or created_at > now() - interval '7 days'
     group by tenant_id
@@ -109,7 +113,8 @@ select t.tenant_id, files.file_name, files.loaded_at,
        coalesce(counts.held, 0) as held, coalesce(counts.awaiting, 0) as awaiting,
        case gate_result.passed when true then 'passed' when false then 'failed' end as gate,
        coalesce(alerts.pending, 0) as pending, coalesce(recipients.recipients, 0) as recipients,
-       coalesce(alerts.undelivered, 0) as undelivered, last_undelivered.reason
+       coalesce(alerts.undelivered, 0) as undelivered, last_undelivered.reason,
+       coalesce(alerts.suppressed, 0) as suppressed
 from ops.tenants as t
 left join files using (tenant_id)
 left join counts using (tenant_id)
@@ -138,7 +143,7 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
                          marts.get(r.tenant_id, (None,))[0],
                          *forecasts.get(r.tenant_id, (None, None)),
                          *scans.get(r.tenant_id, (None, None)), r.pending, r.recipients,
-                         r.undelivered, r.reason)
+                         r.undelivered, r.reason, r.suppressed)
             for r in rows]
 
 

@@ -28,9 +28,13 @@ def alerts() -> None:
 @click.option("--stale-after-hours", default=72, show_default=True,
               help="Alert when no sales file arrived for this long.")
 @click.option("--dashboard-url", default=None, help="Link put in alert emails.")
+@click.option("--recent-days", default=7, show_default=True,
+              help="Send anomalies on the tenant's latest judged day and the days before it, "
+                   "this many in all; older ones (a first load of history, a rescan's finds) "
+                   "stay in the dashboards and are recorded as suppressed.")
 def alerts_set(tenant_id: str, emails: tuple[str, ...], phones: tuple[str, ...],
                email_min: str, sms_min: str, quiet: str | None, cap: int,
-               stale_after_hours: int, dashboard_url: str | None) -> None:
+               stale_after_hours: int, dashboard_url: str | None, recent_days: int) -> None:
     """Set TENANT's alert rules (replacing the previous ones)."""
     from datetime import time, timedelta
 
@@ -51,14 +55,16 @@ def alerts_set(tenant_id: str, emails: tuple[str, ...], phones: tuple[str, ...],
         tenant_id, email_recipients=emails, sms_recipients=phones, email_min_severity=email_min,
         sms_min_severity=sms_min, quiet_hours_start=quiet_start, quiet_hours_end=quiet_end,
         max_messages_per_hour=cap, stale_after=timedelta(hours=stale_after_hours),
-        dashboard_url=dashboard_url))
+        dashboard_url=dashboard_url, recent_days=recent_days))
     click.echo(f"{tenant_id}: {len(emails)} email and {len(phones)} SMS recipient(s); "
-               f"email from {email_min}, SMS from {sms_min}")
+               f"email from {email_min}, SMS from {sms_min}; anomalies of the last "
+               f"{recent_days} day(s) of data")
 
 
 @alerts.command("outbox")
 def alerts_outbox() -> None:
-    """Count alert deliveries by status (pending, sent, failed, not_configured)."""
+    """Count alert deliveries by status (pending, sent, failed, not_configured, suppressed:
+    anomalies on days before the tenant's recent days, not sent)."""
     from alerting.delivery import outbox_status
 
     status = outbox_status(warehouse_engine())

@@ -126,7 +126,10 @@ def status() -> None:
         undelivered = "" if not t.alerts_undelivered else (
             f", {t.alerts_undelivered} not delivered in the last 7 days "
             f"(latest: {t.last_undelivered})")
-        click.echo(f"  alerts      {t.alerts_pending} pending{undelivered}{nobody}")
+        history = "" if not t.alerts_suppressed else (
+            f", {t.alerts_suppressed} about older days suppressed in the last 7 days "
+            "(history, not news: storepulse alerts set --recent-days)")
+        click.echo(f"  alerts      {t.alerts_pending} pending{undelivered}{history}{nobody}")
 
 
 @cli.command()

@@ -49,9 +49,9 @@ def materialize_dbt(url: URL):
                            raise_on_error=True)
 
 
-def frame(engine: sa.Engine, sql: str) -> pd.DataFrame:
+def frame(engine: sa.Engine, sql: str, **params) -> pd.DataFrame:
     with engine.connect() as conn:
-        return pd.read_sql(sa.text(sql), conn)
+        return pd.read_sql(sa.text(sql), conn, params=params)
 
 
 def lint_sql(url: URL, project_dir: Path, *paths: str) -> dict[str, list[dict]]:

@@ -170,6 +170,72 @@ def test_anomalies_committed_out_of_order_are_still_alerted(engine, shop, resour
     assert alerted == {"early", "late"}
 
 
+def found(anomaly_id: str, day: date, severity: str = "critical") -> dict:
+    """An anomaly as the scan hands it to write_anomalies."""
+    return {"anomaly_id": anomaly_id, "store_id": "S1", "day": day, "kpi": "revenue",
+            "detector": "seasonal_baseline", "actual": 0.0, "expected": 1000.0,
+            "lower_bound": None, "upper_bound": None, "score": 9.0, "severity": severity,
+            "explanation": f"No sales on {day:%A %d %B %Y}, a day the store normally trades"}
+
+
+def test_history_is_recorded_not_sent_and_only_recent_days_page(engine, shop, resources, smtp,
+                                                                 twilio):
+    """A first load of a year of exports: the scan finds anomalies all through it. Only
+    those in the tenant's last seven judged days reach anyone; the rest are suppressed, each
+    with why, and stay in ml.anomalies. Recency is counted from the day the scan reached, not
+    from the tenant's latest anomaly."""
+    through = date(2026, 11, 30)
+    days = {"spring": date(2026, 4, 12), "edge_out": through - timedelta(days=7),
+            "edge_in": through - timedelta(days=6), "last_found": through - timedelta(days=2)}
+    write_anomalies(engine, "shop", pd.DataFrame([found(k, d) for k, d in days.items()]), "r1",
+                    scanned_through=through, full_scan=True)
+    tick = Ticks(anomaly_alert_sensor, resources)
+    assert tick().skip_message.startswith(
+        "4 new anomalies, 6 deliveries queued, 6 not sent (anomalies on days before the "
+        "tenant's recent days); 3 messages sent (6 alert rows)")
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    assert str(days["edge_in"]) in text and str(days["last_found"]) in text
+    assert str(days["spring"]) not in text and str(days["edge_out"]) not in text
+    assert [m["To"] for m in twilio.state.messages] == [PHONE]
+    assert "(+1 more, see email)" in twilio.state.messages[0]["Body"]
+    held_back = rows(engine, "select anomaly_id, status, last_error, sent_at "
+                             "from ops.alert_deliveries where status <> 'sent'")
+    assert sorted({r.anomaly_id for r in held_back}) == ["edge_out", "spring"]
+    assert {r.status for r in held_back} == {"suppressed"} and len(held_back) == 6
+    assert all(r.sent_at is None for r in held_back)
+    spring = next(r.last_error for r in held_back if r.anomaly_id == "spring")
+    assert spring == ("not sent: 2026-04-12 is 232 days before the latest day judged "
+                      "(2026-11-30); alerts cover the last 7 days (storepulse alerts set "
+                      "--recent-days)")
+    assert scalar(engine, "select count(*) from ml.anomalies") == 4
+
+    # The weekly rescan finds one more on an old day, and the daily scan one on a new day.
+    write_anomalies(engine, "shop", pd.DataFrame([found("rescan", date(2026, 6, 2))]), "r2",
+                    scanned_through=through)
+    write_anomalies(engine, "shop", pd.DataFrame([found("new_day", through + timedelta(1))]),
+                    "r3", scanned_through=through + timedelta(1))
+    tick()
+    assert len(smtp.messages) == 4 and len(twilio.state.messages) == 2
+    newest = smtp.messages[-1].get_body(("plain",)).get_content()
+    assert str(through + timedelta(1)) in newest and "2026-06-02" not in newest
+    assert scalar(engine, "select count(*) from ops.alert_deliveries where "
+                          "anomaly_id = 'rescan' and status = 'suppressed'") == 3
+
+
+def test_a_tenant_on_monthly_exports_widens_its_recent_days(engine, shop, resources, smtp):
+    save_rules(engine, AlertRules(**{**shop.__dict__, "recent_days": 31}))
+    through = date(2026, 11, 30)
+    write_anomalies(engine, "shop", pd.DataFrame([found("early_in_month", date(2026, 11, 3)),
+                                                  found("last_month", date(2026, 10, 30))]),
+                    "r1", scanned_through=through)
+    Ticks(anomaly_alert_sensor, resources)()
+    text = smtp.messages[0].get_body(("plain",)).get_content()
+    assert "2026-11-03" in text and "2026-10-30" not in text
+    assert scalar(engine, "select last_error from ops.alert_deliveries where anomaly_id = "
+                          "'last_month' limit 1").endswith(
+        "alerts cover the last 31 days (storepulse alerts set --recent-days)")
+
+
 def test_several_anomalies_in_one_tick_are_one_digest(engine, shop, resources, smtp, twilio):
     for n, severity in enumerate(["medium", "high", "critical"]):
         add_anomaly(engine, f"d{n}", severity=severity, store=f"S{n}",
@@ -255,6 +321,7 @@ def test_twilio_errors_are_retried_with_backoff_and_recorded(engine, shop, resou
     ({"email_recipients": ("manager.shop.test",)}, "is not an email address"),
     ({"max_messages_per_hour": 0}, "at least 1 message per hour"),
     ({"stale_after": timedelta(0)}, "stale-after must be longer than zero"),
+    ({"recent_days": 0}, "recent days must be at least 1"),
 ])
 def test_rules_that_could_never_deliver_are_refused_before_saving(engine, shop, change, says):
     with pytest.raises(InvalidAlertRules, match=says):

@@ -169,11 +169,17 @@ def test_alerts_set_stores_rules(database_env, engine):
     url = {"DATABASE_URL": database_env.render_as_string(False)}
     for args, says in [(["--sms", "07700900001"], "SMS recipient '07700900001' is not an E.164"),
                        (["--email", "a.shop.test"], "'a.shop.test' is not an email address"),
-                       (["--cap", "0"], "at least 1 message per hour")]:
+                       (["--cap", "0"], "at least 1 message per hour"),
+                       (["--recent-days", "0"], "recent days must be at least 1")]:
         done = _storepulse("alerts", "set", "shop", *args, env=url)
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.startswith("error: ") and says in done.stderr, done.stderr
     assert scalar(engine, "select sms_recipients from ops.alert_rules") == ["+447700900001"]
+    assert scalar(engine, "select recent_days from ops.alert_rules") == 7
+    widened = runner.invoke(cli, ["alerts", "set", "shop", "--email", "a@shop.test",
+                                  "--recent-days", "31"])
+    assert widened.output.endswith("anomalies of the last 31 day(s) of data\n")
+    assert scalar(engine, "select recent_days from ops.alert_rules") == 31
 
 
 def test_ingest_exits_non_zero_when_a_file_loads_nothing(database_env, engine, tmp_path):
@@ -354,7 +360,9 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, mo
                     || 'recipient', now() - interval '1 day'),
                    ('shop', 'a0', 'email', 'old@shop.test', 'failed', 'long ago',
                     now() - interval '8 days'),
-                   ('shop', 'a1', 'email', 'manager@shop.test', 'sent', null, now())"""))
+                   ('shop', 'a1', 'email', 'manager@shop.test', 'sent', null, now()),
+                   ('shop', 'spring', 'email', 'manager@shop.test', 'suppressed',
+                    'not sent: 2026-04-12 is ...', now())"""))
         conn.execute(sa.text("""
             insert into ml.anomaly_scans (tenant_id, scanned_through, full_scan_at, last_scan_at)
             values ('shop', '2026-11-01', now(), '2026-11-02 07:30+00')"""))
@@ -382,7 +390,12 @@ def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, mo
     assert blocks["shop"][-1] == ("alerts 0 pending, 1 not delivered in the last 7 days "
                                   "(latest: sms to +447700900001: refused, not retried: HTTP "
                                   "400, Twilio error 21610: Attempt to send to unsubscribed "
-                                  "recipient)")
+                                  "recipient), 1 about older days suppressed in the last 7 "
+                                  "days (history, not news: storepulse alerts set "
+                                  "--recent-days)")
+    outbox = runner.invoke(cli, ["alerts", "outbox"]).output.splitlines()
+    assert [line.split() for line in outbox] == [["failed", "2"], ["sent", "1"],
+                                                 ["suppressed", "1"]]
     # a tenant without alert rules: its anomalies would be queued for nobody
     assert blocks["idle"][-1] == ("alerts 0 pending; no recipients, so anomalies reach nobody: "
                                   "storepulse alerts set idle --email ...")

@@ -28,7 +28,6 @@ from ml.tables import (
     read_daily_kpis,
     read_last_sale_times,
     recent_champions,
-    record_anomaly_scan,
     write_anomalies,
     write_forecasts,
 )
@@ -180,9 +179,9 @@ def store_anomalies(context: AssetExecutionContext, config: AnomalyConfig,
     judged = judged_days(kpis, in_progress)
     anomalies = detect_tenant(judged, tenant.tenant_id, tenant.currency,
                               report_from=plan.report_from, country_code=tenant.country_code)
-    written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id)
-    if not judged.empty:
-        record_anomaly_scan(engine, tenant.tenant_id, max(judged["day"]), plan.full)
+    written = write_anomalies(engine, tenant.tenant_id, anomalies, context.run_id,
+                              scanned_through=max(judged["day"]) if not judged.empty else None,
+                              full_scan=plan.full)
     recent = anomalies.sort_values("day", ascending=False).head(10)
     return MaterializeResult(metadata={
         "dagster/row_count": MetadataValue.int(written),
