@@ -80,6 +80,33 @@ def forecast_through(last_day: date, horizon: int, today: date | None) -> date:
     return max(last_day, reached) + timedelta(days=horizon)
 
 
+# A store is forecast once it has three weeks of days: each weekday seen three times, and
+# enough week-apart differences for the seasonal baseline's band. With less, the baseline
+# would repeat the few days there are (a weekday not seen yet forecast at zero) inside a band
+# of zero width.
+MIN_HISTORY_DAYS = 21
+
+
+def too_short_to_forecast(daily_kpis: pd.DataFrame) -> dict[str, int]:
+    """Stores with fewer than ``MIN_HISTORY_DAYS`` days in the marts, and how many they have:
+    ``forecast_tenant`` leaves them out until they have enough."""
+    if daily_kpis.empty:
+        return {}
+    days = daily_kpis.groupby("store_id")["day"].nunique()
+    return {str(store): int(n) for store, n in days[days < MIN_HISTORY_DAYS].items()}
+
+
+def describe_too_short(short: dict[str, int], shown: int = 5) -> str:
+    """The stores not forecast yet, for a person reading a run."""
+    if not short:
+        return "none: every store has enough days to forecast"
+    stores = sorted(short.items(), key=lambda item: (-item[1], item[0]))
+    named = ", ".join(f"{store} ({days} day{'s' if days != 1 else ''})"
+                      for store, days in stores[:shown])
+    more = f" and {len(stores) - shown} more" if len(stores) > shown else ""
+    return f"{named}{more}: a store is forecast from {MIN_HISTORY_DAYS} days of sales"
+
+
 def store_histories(daily_kpis: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
     """Per store: the ds / y / closed history that models take, from mart_daily_store_kpis."""
     out = {}
@@ -217,7 +244,9 @@ def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon:
                     model_states: Mapping[tuple[str, str], ModelState] | None = None,
                     today: date | None = None, last_day: LastDay | None = None
                     ) -> list[SeriesResult]:
-    """Every store x metric series; ``workers`` > 1 spreads series over processes.
+    """Every store x metric series of a store with ``MIN_HISTORY_DAYS`` days or more
+    (``too_short_to_forecast`` names the others); ``workers`` > 1 spreads series over
+    processes.
 
     ``known_champions`` ((store, metric) -> champion of a recent backtest) skips the backtest
     of those series: the champion is refitted on the full history and forecasts ahead. New
@@ -228,11 +257,13 @@ def forecast_tenant(daily_kpis: pd.DataFrame, country_code: str | None, horizon:
     day is whole; without it, or where the times cannot tell, each series' sales say.
     """
     known, states = known_champions or {}, model_states or {}
+    short = too_short_to_forecast(daily_kpis)
     tasks = [SeriesTask(store, metric, history, country_code, horizon, folds, fold_days,
                         known.get((store, metric)), states.get((store, metric)), today,
                         last_day_is_whole(history, last_day))
              for metric in metrics
-             for store, history in store_histories(daily_kpis, metric).items()]
+             for store, history in store_histories(daily_kpis, metric).items()
+             if store not in short]
     if workers <= 1 or len(tasks) <= 1:
         return [forecast_series(task) for task in tasks]
     if any(task.champion is None or task.champion.model_name == "prophet" for task in tasks):

@@ -33,6 +33,7 @@ class TenantStatus:
     # Deliveries of the last week written as suppressed: anomalies on days before the
     # tenant's recent days (history, not news), never sent
     alerts_suppressed: int = 0
+    longest_store_days: int | None = None  # the most days of sales any of its stores has
 
     @property
     def forecasts_start_on_last_day(self) -> bool:
@@ -129,9 +130,11 @@ order by t.tenant_id
 def tenant_status(engine: Engine) -> list[TenantStatus]:
     with engine.connect() as conn:
         rows = conn.execute(sa.text(_STATUS)).all()
-        marts = _per_tenant(conn, "marts.mart_daily_store_kpis",
-                            "select tenant_id, max(day) from marts.mart_daily_store_kpis "
-                            "group by tenant_id")
+        marts = _per_tenant(conn, "marts.mart_daily_store_kpis", """
+            select tenant_id, max(last_day), max(days)
+            from (select tenant_id, store_id, max(day) as last_day, count(*) as days
+                  from marts.mart_daily_store_kpis group by tenant_id, store_id) as stores
+            group by tenant_id""")
         forecasts = _per_tenant(conn, "ml.forecasts",
                                 "select tenant_id, max(created_at), min(ds) from ml.forecasts "
                                 "group by tenant_id")
@@ -140,10 +143,11 @@ def tenant_status(engine: Engine) -> list[TenantStatus]:
                             "from ml.anomaly_scans")
     return [TenantStatus(r.tenant_id, r.file_name, r.loaded_at, r.quarantined, r.rejected,
                          r.held, r.awaiting, r.gate,
-                         marts.get(r.tenant_id, (None,))[0],
+                         marts.get(r.tenant_id, (None, None))[0],
                          *forecasts.get(r.tenant_id, (None, None)),
                          *scans.get(r.tenant_id, (None, None)), r.pending, r.recipients,
-                         r.undelivered, r.reason, r.suppressed)
+                         r.undelivered, r.reason, r.suppressed,
+                         longest_store_days=marts.get(r.tenant_id, (None, None))[1])
             for r in rows]
 
 

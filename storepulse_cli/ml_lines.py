@@ -16,7 +16,14 @@ if TYPE_CHECKING:
 
 
 def echo_ml_lines(engine: Engine, status: TenantStatus) -> None:
-    click.echo(f"  forecasts   {status.forecasts_line()}")
+    from ml.forecasting import MIN_HISTORY_DAYS
+
+    forecasts = status.forecasts_line()
+    days = status.longest_store_days
+    if status.forecasts_made is None and days is not None and days < MIN_HISTORY_DAYS:
+        forecasts = (f"none yet: its stores have at most {days} day(s) of sales, and a store "
+                     f"is forecast from {MIN_HISTORY_DAYS}")
+    click.echo(f"  forecasts   {forecasts}")
     last_day = _last_day_now(engine, status.tenant_id) \
         if status.forecasts_start_on_last_day or status.scan_stops_short else None
     if status.forecasts_start_on_last_day:

@@ -198,6 +198,51 @@ def test_daily_anomaly_runs_judge_recent_days_and_weekly_rescans_all(warehouse):
         everything)
 
 
+def test_a_store_with_too_few_days_waits_for_its_forecasts_and_says_so(
+        warehouse, tmp_path, monkeypatch):
+    """A merchant's first export: three days of one store. Forecasting it would repeat those
+    days (the weekdays not seen yet at zero) inside a band of zero width; it waits for three
+    weeks of sales, and the run and `storepulse status` say so."""
+    from click.testing import CliRunner
+
+    from ml.forecasting import MIN_HISTORY_DAYS
+    from storepulse_cli.commands import cli
+    from tests.ingestion_helpers import good_row, pos_csv
+
+    url, engine = warehouse
+    first = END_DATE - timedelta(days=2)
+    pos_csv(tmp_path / "acme_grocers" / "generic_pos_csv" / "first.csv", [
+        good_row(order=f"F{n}", store="NEW1", at=f"{first + timedelta(days=n % 3)} 10:00:00")
+        .replace(",GBP,", ",USD,") for n in range(9)])
+    assert {r.status for r in ingest_tenant(engine, tmp_path, "acme_grocers")} == {"loaded"}
+    publish(engine)
+    run_dbt(url, "run", "--select", "+mart_daily_store_kpis")
+    result = _run(url, "acme_grocers")
+    assert result.success
+    meta = {e.materialization.asset_key: e.materialization.metadata
+            for e in result.get_asset_materialization_events()}[AssetKey(["ml", "forecasts"])]
+    assert meta["series"].value == 0
+    assert meta["stores_not_yet_forecast"].value == (
+        f"NEW1 (3 days): a store is forecast from {MIN_HISTORY_DAYS} days of sales")
+    assert frame(engine, "select count(*) as n from ml.forecasts "
+                         "where tenant_id = 'acme_grocers'").n[0] == 0
+    # northwind's two years are forecast as ever
+    assert meta_of_northwind_forecasts(url)["series"].value == 2
+
+    monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
+    shown = CliRunner().invoke(cli, ["status"]).output.splitlines()
+    acme = shown[shown.index("acme_grocers"):]
+    assert next(line for line in acme if line.startswith("  forecasts")).split() == (
+        f"forecasts none yet: its stores have at most 3 day(s) of sales, and a store is "
+        f"forecast from {MIN_HISTORY_DAYS}").split()
+
+
+def meta_of_northwind_forecasts(url) -> dict:
+    result = _run(url)
+    return {e.materialization.asset_key: e.materialization.metadata
+            for e in result.get_asset_materialization_events()}[AssetKey(["ml", "forecasts"])]
+
+
 def test_a_day_exported_mid_trading_is_forecast_and_judged_once_a_later_export_completes_it(
         warehouse, small_sample, tmp_path, monkeypatch):
     """Last in this module: it adds a day to the shared warehouse."""

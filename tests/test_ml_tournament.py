@@ -13,12 +13,15 @@ from ml import intervals, metrics
 from ml.backtest import COMBINATION, Champion, run_backtest
 from ml.day_in_progress import DayInProgress, LastDay
 from ml.forecasting import (
+    MIN_HISTORY_DAYS,
     ModelState,
     SeriesTask,
+    describe_too_short,
     drop_partial_last_day,
     forecast_series,
     forecast_tenant,
     last_day_is_whole,
+    too_short_to_forecast,
 )
 from ml.models import MSTLModel, SeasonalMedian, SeasonalNaive, model_factories
 from tests.test_ml_models import weekly_series
@@ -236,3 +239,27 @@ def test_backtest_folds_report_calibrated_coverage_without_the_models_own_bands(
                           horizon=28)
     assert single.daily["yhat_lower_95"].notna().all()
     assert single.scores["coverage_95"].notna().all()
+
+
+def test_a_store_is_forecast_from_three_weeks_of_sales(monkeypatch):
+    """A store with fewer days is left out, by name: the seasonal baseline would forecast
+    the weekdays it has not seen yet at zero, in a band of zero width."""
+    monkeypatch.setattr(ml.forecasting, "model_factories", lambda country_code: FAST)
+    long = weekly_series(days=120, closed_weekday=None, seed=3)
+    kpis = pd.concat([
+        long.tail(days).assign(store_id=store)
+        for store, days in (("old", 120), ("three_weeks", MIN_HISTORY_DAYS),
+                            ("new", MIN_HISTORY_DAYS - 1), ("first_day", 1))
+    ]).rename(columns={"ds": "day", "y": "net_revenue", "closed": "is_closed_day"})
+    results = forecast_tenant(kpis, None, horizon=7, folds=2, metrics=("net_revenue",))
+    assert sorted(r.store_id for r in results) == ["old", "three_weeks"]
+    assert all(len(r.forecast) == 7 for r in results)
+    short = too_short_to_forecast(kpis)
+    assert short == {"new": MIN_HISTORY_DAYS - 1, "first_day": 1}
+    assert describe_too_short(short) == (
+        f"new ({MIN_HISTORY_DAYS - 1} days), first_day (1 day): a store is forecast from "
+        f"{MIN_HISTORY_DAYS} days of sales")
+    many = {f"s{n}": n for n in range(1, 8)}
+    assert describe_too_short(many, shown=2) == (
+        f"s7 (7 days), s6 (6 days) and 5 more: a store is forecast from {MIN_HISTORY_DAYS} "
+        "days of sales")

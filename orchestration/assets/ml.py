@@ -18,7 +18,13 @@ from pydantic import Field
 
 from ml.anomalies import detect_tenant
 from ml.day_in_progress import day_in_progress, judged_days, read_last_day
-from ml.forecasting import describe_last_day, forecast_tenant, store_histories
+from ml.forecasting import (
+    describe_last_day,
+    describe_too_short,
+    forecast_tenant,
+    store_histories,
+    too_short_to_forecast,
+)
 from ml.plots import forecast_plot, save_forecast_plot
 from ml.scan_plan import plan_scan
 from ml.summary import backtest_summary, headline_series, next_days
@@ -111,8 +117,10 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
                               model_states=states, today=_today(config, tenant.timezone),
                               last_day=last_day)
     rows = write_forecasts(engine, tenant.tenant_id, results, context.run_id)
+    short = too_short_to_forecast(kpis)
     report(context, f"{tenant.tenant_id}: {len(results)} series forecast "
-                    f"({sum(not r.backtests.empty for r in results)} backtested)")
+                    f"({sum(not r.backtests.empty for r in results)} backtested)"
+                    + (f"; not yet forecast: {describe_too_short(short)}" if short else ""))
     backtests = pd.concat([r.backtests.assign(store_id=r.store_id, metric=r.metric)
                            for r in results if not r.backtests.empty] or [pd.DataFrame()])
     champions = pd.Series([r.champion.model_name for r in results]).value_counts()
@@ -124,6 +132,7 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
         "series_partial_last_day": MetadataValue.int(sum(r.partial_day_dropped
                                                          for r in results)),
         "last_day": MetadataValue.text(describe_last_day(last_day)),
+        "stores_not_yet_forecast": MetadataValue.text(describe_too_short(short)),
         "dagster/row_count": MetadataValue.int(rows),
         "champions": MetadataValue.json(champions.to_dict()),
         "backtest_summary": (table_metadata(summary) if not summary.empty else
