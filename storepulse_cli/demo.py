@@ -93,12 +93,17 @@ def run_demo(scale: float = 1.0, seed: int = 42, regenerate: bool = False,
     for o in onboarded:
         if o.generated_password:
             echo(f"    password for {o.role} (shown once): {o.generated_password}")
-    from alerting.rules import AlertRules, save_rules
+    from alerting.rules import AlertRules, load_rules, save_rules
 
-    for tenant_id in tenant_ids:  # sample recipients: delivered when SMTP_*/TWILIO_* are set
-        save_rules(engine, AlertRules(tenant_id,
-                                      email_recipients=(f"manager@{tenant_id}.example",),
-                                      sms_recipients=("+15005550006",)))
+    # Sample recipients (delivered when SMTP_*/TWILIO_* are set) for a tenant without rules;
+    # rules set since with `storepulse alerts set` are the user's and stay.
+    for tenant_id in tenant_ids:
+        with engine.connect() as conn:
+            has_rules = load_rules(conn, tenant_id) is not None
+        if not has_rules:
+            save_rules(engine, AlertRules(tenant_id,
+                                          email_recipients=(f"manager@{tenant_id}.example",),
+                                          sms_recipients=("+15005550006",)))
 
     from orchestration.definitions import defs
     from orchestration.pipeline import run_until_settled

@@ -109,13 +109,22 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
                 count("select count(*) from ops.alert_deliveries where status = "
                       "'suppressed'"))
         # Run again: nothing new lands, so nothing runs, and the alert sensor goes on from
-        # its cursor instead of reading every anomaly again.
+        # its cursor instead of reading every anomaly again. Alert rules the user set in
+        # between are theirs: the demo's sample recipients do not replace them.
+        rules = subprocess.run([str(STOREPULSE), "alerts", "set", "northwind", "--email",
+                                "boss@northwind.test", "--recent-days", "31"], cwd=workdir,
+                               env=env, capture_output=True, text=True, timeout=120)
+        assert rules.returncode == 0, rules.stderr
         again = subprocess.run([str(STOREPULSE), "demo", "--scale", "0.02", "--as-of",
                                 "2026-06-30"], cwd=workdir, env=env, capture_output=True,
                                text=True, timeout=300)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         assert "runs: 0 (0 failed)" in again.stdout, again.stdout[-3000:]
         assert "alerts: 0 new anomalies, 0 deliveries queued;" in again.stdout
+        with get_engine(url).connect() as conn:
+            assert conn.execute(sa.text(
+                "select email_recipients, sms_recipients, recent_days from ops.alert_rules "
+                "where tenant_id = 'northwind'")).one() == (["boss@northwind.test"], [], 31)
         # dbt wrote its manifest, artifacts and logs under STOREPULSE_HOME
         assert (home / "dbt" / "target" / "manifest.json").is_file()
         assert any((home / "dbt" / "runs").iterdir())
