@@ -23,6 +23,7 @@ from dagster import (
     BetaWarning,
     DagsterInstance,
     Definitions,
+    DeleteDynamicPartitionsRequest,
     RunRequest,
     build_sensor_context,
     deserialize_value,
@@ -210,7 +211,11 @@ def _landing_requests(defs: Definitions, instance: DagsterInstance) -> list[RunR
         # run requests are looked at (evaluate_tick would validate them first).
         result = sensor(context)
     for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        if isinstance(request, DeleteDynamicPartitionsRequest):
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+        else:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     return list(result.run_requests or [])
 
 

@@ -53,8 +53,8 @@ RAW_DATA = [AssetKey(["raw", table]) for table in ("sales_lines", "stores", "pro
         default_status=DefaultSensorStatus.RUNNING,
         description="Requests an ingestion run for a tenant when landing/<tenant>/ holds files "
                     "the ledger (raw.ingest_files) has not seen as they are now; registers "
-                    "partitions for newly onboarded tenants; warns of landing folders that "
-                    "name no registered tenant.")
+                    "partitions for newly onboarded tenants and deletes those of purged "
+                    "ones; warns of landing folders that name no registered tenant.")
 def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource,
                    landing: LandingResource):
     engine = warehouse.engine()
@@ -62,6 +62,7 @@ def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResourc
         registered = conn.execute(sa.text("select tenant_id from ops.tenants")).scalars().all()
     known_partitions = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     new_tenants = sorted(set(registered) - known_partitions)
+    removed_tenants = sorted(known_partitions - set(registered))
     landing_dir = landing.path()
     run_requests = []
     waiting: dict[str, int] = {}
@@ -89,7 +90,9 @@ def landing_sensor(context: SensorEvaluationContext, warehouse: WarehouseResourc
         run_requests=run_requests,
         skip_reason=None if run_requests else _nothing_new(len(registered), unregistered),
         dynamic_partitions_requests=(
-            [tenant_partitions.build_add_request(new_tenants)] if new_tenants else []),
+            ([tenant_partitions.build_add_request(new_tenants)] if new_tenants else [])
+            + ([tenant_partitions.build_delete_request(removed_tenants)]
+               if removed_tenants else [])),
         cursor=json.dumps({"pending": waiting, "unregistered": unregistered}, sort_keys=True),
     )
 

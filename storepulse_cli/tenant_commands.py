@@ -67,6 +67,15 @@ def tenants_remove(slug: str, purge: bool) -> None:
     click.echo(f"tenant {slug}: role {removed.role or '(none)'} dropped")
     for table, count in sorted(removed.counts.items()):
         click.echo(f"  {table:<36} {count:>10,} rows deleted")
+    if not purge:
+        return
+    from orchestration.partitions import forget_tenant_partition
+
+    if forget_tenant_partition(slug):
+        click.echo(f"Dagster partition '{slug}' deleted (its runs stay in the history)")
+    else:
+        click.echo("DAGSTER_HOME is unset: the landing sensor deletes the Dagster partition on "
+                   "its next tick")
 
 
 @tenants.command("limits")

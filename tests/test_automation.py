@@ -144,6 +144,29 @@ def test_forecasts_refresh_on_the_daily_cron_without_new_files(platform, engine)
     assert loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=10)) == []
 
 
+def test_a_purged_tenant_leaves_its_partition_and_the_daily_refresh(platform, engine):
+    """Purged without DAGSTER_HOME (so nobody told the instance), the tenant's partition is
+    deleted by the landing sensor's next tick, and the morning refresh forecasts the others
+    only, instead of a run that fails on a tenant no longer registered."""
+    from storepulse.tenants import remove_tenant
+
+    landing, loop, instance = platform
+    assert all(r.success for r in loop.run_until_settled())
+    assert sorted(instance.get_dynamic_partitions("tenants")) == ["alpha", "beta"]
+    remove_tenant(engine, "beta", purge=True, landing_dir=landing)
+    assert loop.run_until_settled() == []
+    assert instance.get_dynamic_partitions("tenants") == ["alpha"]
+    minute, hour = (int(part) for part in FORECAST_REFRESH_CRON.split()[:2])
+    now = datetime.now(UTC)
+    cron_at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if cron_at <= now + timedelta(minutes=5):
+        cron_at += timedelta(days=1)
+    assert loop.run_until_settled(evaluation_time=cron_at - timedelta(minutes=5)) == []
+    refreshed = loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=5))
+    assert [(r.label, r.success) for r in refreshed] == [("ml [alpha]", True),
+                                                          ("dashboards", True)]
+
+
 def test_one_dbt_build_per_wave_released_even_by_a_failed_last_load(platform, monkeypatch):
     """dbt_after_ingestion waits for the wave's ingestion runs; the one that ends the wave may
     fail (a held batch) and still releases the build."""

@@ -337,6 +337,21 @@ def test_tenants_add_prints_no_dagster_instance_warning(database_env, engine, tm
     assert done.returncode == 0, done.stderr
     assert "Dagster partition 'quiet_shop' registered" in done.stdout
     assert "dagster.yaml" not in done.stdout + done.stderr
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert instance.get_dynamic_partitions("tenants") == ["quiet_shop"]
+    # purged, its partition goes too: the daily forecast refresh would otherwise request a
+    # run for it every morning, each failing on a tenant no longer registered
+    purged = _storepulse("tenants", "remove", "quiet_shop", "--purge", "--yes",
+                         env={"DATABASE_URL": database_env.render_as_string(False),
+                              "DAGSTER_HOME": str(dagster_home),
+                              "STOREPULSE_HOME": str(tmp_path / "home")})
+    assert purged.returncode == 0, purged.stderr
+    assert "Dagster partition 'quiet_shop' deleted (its runs stay in the history)" \
+        in purged.stdout
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert instance.get_dynamic_partitions("tenants") == []
 
 
 def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, monkeypatch):
