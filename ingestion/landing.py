@@ -240,16 +240,18 @@ def ingest_tenant(engine: Engine, landing_dir: Path, tenant_id: str,
 
 def unchanged_since_recorded(engine: Engine, item: LandingFile, tenant_id: str
                              ) -> LoadResult | None:
-    """A file whose latest ledger row (loaded, or rejected) was written after its last change
-    (``_changed_ns``), with the same size, is not read again (hashing years of history on every
-    run costs more than the new day; a rejected file stays rejected until it changes).
-    Anything else goes to the loader, where the sha256 ledger decides."""
+    """A file whose latest ledger row (loaded, rejected, or a duplicate of a loaded one) was
+    written after its last change (``_changed_ns``), with the same size, is not read again
+    (hashing years of history on every run costs more than the new day; a rejected file stays
+    rejected until it changes). Anything else goes to the loader, where the sha256 ledger
+    decides."""
     stat = item.path.lstat()
     changed = _changed_ns(stat) / 1e9
     with engine.connect() as conn:
         row = conn.execute(sa.text(
-            "select file_id, version, status, error from raw.ingest_files where tenant_id = :t "
-            "and source = :s and file_name = :n and status in ('loaded', 'rejected') "
+            "select coalesce(duplicate_of, file_id) as file_id, version, status, error "
+            "from raw.ingest_files where tenant_id = :t and source = :s and file_name = :n "
+            "and status in ('loaded', 'rejected', 'duplicate') "
             "and bytes = :b and loaded_at >= to_timestamp(:m) "
             "order by loaded_at desc limit 1"),
             {"t": tenant_id, "s": item.source, "n": item.path.name, "b": stat.st_size,
@@ -263,7 +265,8 @@ def unchanged_since_recorded(engine: Engine, item: LandingFile, tenant_id: str
     return LoadResult(path=item.path, tenant_id=tenant_id, source=item.source,
                       status="duplicate", target=item.target, file_id=row.file_id,
                       version=row.version,
-                      error="same size and not modified since it was loaded; not re-read")
+                      error=(f"{row.error}; unchanged since" if row.status == "duplicate"
+                             else "same size and not modified since it was loaded; not re-read"))
 
 
 def pending_files(engine: Engine, landing_dir: Path, tenant_id: str,

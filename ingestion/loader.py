@@ -170,6 +170,7 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
                 {"t": tenant_id, "s": source, "h": digest, "n": file_name}).first()
             if existing:
                 result.status, result.file_id, result.version = "duplicate", *existing
+                _record_duplicate(conn, result, spec.target, file_name, digest, size)
                 result.seconds = time.perf_counter() - started
                 return result
             previous = conn.execute(sa.text(
@@ -223,7 +224,7 @@ def load_file(engine: Engine, path: Path, tenant_id: str, spec: SourceSpec,
         if isinstance(exc, sa.exc.IntegrityError) and "ingest_files_once" in str(exc):
             # the same bytes under another name committed while this load waited for it
             return _duplicate_of(engine, path, tenant_id, source, spec.target, digest,
-                                 started)
+                                 size, started)
         if _connection_lost(exc):
             raise ConnectionLost(
                 f"{path.name}: lost the database connection while loading it ({exc}); "
@@ -249,15 +250,30 @@ def refresh_statistics(engine: Engine, results: list[LoadResult]) -> None:
 
 
 def _duplicate_of(engine: Engine, path: Path, tenant_id: str, source: str, target: str,
-                  digest: str, started: float) -> LoadResult:
-    with engine.connect() as conn:
+                  digest: str, size: int, started: float) -> LoadResult:
+    with engine.begin() as conn:
         file_id, version = conn.execute(sa.text(
             "select file_id, version from raw.ingest_files where tenant_id = :t and "
             "source = :s and sha256 = :h and status = 'loaded'"),
             {"t": tenant_id, "s": source, "h": digest}).one()
-    return LoadResult(path=path, tenant_id=tenant_id, source=source, status="duplicate",
-                      target=target, file_id=file_id, version=version,
-                      seconds=time.perf_counter() - started)
+        result = LoadResult(path=path, tenant_id=tenant_id, source=source, status="duplicate",
+                            target=target, file_id=file_id, version=version)
+        _record_duplicate(conn, result, target, path.name, digest, size)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _record_duplicate(conn: sa.Connection, result: LoadResult, target: str, file_name: str,
+                      digest: str, size: int) -> None:
+    """The ledger row of a file that repeats one already loaded (``result.file_id``): it
+    loads nothing, but the landing sensor and `storepulse status` know it was seen."""
+    conn.execute(sa.text(
+        "insert into raw.ingest_files (tenant_id, source, target, file_name, path, sha256, "
+        "bytes, status, duplicate_of, error) select :t, :s, :g, :n, :p, :h, :b, 'duplicate', "
+        "file_id, 'same bytes as ' || file_name || ' (file ' || file_id || ', version ' || "
+        "version || '), nothing loaded' from raw.ingest_files where file_id = :f"),
+        {"t": result.tenant_id, "s": result.source, "g": target, "n": file_name,
+         "p": str(result.path), "h": digest, "b": size, "f": result.file_id})
 
 
 def reject_file(engine: Engine, path: Path, tenant_id: str, source: str, target: str,

@@ -74,7 +74,7 @@ class TenantStatus:
 _STATUS = """
 with files as (
     select distinct on (tenant_id) tenant_id, file_name, loaded_at, rows_quarantined
-    from raw.ingest_files order by tenant_id, loaded_at desc
+    from raw.ingest_files where status <> 'duplicate' order by tenant_id, loaded_at desc
 ), counts as (
     select tenant_id,
            count(*) filter (where status = 'rejected') as rejected,

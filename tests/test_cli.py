@@ -480,3 +480,45 @@ def test_files_left_unloaded_for_long_point_at_the_daemon(engine, tmp_path):
         "2 file(s) in landing/shop/ not loaded yet")
     ingest_tenant(engine, landing, "shop")
     assert waiting_message(engine, landing, "shop", now=in_an_hour) is None
+
+
+def test_a_file_repeating_loaded_bytes_gets_a_ledger_row_and_waits_for_nothing(engine,
+                                                                                tmp_path):
+    """A re-upload of the same export, and a copy of it under another name: each loads
+    nothing and gets a 'duplicate' ledger row naming what it repeats, so the landing sensor
+    does not take them for new on every tick, nor `status` for files waiting on the daemon."""
+    import os
+    import shutil
+    import time
+
+    from ingestion.landing import ingest_tenant, pending_files, waiting_message
+    from tests.ingestion_helpers import good_row, pos_csv, register, rows
+
+    register(engine, "shop")
+    landing = tmp_path / "landing"
+    folder = landing / "shop" / "generic_pos_csv"
+    original = pos_csv(folder / "monday.csv", [good_row(), good_row("O2")])
+    (first,) = ingest_tenant(engine, landing, "shop")
+    time.sleep(0.01)
+    shutil.copy(original, folder / "monday (1).csv")
+    os.utime(original)  # uploaded again, the same bytes
+    original.write_bytes(original.read_bytes())
+    assert sorted(pending_files(engine, landing, "shop")) == [
+        "generic_pos_csv/monday (1).csv", "generic_pos_csv/monday.csv"]
+    again = {r.path.name: r for r in ingest_tenant(engine, landing, "shop")}
+    assert {name: r.status for name, r in again.items()} == {
+        "monday.csv": "duplicate", "monday (1).csv": "duplicate"}
+    assert {r.file_id for r in again.values()} == {first.file_id}
+    ledger = rows(engine, "select file_name, status, rows_loaded, duplicate_of, error from "
+                          "raw.ingest_files where status = 'duplicate' order by file_name")
+    assert [tuple(r) for r in ledger] == [
+        (name, "duplicate", 0, first.file_id,
+         f"same bytes as monday.csv (file {first.file_id}, version 1), nothing loaded")
+        for name in ("monday (1).csv", "monday.csv")]
+    assert pending_files(engine, landing, "shop") == {}
+    assert waiting_message(engine, landing, "shop", now=time.time() + 3600) is None
+    # the next pass reads neither again
+    assert {r.error for r in ingest_tenant(engine, landing, "shop")} == {
+        f"same bytes as monday.csv (file {first.file_id}, version 1), nothing loaded; "
+        "unchanged since"}
+    assert rows(engine, "select count(*) from raw.sales_lines")[0][0] == 2

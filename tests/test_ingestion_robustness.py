@@ -165,6 +165,9 @@ def test_the_same_bytes_under_two_names_at_once_is_one_load_and_one_duplicate(en
                                 [first, second]))
     assert sorted(r.status for r in results) == ["duplicate", "loaded"]
     assert len({r.file_id for r in results}) == 1
+    # whichever came second has its ledger row, naming the one it repeats
+    assert scalar(engine, "select duplicate_of from raw.ingest_files "
+                          "where status = 'duplicate'") == results[0].file_id
     assert scalar(engine, "select count(*) from raw.sales_lines") == 100_000
 
 
