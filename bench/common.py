@@ -20,6 +20,9 @@ from storepulse.settings import load_settings
 from storepulse.warehouse import dispose_engines, get_engine, resolve_database_url
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Run config for the benches' in-process runs: Dagster's console logger on errors only, so the
+# bench's own table is what the terminal shows.
+QUIET_RUNS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 UCI_CSV = SHARED_DATA / "online_retail.csv.gz"
 
 

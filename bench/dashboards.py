@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 from dagster import DagsterInstance
 
-from bench.common import emit_json, machine, print_table, scratch_database
+from bench.common import QUIET_RUNS, emit_json, machine, print_table, scratch_database
 from bench.end_to_end import settle, tenant_profiles
 from dashboards.specs import load_specs, render_sql
 from ingestion.generator import generate_sample
@@ -41,7 +41,6 @@ from orchestration.pipeline import PlatformLoop
 from storepulse.tenants import Tenant, add_tenant
 
 PASSWORD = "bench-dashboards-role-pw"
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 PER_QUERY = "tenant_id = (select ops.current_tenant())"
 PER_ROW = "tenant_id = ops.current_tenant()"
 
@@ -60,7 +59,7 @@ def build_warehouse(engine, url, stores: int, scale: float, tmp: Path) -> dict[s
           flush=True)
     started = time.perf_counter()
     with DagsterInstance.ephemeral() as instance, contextlib.redirect_stdout(io.StringIO()):
-        runs = PlatformLoop(defs, instance, run_config=QUIET).run_until_settled()
+        runs = PlatformLoop(defs, instance, run_config=QUIET_RUNS).run_until_settled()
     if not all(r.success for r in runs):
         sys.exit(f"the platform failed: {[r.label for r in runs if not r.success]}")
     settle(engine)

@@ -43,7 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psutil
 from dagster import DagsterInstance
 
-from bench.common import emit_json, machine, print_table, scratch_database, step_spans
+from bench.common import (
+    QUIET_RUNS,
+    emit_json,
+    machine,
+    print_table,
+    scratch_database,
+    step_spans,
+)
 from ingestion.generator import DEMO_TENANTS, END_DATE, TenantProfile, generate_sample
 from orchestration.definitions import defs
 from orchestration.pipeline import PipelineRun, PlatformLoop
@@ -51,7 +58,6 @@ from storepulse.tenants import Tenant, add_tenant
 
 STAGES = ("ingest", "quality checks", "dbt build", "forecasts", "anomalies", "dashboards")
 ALL_STAGES = (*STAGES, "orchestration")
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def tenant_profiles(stores: int) -> tuple[TenantProfile, ...]:
@@ -178,7 +184,7 @@ def bench_size(stores: int, scale: float, workers: int, incremental: bool) -> di
         # The files were written whole just now; the loop would otherwise wait a few seconds
         # for them to be still (what the landing sensor does for uploads), and time that.
         os.environ["STOREPULSE_LANDING_SETTLE_SECONDS"] = "0"
-        loop = PlatformLoop(defs, instance, run_config=QUIET,
+        loop = PlatformLoop(defs, instance, run_config=QUIET_RUNS,
                             op_config={"store_forecasts": {"workers": workers}})
         full = run_pipeline(loop)
         rows = raw_lines(engine)

@@ -50,7 +50,14 @@ from dagster._core.definitions.partitions.context import partition_loading_conte
 
 from alerting.outbox import enqueue_anomalies
 from alerting.rules import AlertRules, save_rules
-from bench.common import emit_json, machine, print_table, scratch_database, step_spans
+from bench.common import (
+    QUIET_RUNS,
+    emit_json,
+    machine,
+    print_table,
+    scratch_database,
+    step_spans,
+)
 from bench.end_to_end import settle, tenant_profiles
 from ingestion.generator import END_DATE, TenantProfile, generate_sample, store_ids
 from orchestration.definitions import defs
@@ -62,7 +69,6 @@ from tests.test_daemon import instance_yaml, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 # The history ends on a Sunday so the new day is a Monday, a trading day for every profile
 # (one closes on Sundays, and a closed day has no file to land).
 HISTORY_END = END_DATE + timedelta(days=(6 - END_DATE.weekday()))
@@ -180,7 +186,7 @@ def bench_size(stores: int, scale: float, executor: str = "in_process",
         print(f"\n{stores} stores over {len(profiles)} tenants: loading the history ...",
               flush=True)
         with DagsterInstance.ephemeral() as history, contextlib.redirect_stdout(io.StringIO()):
-            PlatformLoop(defs, history, run_config=QUIET).run_until_settled()
+            PlatformLoop(defs, history, run_config=QUIET_RUNS).run_until_settled()
         # The history's recent anomalies were alerted long ago (older ones are suppressed).
         enqueue_anomalies(engine, 0)
         with engine.begin() as conn:
