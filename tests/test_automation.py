@@ -26,6 +26,14 @@ def _labels(runs: list[PipelineRun]) -> list[str]:
     return [r.label for r in runs]
 
 
+def _next_refresh() -> datetime:
+    """The daily forecast refresh's next tick, with room before it."""
+    minute, hour = (int(part) for part in FORECAST_REFRESH_CRON.split()[:2])
+    now = datetime.now(UTC)
+    cron_at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return cron_at + timedelta(days=1) if cron_at <= now + timedelta(minutes=5) else cron_at
+
+
 def _day_rows(day: date, prefix: str, price: str = "3.50") -> list[str]:
     return [good_row(order=f"{prefix}{n}", at=f"{day} 1{n % 8}:00:00", price=price,
                      customer=f"C{n % 5}") for n in range(12)]
@@ -123,11 +131,7 @@ def test_forecasts_refresh_on_the_daily_cron_without_new_files(platform, engine)
     horizon = timedelta(days=30)
     assert forecast_span() == [(t, last_day + timedelta(days=1), last_day + horizon)
                                for t in ("alpha", "beta")]
-    minute, hour = (int(part) for part in FORECAST_REFRESH_CRON.split()[:2])
-    now = datetime.now(UTC)
-    cron_at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if cron_at <= now + timedelta(minutes=5):  # the next tick, with room before it
-        cron_at += timedelta(days=1)
+    cron_at = _next_refresh()
     assert loop.run_until_settled(evaluation_time=cron_at - timedelta(minutes=5)) == []
     # ten days later with no new file: the refresh still reaches 30 days past "today"
     loop.op_config = {"store_forecasts": {"today": str(last_day + timedelta(days=11))}}
@@ -156,11 +160,7 @@ def test_a_purged_tenant_leaves_its_partition_and_the_daily_refresh(platform, en
     remove_tenant(engine, "beta", purge=True, landing_dir=landing)
     assert loop.run_until_settled() == []
     assert instance.get_dynamic_partitions("tenants") == ["alpha"]
-    minute, hour = (int(part) for part in FORECAST_REFRESH_CRON.split()[:2])
-    now = datetime.now(UTC)
-    cron_at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if cron_at <= now + timedelta(minutes=5):
-        cron_at += timedelta(days=1)
+    cron_at = _next_refresh()
     assert loop.run_until_settled(evaluation_time=cron_at - timedelta(minutes=5)) == []
     refreshed = loop.run_until_settled(evaluation_time=cron_at + timedelta(minutes=5))
     assert [(r.label, r.success) for r in refreshed] == [("ml [alpha]", True),
