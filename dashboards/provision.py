@@ -23,6 +23,10 @@ from metabase_api import Metabase_API
 from dashboards.specs import CardSpec, DashboardSpec
 
 DATA_TEAM_SPACE = "data_team"
+# How this module names a tenant's group and database connection (and the data team's)
+TENANT_GROUP_PREFIX = "StorePulse tenant "
+TENANT_CONNECTION_PREFIX = "StorePulse "
+PLATFORM_CONNECTION = "StorePulse platform"
 ALL_USERS = "All Users"
 # Data permissions, in what open-source Metabase offers (pinned in docker-compose.yml):
 # "blocked" view-data is a paid feature (HTTP 402), so isolation rests on query creation
@@ -73,7 +77,7 @@ class Space:
 
     @property
     def group_name(self) -> str:
-        return f"StorePulse tenant {self.key}"
+        return f"{TENANT_GROUP_PREFIX}{self.key}"
 
 
 @dataclass
@@ -115,6 +119,10 @@ class MetabaseApi:
             return body
         return self._json(self.client.put(path, "raw", json=body), "PUT", path)
 
+    def delete(self, path: str) -> None:
+        if not self.dry_run:
+            self._json(self.client.delete(path, "raw"), "DELETE", path)
+
     @staticmethod
     def _json(response: Any, method: str, path: str) -> Any:
         if not response.ok:
@@ -135,6 +143,13 @@ def _described(text: str, marker: str) -> str:
     return f"{text.strip()}\n\n[{marker}]".strip()
 
 
+def _space_of(marker: str | None) -> str | None:
+    """The space a collection's marker names (``storepulse:<space>:collection``)."""
+    if marker and marker.startswith("storepulse:") and marker.endswith(":collection"):
+        return marker.removeprefix("storepulse:").removesuffix(":collection")
+    return None
+
+
 def _marker_of(description: str | None) -> str | None:
     if description and description.rstrip().endswith("]") and "[storepulse:" in description:
         return description[description.rindex("[storepulse:") + 1:description.rindex("]")]
@@ -147,11 +162,17 @@ class Provisioner:
         self.specs = specs
         self.report = SyncReport(dry_run=api.dry_run)
 
-    def sync(self, spaces: list[Space], prune: bool = False) -> SyncReport:
+    def sync(self, spaces: list[Space], prune: bool = False,
+             retire_others: bool = False) -> SyncReport:
         """Connections, collections and groups first, then their permissions, and only then
         the dashboards: a new database or collection starts with Metabase's defaults (All
         Users may query the one and curate the other), so nothing is put in either before
-        the permissions are right, and a failed permission write stops the sync there."""
+        the permissions are right, and a failed permission write stops the sync there.
+
+        With ``retire_others`` (a sync of every registered tenant), the spaces of tenants no
+        longer registered (purged) are retired first (``retire_spaces``)."""
+        if retire_others:
+            self.retire_spaces({space.key for space in spaces})
         groups = {g["name"]: g["id"] for g in self.api.get("/api/permissions/group")}
         placed: dict[str, Placed] = {}
         for space in spaces:
@@ -163,6 +184,32 @@ class Provisioner:
         for where in placed.values():
             self._dashboards(where.space, where.database_id, where.collection_id, cards, prune)
         return self.report
+
+    def retire_spaces(self, keep: set[str]) -> None:
+        """The spaces of tenants not in ``keep``: its collection archived (its dashboards and
+        cards go to the trash with it), its permission group deleted (and with it every grant
+        and membership), its database connection deleted (it logs in as a role the purge
+        dropped). Found by what this module names and marks, so nothing else is touched."""
+        for collection in _listing(self.api.get("/api/collection")):
+            key = _space_of(_marker_of(collection.get("description")))
+            if key and key not in keep and key != DATA_TEAM_SPACE \
+                    and not collection.get("archived"):
+                self.report.actions.append(f"retire {key}: archive collection "
+                                           f"{collection['name']}")
+                self.api.put(f"/api/collection/{collection['id']}", {"archived": True})
+        for group in self.api.get("/api/permissions/group"):
+            key = group["name"].removeprefix(TENANT_GROUP_PREFIX)
+            if group["name"].startswith(TENANT_GROUP_PREFIX) and key not in keep:
+                self.report.actions.append(f"retire {key}: delete permission group "
+                                           f"{group['name']}")
+                self.api.delete(f"/api/permissions/group/{group['id']}")
+        for database in _listing(self.api.get("/api/database")):
+            key = database["name"].removeprefix(TENANT_CONNECTION_PREFIX)
+            if database["name"].startswith(TENANT_CONNECTION_PREFIX) \
+                    and database["name"] != PLATFORM_CONNECTION and key not in keep:
+                self.report.actions.append(f"retire {key}: delete database connection "
+                                           f"{database['name']}")
+                self.api.delete(f"/api/database/{database['id']}")
 
     # -- objects ---------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from sqlalchemy.engine import URL, Engine
 
 from dashboards.provision import (
     DATA_TEAM_SPACE,
+    PLATFORM_CONNECTION,
+    TENANT_CONNECTION_PREFIX,
     Connection,
     MetabaseApi,
     Provisioner,
@@ -52,10 +54,12 @@ def sync_dashboards(engine: Engine, warehouse: URL, settings: MetabaseSettings,
         role = (tenant_role(engine, tenant.tenant_id) if dry_run
                 else set_tenant_password(engine, tenant.tenant_id, password))
         spaces.append(Space(tenant.tenant_id, tenant.name, Connection(
-            f"StorePulse {tenant.tenant_id}", host, port, warehouse.database, role, password),
+            f"{TENANT_CONNECTION_PREFIX}{tenant.tenant_id}", host, port, warehouse.database,
+            role, password),
             native_sql=tenant.tenant_id in native_sql))
     if tenant_id is None:
         spaces.append(Space(DATA_TEAM_SPACE, "Data team", Connection(
-            "StorePulse platform", host, port, warehouse.database, warehouse.username or "",
+            PLATFORM_CONNECTION, host, port, warehouse.database, warehouse.username or "",
             warehouse.password or "")))
-    return Provisioner(api, specs).sync(spaces, prune=prune)
+    # Only a sync of every tenant knows which spaces are no one's (`--tenant` sees one).
+    return Provisioner(api, specs).sync(spaces, prune=prune, retire_others=tenant_id is None)

@@ -76,6 +76,8 @@ def tenants_remove(slug: str, purge: bool) -> None:
     else:
         click.echo("DAGSTER_HOME is unset: the landing sensor deletes the Dagster partition on "
                    "its next tick")
+    click.echo("its Metabase space is retired by the next dashboards sync of every tenant (the "
+               "pipeline's, or `storepulse dashboards sync`)")
 
 
 @tenants.command("limits")

@@ -25,6 +25,15 @@ sends (paths below are in github.com/metabase/metabase):
   opened only with read on their collection, and a card runs only for those who can read it.
   A refusal is 403 "You don't have permissions to do that."
 
+- Removal (``warehouses/api.clj``, ``permissions_rest/api.clj``, ``collections/api.clj``):
+  ``DELETE /api/database/:id`` is for administrators (write-check), answers 204, and the
+  application database's foreign keys delete the cards on that database with it (and their
+  places on dashboards); ``DELETE /api/permissions/group/:id`` is for administrators, answers
+  204, takes the group's grants and memberships with it, and refuses the magic groups (All
+  Users, Administrators) with 400; ``PUT /api/collection/:id`` with ``archived`` needs write
+  on the collection and moves it, with its cards and dashboards, to the trash: listings leave
+  archived collections out.
+
 It also rejects bodies missing required fields, dashcards pointing at unknown cards or
 parameters, and the removed ``POST /api/dashboard/:id/cards``.
 """
@@ -240,6 +249,10 @@ def _route(state: MetabaseState, user: User, method: str, path: str,
         db = state.databases.get(int(m.group(1)))
         if db is None:
             raise Reject(404, "Not found.")
+        if method == "DELETE":
+            _superuser(user)
+            _delete_database(state, db["id"])
+            return 204, None
         if state.create_queries(user, db["id"]) not in QUERY_BUILDER:
             raise Reject(403, FORBIDDEN)
         if method == "PUT":
@@ -262,7 +275,7 @@ def _route(state: MetabaseState, user: User, method: str, path: str,
         if method == "GET":
             return 200, [{"id": "root", "name": "Our analytics"},
                          *(c for c in state.collections.values()
-                           if state.can_read_collection(user, c["id"]))]
+                           if not c["archived"] and state.can_read_collection(user, c["id"]))]
         _require(body, "name")
         if "color" in body and not re.fullmatch(r"#[0-9A-Fa-f]{6}", body["color"]):
             raise Reject(400, "color must be a hex color")
@@ -289,6 +302,16 @@ def _route(state: MetabaseState, user: User, method: str, path: str,
             raise Reject(404, "Not found.")
         if not state.can_read_collection(user, cid):
             raise Reject(403, FORBIDDEN)
+        if not m.group(2) and method == "PUT":
+            if not state.can_write_collection(user, cid):
+                raise Reject(403, FORBIDDEN)
+            collection = state.collections[cid]
+            collection.update({k: v for k, v in body.items()
+                               if k in ("name", "description", "archived")})
+            for item in [*state.cards.values(), *state.dashboards.values()]:
+                if item["collection_id"] == cid:  # archived with it, into the trash
+                    item["archived"] = collection["archived"]
+            return 200, collection
         if not m.group(2):
             return 200, state.collections[cid]
         models = query.get("models", ["card", "dashboard"])
@@ -312,6 +335,19 @@ def _route(state: MetabaseState, user: User, method: str, path: str,
             state.data_perms[(group["id"], db_id)] = {"view-data": "unrestricted",
                                                       "create-queries": "no"}
         return 200, group
+    if (m := re.fullmatch(r"/api/permissions/group/(\d+)", path)) and method == "DELETE":
+        _superuser(user)
+        group_id = int(m.group(1))
+        if group_id in (ALL_USERS, ADMINISTRATORS):
+            raise Reject(400, f"You cannot edit or delete the '{state.groups[group_id]['name']}' "
+                              "permissions group!")
+        state.groups.pop(group_id, None)  # an unknown id deletes nothing, still 204
+        for grants in (state.data_perms, state.collection_perms):
+            for key in [k for k in grants if k[0] == group_id]:
+                del grants[key]
+        for member in state.users.values():
+            member.groups.discard(group_id)
+        return 204, None
     if path == "/api/permissions/graph":
         _superuser(user)
         if method == "GET":
@@ -376,6 +412,19 @@ def _route(state: MetabaseState, user: User, method: str, path: str,
             _put_dashboard(state, dash, body)
         return 200, dash
     raise Reject(404, "API endpoint does not exist.")
+
+
+def _delete_database(state: MetabaseState, db_id: int) -> None:
+    """The database, its grants, and (foreign keys with on delete cascade) its cards and
+    their places on dashboards."""
+    del state.databases[db_id]
+    for key in [k for k in state.data_perms if k[1] == db_id]:
+        del state.data_perms[key]
+    gone = {c for c, card in state.cards.items() if card["dataset_query"]["database"] == db_id}
+    for card_id in gone:
+        del state.cards[card_id]
+    for dash in state.dashboards.values():
+        dash["dashcards"] = [d for d in dash["dashcards"] if d["card_id"] not in gone]
 
 
 def _check_revision(have: int, body: dict) -> None:
@@ -486,7 +535,7 @@ class MetabaseServer(LoopbackHttpServer):
                     with state.lock:
                         status, payload = _handle(state, method, parsed.path, parsed.query,
                                                   body, self.headers.get("X-Metabase-Session"))
-                    data = json.dumps(payload).encode()
+                    data = b"" if payload is None else json.dumps(payload).encode()
                     content_type = "application/json"
                 except Reject as exc:
                     status, data, content_type = exc.status, str(exc).encode(), "text/plain"
@@ -504,6 +553,9 @@ class MetabaseServer(LoopbackHttpServer):
 
             def do_PUT(self) -> None:
                 self._serve("PUT")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
 
         super().__init__(Handler)
 

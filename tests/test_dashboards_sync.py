@@ -151,3 +151,62 @@ def test_native_sql_is_turned_on_per_tenant_from_the_cli(database_env, engine, m
         "create-queries"] == "query-builder"
     unknown = runner.invoke(cli, ["tenants", "native-sql", "nosuch", "--on"])
     assert unknown.exit_code != 0 and "not registered" in str(unknown.exception)
+
+
+def test_a_purged_tenants_space_is_retired_by_the_next_full_sync(database_env, engine,
+                                                                  metabase):
+    """Its collection goes to the trash with its dashboards, its group and database
+    connection are deleted; other spaces are untouched, and a `--tenant` sync, which sees one
+    tenant only, retires nothing."""
+    from storepulse.tenants import remove_tenant
+    from tests.metabase_server import User
+
+    register(engine, "shop")
+    register(engine, "corner")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["dashboards", "sync"]).exit_code == 0
+    state = metabase.state
+    group = next(g["id"] for g in state.groups.values()
+                 if g["name"] == "StorePulse tenant corner")
+    manager = User(state.new_id(), "manager@corner.test", "pw", groups={1, group})
+    state.users[manager.id] = manager
+    corner_db = next(d["id"] for d in state.databases.values()
+                     if d["name"] == "StorePulse corner")
+    shop_before = {k: v for k, v in state.cards.items()
+                   if v["dataset_query"]["database"] != corner_db}
+
+    remove_tenant(engine, "corner", purge=True)
+    only_shop = runner.invoke(cli, ["dashboards", "sync", "--tenant", "shop"])
+    assert only_shop.output.strip().endswith("no changes"), only_shop.output
+    dry = runner.invoke(cli, ["dashboards", "sync", "--dry-run"])
+    assert "would retire corner: delete database connection StorePulse corner" in dry.output
+    writes = len(state.writes)
+
+    retired = runner.invoke(cli, ["dashboards", "sync"])
+    assert retired.exit_code == 0, retired.output
+    assert len(state.writes) > writes
+    for action in ("retire corner: archive collection", "retire corner: delete permission "
+                   "group StorePulse tenant corner", "retire corner: delete database "
+                   "connection StorePulse corner"):
+        assert action in retired.output, retired.output
+    assert "StorePulse tenant corner" not in {g["name"] for g in state.groups.values()}
+    assert group not in manager.groups
+    assert corner_db not in state.databases
+    assert all(v["dataset_query"]["database"] != corner_db for v in state.cards.values())
+    assert [c["name"] for c in state.collections.values() if c["archived"]] == [
+        "Corner (StorePulse)"]
+    assert {k: v for k, v in state.cards.items()} == shop_before  # shop's cards as they were
+    assert "StorePulse shop" in {d["name"] for d in state.databases.values()}
+    again = runner.invoke(cli, ["dashboards", "sync"])
+    assert again.output.strip().endswith("no changes"), again.output
+    # what Metabase refuses here too: the magic groups, and a database for a non-administrator
+    from dashboards.provision import MetabaseApi, MetabaseError
+
+    admin = MetabaseApi(metabase.url, state.email, state.password)
+    with pytest.raises(MetabaseError, match="HTTP 400: You cannot edit or delete the 'All "
+                                            "Users' permissions group!"):
+        admin.delete("/api/permissions/group/1")
+    shop_db = next(d["id"] for d in state.databases.values() if d["name"] == "StorePulse shop")
+    with pytest.raises(MetabaseError, match="HTTP 403"):
+        MetabaseApi(metabase.url, manager.email, manager.password).delete(
+            f"/api/database/{shop_db}")
