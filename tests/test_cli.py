@@ -124,8 +124,11 @@ def test_two_loads_before_one_check_are_both_checked_and_published(database_env,
     checked = runner.invoke(cli, ["quality", "check", "shop"])
     assert checked.exit_code == 0, checked.output
     assert "shop: batch of 2 file(s)" in checked.output
-    assert scalar(engine, "select count(*) from raw.ingest_files where published_at is null") \
-        == 0
+    assert scalar(engine, "select count(*) from raw.ingest_files where status = 'loaded' "
+                          "and published_at is null") == 0
+    # the second ingest of tuesday.csv is in the ledger too, as what it repeats
+    assert scalar(engine, "select count(*) from raw.ingest_files where status = 'duplicate' "
+                          "and file_name = 'tuesday.csv'") == 1
     assert "unchecked" not in runner.invoke(cli, ["status"]).output
 
 
@@ -163,7 +166,7 @@ def test_alerts_set_stores_rules(database_env, engine):
     assert scalar(engine, "select array_length(email_recipients, 1) from ops.alert_rules") == 2
     assert str(scalar(engine, "select quiet_hours_start from ops.alert_rules")) == "22:00:00"
     bad = runner.invoke(cli, ["alerts", "set", "shop", "--quiet", "late"])
-    assert bad.exit_code == 2 and "HH:MM-HH:MM" in bad.output
+    assert bad.exit_code == 2 and "'late' is not HH:MM-HH:MM or off" in bad.output
     assert "empty" in runner.invoke(cli, ["alerts", "outbox"]).output
     # a number Twilio would refuse on every attempt is one line now, and nothing changes
     url = {"DATABASE_URL": database_env.render_as_string(False)}
@@ -176,10 +179,17 @@ def test_alerts_set_stores_rules(database_env, engine):
         assert done.stderr.startswith("error: ") and says in done.stderr, done.stderr
     assert scalar(engine, "select sms_recipients from ops.alert_rules") == ["+447700900001"]
     assert scalar(engine, "select recent_days from ops.alert_rules") == 7
-    widened = runner.invoke(cli, ["alerts", "set", "shop", "--email", "a@shop.test",
-                                  "--recent-days", "31"])
-    assert widened.output.endswith("anomalies of the last 31 day(s) of data\n")
+    # one setting changed: the rest stays (recipients, quiet hours, cap)
+    widened = runner.invoke(cli, ["alerts", "set", "shop", "--recent-days", "31"])
+    assert widened.output == (
+        "shop: email a@shop.test, b@shop.test from medium; SMS +447700900001 from critical, "
+        "quiet hours 22:00-07:00; at most 3 per hour; anomalies of the last 31 day(s) of "
+        "data; stale after 72 hours without a file\n")
     assert scalar(engine, "select recent_days from ops.alert_rules") == 31
+    cleared = runner.invoke(cli, ["alerts", "set", "shop", "--no-sms", "--quiet", "off",
+                                  "--email", "c@shop.test"])
+    assert cleared.output.startswith("shop: email c@shop.test from medium; SMS nobody from "
+                                     "critical, quiet hours none; at most 3 per hour;")
 
 
 def test_ingest_exits_non_zero_when_a_file_loads_nothing(database_env, engine, tmp_path):
