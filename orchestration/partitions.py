@@ -22,15 +22,21 @@ def register_tenant_partition(tenant_id: str) -> bool:
     return True
 
 
-def forget_tenant_partition(tenant_id: str) -> bool:
-    """Delete the tenant's partition from the Dagster instance in DAGSTER_HOME, if one is set
-    up (its runs and materializations stay in the history). Returns False when there is no
-    persistent instance; the landing sensor then deletes it on its next tick."""
+def forget_tenant(tenant_id: str) -> int | None:
+    """Delete the tenant's partition from the Dagster instance in DAGSTER_HOME, and its runs
+    (their logs and metadata hold its file names, quarantined values and figures; runs of
+    every tenant, like the dbt builds, stay). Returns the runs deleted, or None when there is
+    no persistent instance: the landing sensor then deletes the partition on its next tick."""
+    from dagster import RunsFilter
+
     from orchestration.instance import dagster_home_instance
 
     with dagster_home_instance() as instance:
         if instance is None:
-            return False
+            return None
         if instance.has_dynamic_partition(tenant_partitions.name, tenant_id):
             instance.delete_dynamic_partition(tenant_partitions.name, tenant_id)
-    return True
+        runs = instance.get_run_records(RunsFilter(tags={"dagster/partition": tenant_id}))
+        for record in runs:
+            instance.delete_run(record.dagster_run.run_id)
+    return len(runs)

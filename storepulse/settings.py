@@ -25,6 +25,11 @@ class Settings:
     def pgdata_dir(self) -> Path:
         return self.home / "pgdata"
 
+    @property
+    def plots_dir(self) -> Path:
+        """Forecast plots, a folder per tenant (the Dagster UI links them)."""
+        return self.home / "plots"
+
 
 def load_settings() -> Settings:
     home = Path(os.environ.get("STOREPULSE_HOME", ".storepulse")).resolve()

@@ -148,9 +148,10 @@ def refuse_other_details(engine: Engine, wanted: Tenant) -> None:
 
 
 def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False,
-                  landing_dir: Path | None = None) -> Removed:
+                  landing_dir: Path | None = None, plots_dir: Path | None = None) -> Removed:
     """Drop the tenant's role; with ``purge``, delete its rows everywhere (GDPR erasure) and
-    its landing folder under ``landing_dir``. The database part is one transaction: either
+    its landing folder under ``landing_dir`` and its forecast plots under ``plots_dir`` (they
+    draw its revenue). The database part is one transaction: either
     all of it happens or none. Whatever the role owns in other databases of the server (a
     large object, say) is dropped first, so nothing there can stop the erasure."""
     _drop_owned_elsewhere(engine, tenant_id)
@@ -178,8 +179,9 @@ def remove_tenant(engine: Engine, tenant_id: str, purge: bool = False,
         _audit(conn, "tenant_purge" if purge else "tenant_remove", tenant_id,
                {"roles": roles}, before, after)
     counts = {t: before[t] - after[t] for t in tables if before[t] != after[t]}
-    if purge and landing_dir is not None:
-        shutil.rmtree(Path(landing_dir) / tenant_id, ignore_errors=True)
+    for folder in (landing_dir, plots_dir) if purge else ():
+        if folder is not None:
+            shutil.rmtree(Path(folder) / tenant_id, ignore_errors=True)
     return Removed(tenant_id, roles[0] if roles else None, purge, counts)
 
 

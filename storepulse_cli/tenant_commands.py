@@ -55,27 +55,30 @@ def tenants_add(slug: str, name: str, timezone_: str, currency: str, country: st
 @tenants.command("remove")
 @click.argument("slug")
 @click.option("--purge", is_flag=True,
-              help="Also delete every row and landing file of the tenant (GDPR erasure).")
+              help="Also delete every row, landing file and forecast plot of the tenant, and "
+                   "its Dagster partition and runs (GDPR erasure).")
 @click.confirmation_option(prompt="Remove the tenant's database role (and data, with --purge)?")
 def tenants_remove(slug: str, purge: bool) -> None:
     """Revoke and drop tenant SLUG's role; with --purge erase its data, in one transaction."""
     from storepulse.settings import load_settings
     from storepulse.tenants import remove_tenant
 
+    settings = load_settings()
     removed = remove_tenant(warehouse_engine(), slug, purge=purge,
-                            landing_dir=load_settings().landing_dir)
+                            landing_dir=settings.landing_dir, plots_dir=settings.plots_dir)
     click.echo(f"tenant {slug}: role {removed.role or '(none)'} dropped")
     for table, count in sorted(removed.counts.items()):
         click.echo(f"  {table:<36} {count:>10,} rows deleted")
     if not purge:
         return
-    from orchestration.partitions import forget_tenant_partition
+    from orchestration.partitions import forget_tenant
 
-    if forget_tenant_partition(slug):
-        click.echo(f"Dagster partition '{slug}' deleted (its runs stay in the history)")
+    runs = forget_tenant(slug)
+    if runs is not None:
+        click.echo(f"Dagster partition '{slug}' deleted, with its {runs} run(s) and their logs")
     else:
         click.echo("DAGSTER_HOME is unset: the landing sensor deletes the Dagster partition on "
-                   "its next tick")
+                   "its next tick; the tenant's runs stay in the instance's history")
     click.echo("its Metabase space is retired by the next dashboards sync of every tenant (the "
                "pipeline's, or `storepulse dashboards sync`)")
 

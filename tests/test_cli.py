@@ -347,21 +347,39 @@ def test_tenants_add_prints_no_dagster_instance_warning(database_env, engine, tm
     assert done.returncode == 0, done.stderr
     assert "Dagster partition 'quiet_shop' registered" in done.stdout
     assert "dagster.yaml" not in done.stdout + done.stderr
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, RunsFilter, asset, materialize
+
+    from orchestration.partitions import tenant_partitions
+
+    @asset(partitions_def=tenant_partitions)
+    def per_tenant() -> None:
+        """Stands for the tenant's ingestion and ML runs."""
+
+    @asset
+    def every_tenant() -> None:
+        """Stands for the dbt builds, which are every tenant's."""
 
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         assert instance.get_dynamic_partitions("tenants") == ["quiet_shop"]
-    # purged, its partition goes too: the daily forecast refresh would otherwise request a
-    # run for it every morning, each failing on a tenant no longer registered
+        assert materialize([per_tenant], partition_key="quiet_shop", instance=instance).success
+        assert materialize([every_tenant], instance=instance).success
+    plot = tmp_path / "home" / "plots" / "quiet_shop" / "forecast-run.png"
+    plot.parent.mkdir(parents=True)
+    plot.write_bytes(b"\x89PNG")
+    # purged, its partition goes too (the daily forecast refresh would otherwise request a
+    # run for it every morning, each failing), with its runs and forecast plots
     purged = _storepulse("tenants", "remove", "quiet_shop", "--purge", "--yes",
                          env={"DATABASE_URL": database_env.render_as_string(False),
                               "DAGSTER_HOME": str(dagster_home),
                               "STOREPULSE_HOME": str(tmp_path / "home")})
     assert purged.returncode == 0, purged.stderr
-    assert "Dagster partition 'quiet_shop' deleted (its runs stay in the history)" \
+    assert "Dagster partition 'quiet_shop' deleted, with its 1 run(s) and their logs" \
         in purged.stdout
     with DagsterInstance.from_config(str(dagster_home)) as instance:
         assert instance.get_dynamic_partitions("tenants") == []
+        remaining = instance.get_run_records(RunsFilter())
+        assert [r.dagster_run.tags.get("dagster/partition") for r in remaining] == [None]
+    assert not plot.parent.exists() and plot.parent.parent.exists()
 
 
 def test_status_shows_each_tenant_at_a_glance(database_env, engine, tmp_path, monkeypatch):

@@ -147,7 +147,7 @@ def store_forecasts(context: AssetExecutionContext, config: ForecastConfig,
         history = store_histories(kpis, "net_revenue")[headline.store_id]
         png = forecast_plot(history, headline.forecast, f"{tenant.tenant_id} / "
                             f"{headline.store_id}: net revenue, {headline.champion.model_name}")
-        plots = load_settings().home / "plots" / tenant.tenant_id
+        plots = load_settings().plots_dir / tenant.tenant_id
         forecast_meta["forecast_plot"] = MetadataValue.path(
             str(save_forecast_plot(plots, f"forecast-{context.run_id}", png)))
     yield MaterializeResult(asset_key=AssetKey(["ml", "forecasts"]), metadata=forecast_meta)
