@@ -124,7 +124,8 @@ def test_demo_builds_every_layer_on_embedded_postgres_under_a_path_with_spaces(
         with get_engine(url).connect() as conn:
             assert conn.execute(sa.text(
                 "select email_recipients, sms_recipients, recent_days from ops.alert_rules "
-                "where tenant_id = 'northwind'")).one() == (["boss@northwind.test"], [], 31)
+                "where tenant_id = 'northwind'")).one() == (
+                ["boss@northwind.test"], ["+15005550006"], 31)
         # dbt wrote its manifest, artifacts and logs under STOREPULSE_HOME
         assert (home / "dbt" / "target" / "manifest.json").is_file()
         assert any((home / "dbt" / "runs").iterdir())
