@@ -31,7 +31,8 @@ UPSTREAM = [AssetKey(["marts", name]) for name in (
     output_required=False,
     description="Each tenant's Metabase space (connection as its own role, collection, group, "
                 "permissions, dashboards) and the data team's, synced idempotently from "
-                "dashboards/specs/. Skipped, with a log line, when METABASE_URL is unset.",
+                "dashboards/specs/; the spaces of purged tenants are retired. Skipped, with a "
+                "log line, when METABASE_URL is unset.",
 )
 def metabase_dashboards(context: AssetExecutionContext, warehouse: WarehouseResource):
     settings = load_metabase_settings()
