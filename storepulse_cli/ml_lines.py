@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import Engine
 
-from storepulse.status import TenantStatus
+if TYPE_CHECKING:  # annotations only: `storepulse --help` does not pay for SQLAlchemy
+    from sqlalchemy.engine import Engine
 
-if TYPE_CHECKING:
     from ml.day_in_progress import LastDay
+    from storepulse.status import TenantStatus
 
 
 def echo_ml_lines(engine: Engine, status: TenantStatus) -> None:
